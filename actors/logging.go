@@ -1,0 +1,125 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Libraries we embed log far more than an operator wants: protoactor writes
+// coloured text at Info, hashicorp/raft chats at Debug. Both are routed into
+// the node's slog logger behind a floor (Warn by default), tagged with the
+// library's name so their lines can be told apart from ours.
+
+// floorHandler drops records below min and passes the rest to next.
+type floorHandler struct {
+	min  slog.Level
+	next slog.Handler
+}
+
+// WithFloor returns a logger that writes through base only records at min or
+// above.
+func WithFloor(base *slog.Logger, min slog.Level) *slog.Logger {
+	return slog.New(&floorHandler{min: min, next: base.Handler()})
+}
+
+func (h *floorHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.next.Enabled(ctx, l)
+}
+func (h *floorHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.next.Handle(ctx, r)
+}
+func (h *floorHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &floorHandler{min: h.min, next: h.next.WithAttrs(as)}
+}
+func (h *floorHandler) WithGroup(name string) slog.Handler {
+	return &floorHandler{min: h.min, next: h.next.WithGroup(name)}
+}
+
+// hclogAdapter implements hclog.Logger (hashicorp/raft's logger) on slog.
+type hclogAdapter struct {
+	l    *slog.Logger
+	name string
+	args []interface{}
+}
+
+// NewRaftLogger returns an hclog.Logger that writes into base at min or above.
+func NewRaftLogger(base *slog.Logger, min slog.Level) hclog.Logger {
+	return &hclogAdapter{l: WithFloor(base, min).With("lib", "raft"), name: "raft"}
+}
+
+func toSlog(level hclog.Level) slog.Level {
+	switch level {
+	case hclog.Trace:
+		return slog.LevelDebug - 4
+	case hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Info, hclog.NoLevel, hclog.DefaultLevel:
+		return slog.LevelInfo
+	case hclog.Warn:
+		return slog.LevelWarn
+	default:
+		return slog.LevelError
+	}
+}
+
+func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
+	lv := toSlog(level)
+	if !a.l.Enabled(context.Background(), lv) {
+		return
+	}
+	all := append(append([]interface{}{}, a.args...), args...)
+	a.l.Log(context.Background(), lv, msg, all...)
+}
+func (a *hclogAdapter) Trace(msg string, args ...interface{}) { a.Log(hclog.Trace, msg, args...) }
+func (a *hclogAdapter) Debug(msg string, args ...interface{}) { a.Log(hclog.Debug, msg, args...) }
+func (a *hclogAdapter) Info(msg string, args ...interface{})  { a.Log(hclog.Info, msg, args...) }
+func (a *hclogAdapter) Warn(msg string, args ...interface{})  { a.Log(hclog.Warn, msg, args...) }
+func (a *hclogAdapter) Error(msg string, args ...interface{}) { a.Log(hclog.Error, msg, args...) }
+func (a *hclogAdapter) IsTrace() bool                         { return a.enabled(hclog.Trace) }
+func (a *hclogAdapter) IsDebug() bool                         { return a.enabled(hclog.Debug) }
+func (a *hclogAdapter) IsInfo() bool                          { return a.enabled(hclog.Info) }
+func (a *hclogAdapter) IsWarn() bool                          { return a.enabled(hclog.Warn) }
+func (a *hclogAdapter) IsError() bool                         { return a.enabled(hclog.Error) }
+func (a *hclogAdapter) enabled(l hclog.Level) bool {
+	return a.l.Enabled(context.Background(), toSlog(l))
+}
+func (a *hclogAdapter) ImpliedArgs() []interface{} { return a.args }
+func (a *hclogAdapter) With(args ...interface{}) hclog.Logger {
+	return &hclogAdapter{l: a.l, name: a.name, args: append(append([]interface{}{}, a.args...), args...)}
+}
+func (a *hclogAdapter) Name() string { return a.name }
+func (a *hclogAdapter) Named(name string) hclog.Logger {
+	return &hclogAdapter{l: a.l.With("component", name), name: a.name + "." + name, args: a.args}
+}
+func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
+	return &hclogAdapter{l: a.l.With("component", name), name: name, args: a.args}
+}
+
+// SetLevel is ignored: the floor is set once, from the node's flags.
+func (a *hclogAdapter) SetLevel(hclog.Level) {}
+func (a *hclogAdapter) GetLevel() hclog.Level {
+	for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn} {
+		if a.enabled(l) {
+			return l
+		}
+	}
+	return hclog.Error
+}
+func (a *hclogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(a.StandardWriter(opts), "", 0)
+}
+func (a *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		a.Warn(fmt.Sprintf("%s", p))
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
