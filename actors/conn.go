@@ -1,0 +1,679 @@
+package actors
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/walrus-go/walrus/messages"
+	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wire"
+)
+
+// clientIdleTimeout bounds how long a connection may sit between requests
+// or in the middle of a frame before it is closed.
+const clientIdleTimeout = 5 * time.Minute
+
+type (
+	newConnMsg struct{ c net.Conn }
+	frameMsg   struct{ body []byte }
+	badFrame   struct{ err error }
+	connEOF    struct{ err error }
+	// replyMsg completes request seq with a whole reply frame.
+	replyMsg struct {
+		seq   uint64
+		frame []byte
+	}
+	retryMsg struct{ seq uint64 }
+	// putResultMsg / getResultMsg carry a routed request's outcome back.
+	putResultMsg struct {
+		seq  uint64
+		resp messages.PutResp
+		err  error
+		sent bool // the request may have reached the leader
+	}
+	getResultMsg struct {
+		seq  uint64
+		resp messages.GetResp
+		err  error
+	}
+)
+
+// listenerActor accepts client connections and supervises one connection
+// actor per client: a failing connection is restarted... no: stopped alone,
+// never taking the node down.
+type listenerActor struct{ n *Node }
+
+func (l *listenerActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case newConnMsg:
+		id := l.n.connSeq.Add(1)
+		props := actor.PropsFromProducer(func() actor.Actor { return newConnActor(l.n, m.c) })
+		if _, err := ctx.SpawnNamed(props, "conn/"+strconv.FormatUint(id, 10)); err != nil {
+			l.n.log.Warn("spawn connection actor", "err", err)
+			m.c.Close()
+		}
+	}
+}
+
+func (n *Node) acceptClients() {
+	props := actor.PropsFromProducer(func() actor.Actor { return &listenerActor{n: n} },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(0, time.Second, func(any) actor.Directive { return actor.StopDirective })))
+	pid, err := n.system.Root.SpawnNamed(props, "node-listener")
+	if err != nil {
+		n.log.Error("spawn listener", "err", err)
+		return
+	}
+	for {
+		c, err := n.clientLn.Accept()
+		if err != nil {
+			if n.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				n.log.Warn("accept client", "err", err)
+			}
+			n.system.Root.Stop(pid)
+			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		n.metrics.connections.Add(1)
+		n.system.Root.Send(pid, newConnMsg{c: c})
+	}
+}
+
+// request is one client request in flight on a connection.
+type request struct {
+	seq     uint64
+	req     wire.Request
+	pipe    bool // a write that may overlap other writes
+	started bool
+	// routing state of writes
+	done     int
+	ranges   [][2]uint64
+	deadline time.Time
+	attempt  int
+	lastErr  messages.Err
+}
+
+// connActor serves one client connection. Requests are answered strictly
+// in order; consecutive writes (PUT/MPUT) are pipelined, anything else
+// waits for what came before it, so a GET never overtakes an earlier PUT of
+// the same connection.
+type connActor struct {
+	n      *Node
+	c      net.Conn
+	self   *actor.PID
+	out    chan []byte
+	seq    uint64
+	next   uint64 // next seq to write
+	queue  []*request
+	byseq  map[uint64]*request
+	ready  map[uint64][]byte
+	closed bool
+}
+
+func newConnActor(n *Node, c net.Conn) *connActor {
+	return &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1}
+}
+
+func (a *connActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.self = ctx.Self()
+		go a.readLoop()
+		go a.writeLoop()
+	case frameMsg:
+		a.onFrame(ctx, m.body)
+	case badFrame:
+		// answer, then close: never read a body we refused, never desync
+		a.seq++
+		a.queue = append(a.queue, &request{seq: a.seq, started: true})
+		a.complete(ctx, a.seq, wire.AppendReplyError(nil, "invalid frame length"))
+		a.closeAfterFlush(ctx)
+	case connEOF:
+		a.closeAfterFlush(ctx)
+	case replyMsg:
+		a.complete(ctx, m.seq, m.frame)
+	case putResultMsg:
+		a.onPutResult(ctx, m)
+	case getResultMsg:
+		a.onGetResult(ctx, m)
+	case readResultMsg:
+		a.onReadResult(ctx, m)
+	case retryMsg:
+		if r, ok := a.byseq[m.seq]; ok {
+			a.dispatch(ctx, r)
+		}
+	case *actor.Stopping:
+		a.closed = true
+		close(a.out)
+	}
+}
+
+func (a *connActor) readLoop() {
+	fr := wire.NewFrameReader(bufio.NewReaderSize(a.c, 64<<10), a.n.cfg.MaxFrame)
+	for {
+		_ = a.c.SetReadDeadline(a.n.now().Add(clientIdleTimeout))
+		body, err := fr.ReadFrame()
+		if err != nil {
+			if errors.Is(err, wire.ErrInvalidFrameLength) {
+				a.n.system.Root.Send(a.self, badFrame{err: err})
+				return
+			}
+			a.n.system.Root.Send(a.self, connEOF{err: err})
+			return
+		}
+		a.n.system.Root.Send(a.self, frameMsg{body: append([]byte(nil), body...)})
+	}
+}
+
+func (a *connActor) writeLoop() {
+	w := bufio.NewWriterSize(a.c, 64<<10)
+	defer func() {
+		_ = w.Flush()
+		a.c.Close()
+		a.n.metrics.connections.Add(-1)
+	}()
+	for f := range a.out {
+		if f == nil {
+			return // close after flush
+		}
+		if _, err := w.Write(f); err != nil {
+			// drain so the actor never blocks on a dead client
+			for range a.out {
+			}
+			return
+		}
+		if len(a.out) == 0 {
+			if err := w.Flush(); err != nil {
+				for range a.out {
+				}
+				return
+			}
+		}
+	}
+}
+
+func (a *connActor) closeAfterFlush(ctx actor.Context) {
+	if a.closed {
+		return
+	}
+	// answer what is in flight first: stop once every reply is written
+	if len(a.byseq) == 0 {
+		a.closed = true
+		a.out <- nil
+		ctx.Stop(ctx.Self())
+		return
+	}
+	// the last reply triggers the stop (see complete)
+	a.closed = true
+}
+
+func (a *connActor) onFrame(ctx actor.Context, body []byte) {
+	if a.closed {
+		return
+	}
+	a.seq++
+	r := &request{seq: a.seq}
+	req, err := wire.ParseRequest(body)
+	a.byseq[r.seq] = r
+	a.queue = append(a.queue, r)
+	if err != nil {
+		r.started = true
+		a.complete(ctx, r.seq, wire.AppendReplyError(nil, err.Error()))
+		return
+	}
+	r.req = req
+	r.pipe = req.Cmd == wire.CmdPut || req.Cmd == wire.CmdMPut
+	r.deadline = a.n.now().Add(a.n.cfg.RequestTimeout)
+	a.startReady(ctx)
+}
+
+// startReady starts queued requests that may run now: the head always; a
+// write also while only writes run before it.
+func (a *connActor) startReady(ctx actor.Context) {
+	allWrites := true
+	for _, r := range a.queue {
+		if !r.started {
+			if !(r == a.queue[0] || (r.pipe && allWrites)) {
+				return
+			}
+			r.started = true
+			a.dispatch(ctx, r)
+		}
+		if !r.pipe {
+			allWrites = false
+		}
+	}
+}
+
+// complete records request seq's reply and writes every reply that is next
+// in order.
+func (a *connActor) complete(ctx actor.Context, seq uint64, frame []byte) {
+	a.ready[seq] = frame
+	for {
+		f, ok := a.ready[a.next]
+		if !ok {
+			break
+		}
+		delete(a.ready, a.next)
+		delete(a.byseq, a.next)
+		if len(a.queue) > 0 && a.queue[0].seq == a.next {
+			a.queue = a.queue[1:]
+		}
+		a.next++
+		a.out <- f
+	}
+	if a.closed && len(a.byseq) == 0 {
+		a.out <- nil
+		ctx.Stop(ctx.Self())
+		return
+	}
+	a.startReady(ctx)
+}
+
+func (a *connActor) reply(ctx actor.Context, r *request, frame []byte) {
+	a.complete(ctx, r.seq, frame)
+}
+
+func (a *connActor) replyErr(ctx actor.Context, r *request, msg string) {
+	a.complete(ctx, r.seq, wire.AppendReplyError(nil, msg))
+}
+
+// retry schedules another routing attempt for r with capped backoff, or
+// fails it once its deadline has passed.
+func (a *connActor) retry(ctx actor.Context, r *request, why string) {
+	now := a.n.now()
+	if !now.Before(r.deadline) {
+		a.replyErr(ctx, r, why)
+		return
+	}
+	r.attempt++
+	d := min(5*time.Millisecond<<min(r.attempt, 6), 200*time.Millisecond)
+	self, seq := ctx.Self(), r.seq
+	a.n.cfg.Clock.AfterFunc(d, func() { a.n.system.Root.Send(self, retryMsg{seq: seq}) })
+}
+
+func (a *connActor) dispatch(ctx actor.Context, r *request) {
+	n := a.n
+	q := &r.req
+	switch q.Cmd {
+	case wire.CmdRegister:
+		rf := q.RF
+		if rf == 0 {
+			rf = n.cfg.ReplicationFactor
+		}
+		self, seq := ctx.Self(), r.seq
+		n.proposeAsync(self, &raftfsm.CreateTopic{Name: q.Topic, RF: rf}, n.cfg.RequestTimeout, func(err error) any {
+			if err != nil {
+				return replyMsg{seq: seq, frame: wire.AppendReplyError(nil, clientError(err))}
+			}
+			return replyMsg{seq: seq, frame: wire.AppendReplyOK(nil)}
+		})
+	case wire.CmdPut, wire.CmdMPut:
+		a.dispatchPut(ctx, r)
+	case wire.CmdGet, wire.CmdGetW, wire.CmdGroupRead:
+		a.dispatchGet(ctx, r)
+	case wire.CmdCommit:
+		a.dispatchCommit(ctx, r)
+	case wire.CmdRead:
+		a.dispatchRead(ctx, r)
+	case wire.CmdState:
+		a.reply(ctx, r, n.stateReply(q.Topic))
+	case wire.CmdMetrics:
+		a.reply(ctx, r, n.metricsReply())
+	case wire.CmdLeader:
+		t := n.host.State().Topics[q.Topic]
+		if t == nil {
+			a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+			return
+		}
+		act := t.Active()
+		addr := ""
+		if ni, ok := n.host.State().Nodes[act.Leader]; ok {
+			addr = ni.ClientAddr
+		}
+		a.reply(ctx, r, wire.AppendReplyLeader(nil, act.ID, uint64(act.Leader), addr))
+	default:
+		a.replyErr(ctx, r, wire.ErrUnknownCommand.Msg)
+	}
+}
+
+// ---- writes ----
+
+func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
+	n := a.n
+	q := &r.req
+	t := n.host.State().Topics[q.Topic]
+	if t == nil {
+		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		return
+	}
+	entries := q.Entries
+	if q.Cmd == wire.CmdPut {
+		entries = [][]byte{q.Payload}
+	}
+	entries = entries[r.done:]
+	act := t.Active()
+	if act.State != raftfsm.SegOpen {
+		// failover under way: the next segment opens shortly
+		r.lastErr = messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(q.Topic, act.ID).Msg}
+		a.retry(ctx, r, r.lastErr.Msg)
+		return
+	}
+	self, seq := ctx.Self(), r.seq
+	if uint64(act.Leader) == n.cfg.NodeID {
+		pid, ok := n.leaders.Load(q.Topic)
+		if !ok {
+			r.lastErr = messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(q.Topic, act.ID).Msg}
+			a.retry(ctx, r, r.lastErr.Msg)
+			return
+		}
+		ctx.Send(pid.(*actor.PID), putMsg{entries: entries, reply: func(resp messages.PutResp) {
+			n.system.Root.Send(self, putResultMsg{seq: seq, resp: resp, sent: true})
+		}})
+		return
+	}
+	n.goCall(uint64(act.Leader), messages.KindPut, &messages.PutReq{Topic: q.Topic, Entries: entries},
+		max(time.Until(r.deadline), time.Second), func() any { return &messages.PutResp{} }, func(resp any, err error) {
+			m := putResultMsg{seq: seq, err: err, sent: true}
+			if p, ok := resp.(*messages.PutResp); ok {
+				m.resp = *p
+			}
+			n.system.Root.Send(self, m)
+		})
+}
+
+func (a *connActor) onPutResult(ctx actor.Context, m putResultMsg) {
+	r, ok := a.byseq[m.seq]
+	if !ok {
+		return
+	}
+	q := &r.req
+	if m.err != nil {
+		// the forward failed: the write may or may not have happened
+		a.replyErr(ctx, r, "unavailable: "+m.err.Error()+" (outcome unknown)")
+		return
+	}
+	switch m.resp.Err.Code {
+	case messages.CodeOK:
+	case messages.CodeFull, messages.CodeNotLeader:
+		// rejected before any offset was assigned: safe to route again
+		// once the metadata moves on
+		a.retry(ctx, r, wire.NotLeader(q.Topic, a.activeSegment(q.Topic)).Msg)
+		return
+	case messages.CodeUnknownTopic:
+		a.retry(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		return
+	default:
+		a.replyErr(ctx, r, m.resp.Err.Msg)
+		return
+	}
+	r.ranges = append(r.ranges, [2]uint64{m.resp.First, uint64(m.resp.Accepted)})
+	r.done += m.resp.Accepted
+	total := 1
+	if q.Cmd == wire.CmdMPut {
+		total = len(q.Entries)
+	}
+	if r.done < total {
+		// the segment filled: the rest goes to the next one
+		r.attempt = 0
+		a.dispatch(ctx, r)
+		return
+	}
+	if q.Cmd == wire.CmdPut {
+		a.reply(ctx, r, wire.AppendReplyOK(nil))
+		return
+	}
+	a.reply(ctx, r, appendMPutReply(r.ranges))
+}
+
+// appendMPutReply is "OK <first> <count>" for one contiguous range, with
+// more "<first> <count>" pairs when a rollover split the batch.
+func appendMPutReply(ranges [][2]uint64) []byte {
+	body := []byte("OK")
+	for _, rg := range ranges {
+		body = append(body, ' ')
+		body = strconv.AppendUint(body, rg[0], 10)
+		body = append(body, ' ')
+		body = strconv.AppendUint(body, rg[1], 10)
+	}
+	return wire.AppendFrame(nil, body)
+}
+
+func (a *connActor) activeSegment(topic string) uint64 {
+	if t := a.n.host.State().Topics[topic]; t != nil {
+		return t.Active().ID
+	}
+	return 0
+}
+
+// ---- cursor reads ----
+
+func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
+	n := a.n
+	q := &r.req
+	if n.host.State().Topics[q.Topic] == nil {
+		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		return
+	}
+	maxN := 1
+	if q.Cmd == wire.CmdGroupRead {
+		maxN = max(q.Max, 1)
+	}
+	var deadline time.Time
+	if q.Wait > 0 {
+		deadline = n.now().Add(q.Wait)
+		if r.attempt == 0 {
+			r.deadline = deadline.Add(n.cfg.RequestTimeout)
+		}
+	}
+	group := q.Group
+	self, seq := ctx.Self(), r.seq
+	done := func(resp messages.GetResp, err error) {
+		n.system.Root.Send(self, getResultMsg{seq: seq, resp: resp, err: err})
+	}
+	owner, _ := n.host.Leader()
+	if owner == 0 {
+		a.retry(ctx, r, "unavailable: no raft leader")
+		return
+	}
+	if owner == n.cfg.NodeID {
+		n.askCursor(q.Topic, group, getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
+			func(err error) { done(messages.GetResp{}, err) })
+		return
+	}
+	req := &messages.GetReq{Topic: q.Topic, Group: group, Max: maxN, WaitMs: q.Wait.Milliseconds()}
+	n.goCall(owner, messages.KindGet, req, q.Wait+5*time.Second, func() any { return &messages.GetResp{} },
+		func(resp any, err error) {
+			var g messages.GetResp
+			if p, ok := resp.(*messages.GetResp); ok {
+				g = *p
+			}
+			done(g, err)
+		})
+}
+
+// askCursor hands msg to the local cursor actor of (topic, group), or calls
+// fail if this node does not own cursors now.
+func (n *Node) askCursor(topic, group string, msg any, fail func(error)) {
+	pid, ok := n.topics.Load(topic)
+	if !ok {
+		fail(&messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(topic).Msg})
+		return
+	}
+	n.system.Root.Send(pid.(*actor.PID), cursorReq{group: group, msg: msg, fail: fail})
+}
+
+func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
+	r, ok := a.byseq[m.seq]
+	if !ok {
+		return
+	}
+	err := m.err
+	if err == nil {
+		err = m.resp.Err.AsError()
+	}
+	if err != nil {
+		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) && m.err == nil {
+			a.retry(ctx, r, "unavailable: "+err.Error())
+			return
+		}
+		if isCode(err, messages.CodeUnknownTopic) {
+			a.replyErr(ctx, r, wire.UnknownTopic(r.req.Topic).Msg)
+			return
+		}
+		a.replyErr(ctx, r, "unavailable: "+err.Error())
+		return
+	}
+	switch r.req.Cmd {
+	case wire.CmdGroupRead:
+		a.reply(ctx, r, wire.AppendReplyBatch(nil, m.resp.First, m.resp.Entries))
+	default:
+		if len(m.resp.Entries) == 0 {
+			a.reply(ctx, r, wire.AppendReplyEmpty(nil))
+			return
+		}
+		a.reply(ctx, r, wire.AppendReplyValue(nil, m.resp.Entries[0]))
+	}
+}
+
+func (a *connActor) dispatchCommit(ctx actor.Context, r *request) {
+	n := a.n
+	q := &r.req
+	if n.host.State().Topics[q.Topic] == nil {
+		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		return
+	}
+	self, seq := ctx.Self(), r.seq
+	// the group's cursor actor (on the raft leader) must learn the seek, so
+	// the commit goes through it when it runs here, else straight to raft
+	if leader, _ := n.host.Leader(); leader == n.cfg.NodeID {
+		n.askCursor(q.Topic, q.Group, seekMsg{offset: q.Offset, reply: func(err error) {
+			n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)})
+		}}, func(err error) { n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)}) })
+		return
+	}
+	n.proposeAsync(self, &raftfsm.CommitCursor{Topic: q.Topic, Group: q.Group, Offset: q.Offset}, n.cfg.RequestTimeout,
+		func(err error) any { return replyMsg{seq: seq, frame: okOrErr(err)} })
+}
+
+func okOrErr(err error) []byte {
+	if err != nil {
+		return wire.AppendReplyError(nil, clientError(err))
+	}
+	return wire.AppendReplyOK(nil)
+}
+
+// ---- reads by offset ----
+
+func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
+	n := a.n
+	q := &r.req
+	t := n.host.State().Topics[q.Topic]
+	if t == nil {
+		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		return
+	}
+	if first := t.FirstOffset(); q.Offset < first {
+		a.replyErr(ctx, r, fmt.Sprintf("offset %d was deleted by retention; the first offset is %d", q.Offset, first))
+		return
+	}
+	seg, idx, ok := t.Locate(q.Offset)
+	if !ok {
+		a.reply(ctx, r, wire.AppendReplyEmpty(nil))
+		return
+	}
+	node := uint64(seg.Leader)
+	if seg.Sealed() {
+		node = n.pickReplica(seg, r.attempt)
+	}
+	maxBytes := n.cfg.MaxFrame - 64
+	req := &messages.ReadReq{Topic: q.Topic, Segment: seg.ID, From: idx, Max: max(q.Max, 1), MaxBytes: maxBytes}
+	self, seq, base := ctx.Self(), r.seq, seg.Base
+	n.goCall(node, messages.KindRead, req, 5*time.Second, func() any { return &messages.ReadResp{} },
+		func(resp any, err error) {
+			var rr messages.ReadResp
+			if p, ok := resp.(*messages.ReadResp); ok {
+				rr = *p
+			}
+			if err == nil {
+				err = rr.Err.AsError()
+			}
+			n.system.Root.Send(self, readResultMsg{seq: seq, base: base, idx: idx, resp: rr, err: err, sealed: seg.Sealed()})
+		})
+}
+
+type readResultMsg struct {
+	seq       uint64
+	base, idx uint64
+	resp      messages.ReadResp
+	err       error
+	sealed    bool
+}
+
+func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
+	r, ok := a.byseq[m.seq]
+	if !ok {
+		return
+	}
+	if m.err != nil || (m.sealed && len(m.resp.Entries) == 0) {
+		if r.attempt < 3 && a.n.now().Before(r.deadline) {
+			r.attempt++
+			a.dispatch(ctx, r)
+			return
+		}
+		msg := "no replica could serve the read"
+		if m.err != nil {
+			msg = m.err.Error()
+		}
+		a.replyErr(ctx, r, "unavailable: "+msg)
+		return
+	}
+	a.reply(ctx, r, wire.AppendReplyBatch(nil, m.base+m.idx, m.resp.Entries))
+}
+
+// pickReplica chooses which replica serves a sealed segment: this node if
+// it holds it, else live replicas in turn (attempt rotates on failure).
+func (n *Node) pickReplica(seg *raftfsm.Segment, attempt int) uint64 {
+	self := raftfsm.NodeID(n.cfg.NodeID)
+	st := n.host.State()
+	var live []uint64
+	for _, r := range seg.Replicas {
+		if r == self && attempt == 0 {
+			return uint64(r)
+		}
+		if ni, ok := st.Nodes[r]; ok && ni.Live {
+			live = append(live, uint64(r))
+		}
+	}
+	if len(live) == 0 {
+		return uint64(seg.Replicas[attempt%len(seg.Replicas)])
+	}
+	return live[attempt%len(live)]
+}
+
+// clientError is the text after "ERR " for an internal error.
+func clientError(err error) string {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we.Msg
+	}
+	var me *messages.Err
+	if errors.As(err, &me) {
+		return me.Msg
+	}
+	switch {
+	case errors.Is(err, raftfsm.ErrUnknownTopic):
+		return err.Error()
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrProposalTimeout):
+		return "unavailable: " + err.Error()
+	}
+	return err.Error()
+}
+

@@ -1,0 +1,297 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/walrus-go/walrus/messages"
+	"github.com/walrus-go/walrus/raftfsm"
+)
+
+// errNotCursorOwner: cursors are kept by the raft leader; the entry node
+// retries there.
+var errNotCursorOwner = &messages.Err{Code: messages.CodeNotLeader, Msg: "not the cursor owner (raft leader)"}
+
+type (
+	getMsg struct {
+		max      int
+		deadline time.Time // zero: answer EMPTY at once when nothing is there
+		reply    func(messages.GetResp)
+	}
+	seekMsg struct {
+		offset uint64
+		reply  func(error)
+	}
+	cursorMetaMsg  struct{ topic *raftfsm.Topic }
+	cursorFetched  struct {
+		pos     uint64
+		entries [][]byte
+		end     uint64
+		sealed  bool
+		err     error
+		node    uint64
+	}
+	cursorCommitted struct {
+		pos uint64
+		err error
+	}
+	cursorWake struct{}
+)
+
+const cursorPrefetch = 512
+
+// cursorActor hands out a topic's entries in order, once each, to GETs from
+// any node: the shared cursor (group "") or a named consumer group. It lives
+// on the raft leader only. Position changes are committed through raft in
+// batches (one proposal in flight, covering every GET served meanwhile);
+// after a crash of the leader, entries served since the last commit are
+// served again (at-least-once; see docs/protocol.md).
+type cursorActor struct {
+	n         *Node
+	topicName string
+	group     string
+	topic     *raftfsm.Topic
+
+	pos       uint64 // next offset to hand out
+	committed uint64
+	proposing bool
+
+	buf      [][]byte // prefetched entries starting at pos
+	fetching bool
+	queue    []getMsg
+	retryAt  time.Time
+	replica  int // rotates over replicas of sealed segments on failure
+	failures int
+	armed    bool
+}
+
+func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor {
+	c := &cursorActor{n: n, topicName: topic, group: group, topic: t}
+	if t != nil {
+		if group == "" {
+			c.pos = t.Cursor
+		} else {
+			c.pos = t.Groups[group]
+		}
+	}
+	c.committed = c.pos
+	return c
+}
+
+func (c *cursorActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case getMsg:
+		c.queue = append(c.queue, m)
+		c.serve(ctx)
+	case seekMsg:
+		c.pos = m.offset
+		c.buf = nil
+		c.commit(ctx, true)
+		m.reply(nil)
+	case cursorMetaMsg:
+		c.topic = m.topic
+		c.serve(ctx)
+	case cursorFetched:
+		c.onFetched(ctx, m)
+	case cursorCommitted:
+		c.proposing = false
+		if m.err == nil && m.pos > c.committed {
+			c.committed = m.pos
+		}
+		if m.err != nil {
+			c.n.log.Warn("cursor commit failed; will retry", "topic", c.topicName, "group", c.group, "err", m.err)
+		}
+		if c.pos != c.committed {
+			c.commit(ctx, false)
+		}
+	case cursorWake:
+		c.armed = false
+		c.serve(ctx)
+	case *actor.Stopping:
+		for _, g := range c.queue {
+			g.reply(messages.GetResp{Err: *errNotCursorOwner})
+		}
+		c.queue = nil
+		c.flush()
+	}
+}
+
+// serve answers queued GETs from the prefetch buffer, fetching more when it
+// runs dry.
+func (c *cursorActor) serve(ctx actor.Context) {
+	for len(c.queue) > 0 {
+		if len(c.buf) > 0 {
+			g := c.queue[0]
+			c.queue = c.queue[1:]
+			k := min(max(g.max, 1), len(c.buf))
+			out := c.buf[:k:k]
+			c.buf = c.buf[k:]
+			first := c.pos
+			c.pos += uint64(k)
+			g.reply(messages.GetResp{First: first, Entries: out})
+			c.n.metrics.getEntries.Add(uint64(k))
+			c.commit(ctx, false)
+			continue
+		}
+		if c.fetching {
+			return
+		}
+		if !c.fetch(ctx) {
+			return
+		}
+	}
+}
+
+// fetch starts reading the entries at pos from a replica; false when there
+// is nothing to read now (queued GETs were answered or parked).
+func (c *cursorActor) fetch(ctx actor.Context) bool {
+	t := c.topic
+	if t == nil {
+		c.answerEmpty(ctx)
+		return false
+	}
+	if first := t.FirstOffset(); c.pos < first {
+		// retention deleted what the cursor pointed at: skip forward
+		c.pos = first
+	}
+	seg, idx, ok := t.Locate(c.pos)
+	if !ok || seg.State == raftfsm.SegFenced {
+		// nothing written yet, or failover under way: nothing to read now
+		c.answerEmpty(ctx)
+		return false
+	}
+	if c.n.now().Before(c.retryAt) {
+		c.answerUnavailable(ctx, nil)
+		return false
+	}
+	node := uint64(seg.Leader)
+	if seg.Sealed() {
+		node = c.n.pickReplica(seg, c.replica)
+	}
+	c.fetching = true
+	wait := int64(0)
+	if g := c.queue[0]; !g.deadline.IsZero() && !seg.Sealed() {
+		wait = max(0, g.deadline.Sub(c.n.now()).Milliseconds())
+	}
+	req := &messages.ReadReq{Topic: c.topicName, Segment: seg.ID, From: idx, Max: cursorPrefetch, MaxBytes: 4 << 20, WaitMs: wait}
+	self, pos := ctx.Self(), c.pos
+	sealed := seg.Sealed()
+	c.n.goCall(node, messages.KindRead, req, time.Duration(wait)*time.Millisecond+5*time.Second,
+		func() any { return &messages.ReadResp{} }, func(resp any, err error) {
+			m := cursorFetched{pos: pos, err: err, node: node, sealed: sealed}
+			if r, ok := resp.(*messages.ReadResp); ok {
+				m.entries, m.end = r.Entries, r.End
+				if err == nil {
+					m.err = r.Err.AsError()
+				}
+			}
+			c.n.system.Root.Send(self, m)
+		})
+	return true
+}
+
+func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
+	c.fetching = false
+	if m.pos != c.pos {
+		// a seek moved the cursor meanwhile
+		c.serve(ctx)
+		return
+	}
+	if m.err != nil || (m.sealed && len(m.entries) == 0) {
+		// that replica could not serve: try the next one at once; after a
+		// round of failures, tell the readers (ERR, not EMPTY: there is data
+		// we cannot reach) and back off a little
+		c.replica++
+		c.failures++
+		if m.err != nil && !errors.Is(m.err, context.Canceled) {
+			c.n.log.Debug("cursor read failed", "topic", c.topicName, "node", m.node, "err", m.err)
+		}
+		if c.failures <= 3 {
+			c.serve(ctx)
+			return
+		}
+		c.failures = 0
+		c.retryAt = c.n.now().Add(50 * time.Millisecond)
+		c.answerUnavailable(ctx, m.err)
+		return
+	}
+	c.failures = 0
+	if len(m.entries) == 0 {
+		// at the high-water mark of the active segment
+		c.answerEmpty(ctx)
+		return
+	}
+	c.buf = m.entries
+	c.serve(ctx)
+}
+
+// answerEmpty answers EMPTY to the GETs that do not wait, and arms a wake-up
+// for those that do.
+func (c *cursorActor) answerEmpty(ctx actor.Context) {
+	now := c.n.now()
+	keep := c.queue[:0]
+	var next time.Time
+	for _, g := range c.queue {
+		if g.deadline.IsZero() || !now.Before(g.deadline) {
+			g.reply(messages.GetResp{First: c.pos})
+			continue
+		}
+		keep = append(keep, g)
+		if next.IsZero() || g.deadline.Before(next) {
+			next = g.deadline
+		}
+	}
+	c.queue = keep
+	if len(keep) > 0 && !c.armed {
+		c.armed = true
+		d := min(next.Sub(now), 50*time.Millisecond)
+		self := ctx.Self()
+		c.n.cfg.Clock.AfterFunc(d, func() { c.n.system.Root.Send(self, cursorWake{}) })
+	}
+}
+
+// answerUnavailable fails the GETs that do not wait; waiting ones retry.
+func (c *cursorActor) answerUnavailable(ctx actor.Context, err error) {
+	msg := "data unavailable: no replica answered"
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	keep := c.queue[:0]
+	for _, g := range c.queue {
+		if g.deadline.IsZero() {
+			g.reply(messages.GetResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: msg}})
+			continue
+		}
+		keep = append(keep, g)
+	}
+	c.queue = keep
+	c.answerEmpty(ctx)
+}
+
+// commit proposes the current position (one proposal in flight; the next
+// one carries everything served meanwhile).
+func (c *cursorActor) commit(ctx actor.Context, force bool) {
+	if c.proposing || (!force && c.pos == c.committed) {
+		return
+	}
+	c.proposing = true
+	pos := c.pos
+	c.n.proposeAsync(ctx.Self(), &raftfsm.CommitCursor{Topic: c.topicName, Group: c.group, Offset: pos}, 5*time.Second,
+		func(err error) any { return cursorCommitted{pos: pos, err: err} })
+}
+
+// flush commits the position synchronously while stopping (graceful
+// shutdown keeps the cursor exact).
+func (c *cursorActor) flush() {
+	if c.pos == c.committed || !c.n.host.IsLeader() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.n.host.Propose(ctx, &raftfsm.CommitCursor{Topic: c.topicName, Group: c.group, Offset: c.pos}); err != nil {
+		c.n.log.Warn("flush cursor on stop", "topic", c.topicName, "err", err)
+	}
+}

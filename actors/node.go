@@ -1,0 +1,336 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/walrus-go/walrus/messages"
+	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/transport"
+	"github.com/walrus-go/walrus/wal"
+)
+
+// Node is one Walrus node: storage engine, raft host, internal port, client
+// port and the actor tree. Start wires them; Stop tears them down in the
+// reverse order.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	wal      *wal.WAL
+	raftLn   net.Listener
+	mux      *transport.Mux
+	host     *raftHost
+	peers    *peerSet
+	lease    *leaseKeeper
+	clientLn net.Listener
+	http     *httpServer
+
+	system *actor.ActorSystem
+	root   *actor.PID
+
+	// leaders maps a topic to the PID of the segment actor leading its
+	// active segment here: the hot path of a local PUT skips the topic
+	// actor. Written only by segment actors (on lead / stop).
+	leaders sync.Map // string -> *actor.PID
+	// topics maps a topic to its topic actor. Written only by the root.
+	topics sync.Map // string -> *actor.PID
+
+	metaPending atomic.Bool
+	caughtUp    atomic.Bool
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	stopOnce    sync.Once
+	connSeq     atomic.Uint64
+	metrics     *nodeMetrics
+
+	// recovering holds the segments whose recovery runs on this node.
+	recovering sync.Map // wal.SegmentKey -> bool
+	// inheritedSegs are open segments this node led before it lost its
+	// state (set once, on catch-up); guarded by inheritMu.
+	inheritMu     sync.Mutex
+	inheritedSegs map[topicSeg]bool
+}
+
+// Start opens the node's state, joins or forms the cluster and starts
+// serving. It returns once every port is listening.
+func Start(cfg Config) (n *Node, err error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), inheritedSegs: map[topicSeg]bool{}}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.metrics = newNodeMetrics()
+	defer func() {
+		if err != nil {
+			n.Stop()
+		}
+	}()
+	if err := os.MkdirAll(cfg.NodeDir(), 0o755); err != nil {
+		return nil, err
+	}
+	n.wal, err = wal.Open(filepath.Join(cfg.NodeDir(), "wal"), wal.Options{
+		FS: cfg.FS, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Logger: n.log.With("part", "wal"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open wal: %w", err)
+	}
+	n.raftLn, err = cfg.Network.Listen(cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on raft port: %w", err)
+	}
+	n.mux = transport.NewMux(n.raftLn, n.log.With("part", "mux"))
+	n.mux.SetRPCHandler(rpcHandler{n})
+	n.peers = newPeerSet(n)
+	n.lease = &leaseKeeper{}
+	n.lease.init(cfg.LeaseWindow)
+	go n.mux.Serve()
+
+	n.system = NewActorSystem(n.log, cfg.LibLogLevel)
+	n.host, err = newRaftHost(n, n.metaChanged)
+	if err != nil {
+		return nil, err
+	}
+	n.root, err = n.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newRootActor(n) },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider))), "node")
+	if err != nil {
+		return nil, err
+	}
+	n.host.observe()
+	if !n.host.hadState && len(cfg.Join) > 0 {
+		n.goBackground(func() { n.host.join(n.ctx) })
+	}
+	n.goBackground(n.pingLoop)
+
+	n.clientLn, err = cfg.Network.Listen(cfg.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on client port: %w", err)
+	}
+	n.goBackground(n.acceptClients)
+	if cfg.HTTPAddr != "" {
+		if n.http, err = startHTTP(n); err != nil {
+			return nil, err
+		}
+	}
+	n.metaChanged()
+	n.log.Info("node started", "client", n.clientLn.Addr().String(), "raft", n.raftLn.Addr().String(),
+		"had_state", n.host.hadState)
+	return n, nil
+}
+
+// Stop shuts the node down: client port first, then actors (cursor
+// positions are flushed through raft while it still runs), then raft, the
+// internal port and the WAL.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		if n.clientLn != nil {
+			n.clientLn.Close()
+		}
+		if n.http != nil {
+			n.http.stop()
+		}
+		if n.root != nil {
+			// graceful: topic actors flush cursors while raft still runs
+			_ = n.system.Root.StopFuture(n.root).Wait()
+		}
+		n.cancel()
+		if n.host != nil {
+			n.host.shutdown()
+		}
+		if n.mux != nil {
+			n.mux.Close()
+		}
+		if n.peers != nil {
+			n.peers.closeAll()
+		}
+		n.wg.Wait()
+		if n.system != nil {
+			n.system.Shutdown()
+		}
+		if n.wal != nil {
+			if err := n.wal.Close(); err != nil {
+				n.log.Warn("wal close", "err", err)
+			}
+		}
+		n.log.Info("node stopped")
+	})
+}
+
+// ID is this node's id.
+func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// ClientAddr is the address the client port listens on.
+func (n *Node) ClientAddr() string { return n.clientLn.Addr().String() }
+
+// RaftAddr is the address the internal port listens on.
+func (n *Node) RaftAddr() string { return n.raftLn.Addr().String() }
+
+// State returns the node's current metadata (read-only).
+func (n *Node) State() *raftfsm.State { return n.host.State() }
+
+// IsRaftLeader reports whether this node leads the raft group.
+func (n *Node) IsRaftLeader() bool { return n.host.IsLeader() }
+
+func (n *Node) goBackground(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// after returns a channel that fires after d on the node's clock.
+func (n *Node) after(d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	n.cfg.Clock.AfterFunc(d, func() { close(ch) })
+	return ch
+}
+
+func (n *Node) now() time.Time { return n.cfg.Clock.Now() }
+
+func (n *Node) selfAddrs() messages.NodeAddrs {
+	return messages.NodeAddrs{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr,
+		ClientAddr: n.cfg.AdvertiseClientAddr, HTTPAddr: n.cfg.HTTPAddr}
+}
+
+// metaChanged is called (on raft's FSM goroutine) after every applied
+// command. It coalesces: the root is told once, and reads the newest state.
+func (n *Node) metaChanged() {
+	n.lease.applied(n.host.appliedIndex())
+	if n.root != nil && n.metaPending.CompareAndSwap(false, true) {
+		n.system.Root.Send(n.root, metaChangedMsg{})
+	}
+}
+
+// call sends an RPC to node id (handled in-process when id is this node)
+// and decodes the response into resp.
+func (n *Node) call(ctx context.Context, id uint64, kind messages.Kind, req, resp any) error {
+	body, err := messages.Encode(req)
+	if err != nil {
+		return err
+	}
+	var rk uint8
+	var rb []byte
+	if id == n.cfg.NodeID {
+		rk, rb, err = rpcHandler{n}.Handle(ctx, uint8(kind), body)
+	} else {
+		c, cerr := n.peers.get(id)
+		if cerr != nil {
+			return cerr
+		}
+		rk, rb, err = c.Call(ctx, uint8(kind), body)
+	}
+	if err != nil {
+		return wrapTransportErr(err)
+	}
+	return messages.Decode(messages.Kind(rk), rb, resp)
+}
+
+// callAddr is call to a raft address that may not be a known member yet
+// (joining).
+func (n *Node) callAddr(ctx context.Context, addr string, kind messages.Kind, req, resp any) error {
+	body, err := messages.Encode(req)
+	if err != nil {
+		return err
+	}
+	c := transport.NewClient(addr, n.cfg.Network.Dial, n.log)
+	defer c.Close()
+	rk, rb, err := c.Call(ctx, uint8(kind), body)
+	if err != nil {
+		return wrapTransportErr(err)
+	}
+	return messages.Decode(messages.Kind(rk), rb, resp)
+}
+
+// goCall is the asynchronous call: done runs once, on a transport goroutine
+// (or the caller's, for a local call); it must not block.
+func (n *Node) goCall(id uint64, kind messages.Kind, req any, timeout time.Duration, newResp func() any, done func(resp any, err error)) {
+	body, err := messages.Encode(req)
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	finish := func(rk uint8, rb []byte, err error) {
+		if err != nil {
+			done(nil, wrapTransportErr(err))
+			return
+		}
+		resp := newResp()
+		if err := messages.Decode(messages.Kind(rk), rb, resp); err != nil {
+			done(nil, err)
+			return
+		}
+		done(resp, nil)
+	}
+	if id == n.cfg.NodeID {
+		go func() {
+			ctx, cancel := context.WithTimeout(n.ctx, timeout)
+			defer cancel()
+			finish(rpcHandler{n}.Handle(ctx, uint8(kind), body))
+		}()
+		return
+	}
+	c, err := n.peers.get(id)
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	c.Go(uint8(kind), body, n.now().Add(timeout), finish)
+}
+
+// errUnavailable marks a peer that cannot be reached now.
+var errUnavailable = &messages.Err{Code: messages.CodeUnavailable, Msg: "peer unavailable"}
+
+func wrapTransportErr(err error) error {
+	var me *messages.Err
+	if errors.As(err, &me) {
+		return err
+	}
+	if errors.Is(err, transport.ErrPeerUnavailable) || errors.Is(err, transport.ErrClosed) {
+		return &messages.Err{Code: messages.CodeUnavailable, Msg: err.Error()}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &messages.Err{Code: messages.CodeTimeout, Msg: err.Error()}
+	}
+	var re *transport.RemoteError
+	if errors.As(err, &re) {
+		return &messages.Err{Code: messages.CodeInternal, Msg: re.Error()}
+	}
+	return &messages.Err{Code: messages.CodeUnavailable, Msg: err.Error()}
+}
+
+func isCode(err error, c messages.Code) bool {
+	var me *messages.Err
+	return errors.As(err, &me) && me.Code == c
+}
+
+// errToWire turns any error into the wire error a peer can act on.
+func errToWire(err error) messages.Err {
+	var me *messages.Err
+	switch {
+	case err == nil:
+		return messages.Err{}
+	case errors.As(err, &me):
+		return *me
+	case errors.Is(err, ErrNoLeader):
+		return messages.Err{Code: messages.CodeUnavailable, Msg: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrProposalTimeout):
+		return messages.Err{Code: messages.CodeTimeout, Msg: err.Error()}
+	case errors.Is(err, wal.ErrDiskFull):
+		return messages.Err{Code: messages.CodeDiskFull, Msg: err.Error()}
+	case errors.Is(err, raftfsm.ErrUnknownTopic):
+		return messages.Err{Code: messages.CodeUnknownTopic, Msg: err.Error()}
+	}
+	return messages.Err{Code: messages.CodeInternal, Msg: err.Error()}
+}

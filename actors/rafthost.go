@@ -1,0 +1,473 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/walrus-go/walrus/messages"
+	"github.com/walrus-go/walrus/raftfsm"
+)
+
+// Errors a proposal can end with, besides the FSM's own (raftfsm.Err*).
+var (
+	// ErrNoLeader means no raft leader is known right now (an election is
+	// running, or this node cannot reach a quorum).
+	ErrNoLeader = errors.New("no raft leader")
+	// ErrProposalTimeout means the proposal did not commit in time; it may
+	// still commit later.
+	ErrProposalTimeout = errors.New("proposal timed out")
+	// ErrShutdown means the node is stopping.
+	ErrShutdown = errors.New("node shutting down")
+)
+
+// fsmAdapter is the raft.FSM over raftfsm.FSM. raft calls Apply, Snapshot
+// and Restore from its single FSM goroutine, so the inner FSM needs no lock;
+// readers on other goroutines use state, an atomic pointer to the immutable
+// snapshot the FSM publishes after every change.
+type fsmAdapter struct {
+	f        *raftfsm.FSM
+	state    atomic.Pointer[raftfsm.State]
+	onChange func()
+}
+
+func (a *fsmAdapter) Apply(l *raft.Log) interface{} {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	res := a.f.Apply(l.Index, l.Data)
+	a.state.Store(a.f.State())
+	a.onChange()
+	return res
+}
+
+func (a *fsmAdapter) Snapshot() (raft.FSMSnapshot, error) {
+	b, err := a.f.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return fsmSnapshot(b), nil
+}
+
+func (a *fsmAdapter) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	if err := a.f.Restore(b); err != nil {
+		return err
+	}
+	a.state.Store(a.f.State())
+	a.onChange()
+	return nil
+}
+
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+func (s fsmSnapshot) Release() {}
+
+// raftHost owns hashicorp/raft for the node: stores, transport, the FSM
+// adapter, bootstrap and join, proposals (forwarded to the leader when this
+// node follows) and the METRICS view.
+type raftHost struct {
+	n         *Node
+	r         *raft.Raft
+	fsm       *fsmAdapter
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	// hadState is false when this node started without raft state: a new
+	// node, or one whose data directory was lost.
+	hadState bool
+
+	mu sync.Mutex // guards reported
+	// reported is each node's last log index as its pings said (METRICS
+	// "replication" on the leader).
+	reported map[uint64]uint64
+}
+
+func serverID(id uint64) raft.ServerID { return raft.ServerID(strconv.FormatUint(id, 10)) }
+
+func parseServerID(s raft.ServerID) uint64 {
+	v, _ := strconv.ParseUint(string(s), 10, 64)
+	return v
+}
+
+func newRaftHost(n *Node, onChange func()) (*raftHost, error) {
+	dir := filepath.Join(n.cfg.NodeDir(), "raft")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open raft store: %w", err)
+	}
+	logger := NewRaftLogger(n.log, n.cfg.LibLogLevel)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open raft snapshots: %w", err)
+	}
+	h := &raftHost{n: n, store: store, reported: map[uint64]uint64{}}
+	h.fsm = &fsmAdapter{f: raftfsm.New(), onChange: onChange}
+	h.fsm.state.Store(h.fsm.f.State())
+
+	h.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.mux.RaftStreamLayer(n.cfg.Network.Dial),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  logger,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = serverID(n.cfg.NodeID)
+	rc.Logger = logger
+	rc.HeartbeatTimeout = n.cfg.RaftHeartbeat
+	rc.ElectionTimeout = n.cfg.RaftHeartbeat
+	rc.LeaderLeaseTimeout = n.cfg.RaftHeartbeat / 2
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.SnapshotThreshold = 8192
+	rc.SnapshotInterval = 30 * time.Second
+	rc.TrailingLogs = 10240
+
+	h.hadState, err = raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	r, err := raft.NewRaft(rc, h.fsm, store, store, snaps, h.transport)
+	if err != nil {
+		store.Close()
+		h.transport.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	h.r = r
+	if !h.hadState && len(n.cfg.Join) == 0 {
+		servers := []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(n.cfg.AdvertiseRaftAddr), Suffrage: raft.Voter}}
+		for _, p := range n.cfg.InitialPeers {
+			id, addr, err := ParsePeer(p)
+			if err != nil {
+				return nil, err
+			}
+			if id == n.cfg.NodeID {
+				continue
+			}
+			servers = append(servers, raft.Server{ID: serverID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// State is the latest applied metadata (immutable: never modify it).
+func (h *raftHost) State() *raftfsm.State { return h.fsm.state.Load() }
+
+// IsLeader reports whether this node is the raft leader now.
+func (h *raftHost) IsLeader() bool { return h.r.State() == raft.Leader }
+
+// Leader returns the current raft leader's id and address (0, "" if none).
+func (h *raftHost) Leader() (uint64, string) {
+	addr, id := h.r.LeaderWithID()
+	return parseServerID(id), string(addr)
+}
+
+// Propose commits cmd through raft, forwarding to the leader when this node
+// follows, and returns the FSM's result error (nil, or a raftfsm sentinel).
+func (h *raftHost) Propose(ctx context.Context, cmd raftfsm.Command) error {
+	data, err := raftfsm.Encode(cmd)
+	if err != nil {
+		return err
+	}
+	return h.proposeBytes(ctx, data)
+}
+
+func (h *raftHost) proposeBytes(ctx context.Context, data []byte) error {
+	for {
+		err := h.proposeOnce(ctx, data)
+		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, errNotLeaderRetry) {
+			return err
+		}
+		// an election is under way: wait a little and try again until the
+		// caller's deadline
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-h.n.after(50 * time.Millisecond):
+		}
+	}
+}
+
+var errNotLeaderRetry = errors.New("leader moved")
+
+func (h *raftHost) proposeOnce(ctx context.Context, data []byte) error {
+	if h.IsLeader() {
+		timeout := 5 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+			if timeout <= 0 {
+				return ErrProposalTimeout
+			}
+		}
+		f := h.r.Apply(data, timeout)
+		if err := f.Error(); err != nil {
+			switch {
+			case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+				return errNotLeaderRetry
+			case errors.Is(err, raft.ErrEnqueueTimeout):
+				return ErrProposalTimeout
+			case errors.Is(err, raft.ErrRaftShutdown):
+				return ErrShutdown
+			}
+			return err
+		}
+		if res, ok := f.Response().(raftfsm.Result); ok && res.Err != nil {
+			return res.Err
+		}
+		return nil
+	}
+	leader, _ := h.Leader()
+	if leader == 0 {
+		return ErrNoLeader
+	}
+	var resp messages.ProposeResp
+	if err := h.n.call(ctx, leader, messages.KindPropose, &messages.ProposeReq{Cmd: data}, &resp); err != nil {
+		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) {
+			return errNotLeaderRetry
+		}
+		return err
+	}
+	return fsmErrFromWire(resp.Err)
+}
+
+// fsmErrs are the FSM results that cross the wire by name, so a forwarded
+// proposal returns the same sentinel as a local one.
+var fsmErrs = []error{raftfsm.ErrStale, raftfsm.ErrUnknownTopic, raftfsm.ErrInvalid, raftfsm.ErrNoNodes, raftfsm.ErrUnknownNode}
+
+func fsmErrToWire(err error) messages.Err {
+	if err == nil {
+		return messages.Err{}
+	}
+	return messages.Err{Code: messages.CodeInternal, Msg: err.Error()}
+}
+
+func fsmErrFromWire(e messages.Err) error {
+	if e.Code == messages.CodeOK {
+		return nil
+	}
+	for _, s := range fsmErrs {
+		if e.Msg == s.Error() {
+			return s
+		}
+		if len(e.Msg) > len(s.Error()) && e.Msg[:len(s.Error())+2] == s.Error()+": " {
+			return fmt.Errorf("%w%s", s, e.Msg[len(s.Error()):])
+		}
+	}
+	if e.Code == messages.CodeNotLeader {
+		return errNotLeaderRetry
+	}
+	return &e
+}
+
+// handlePropose runs on the leader for a follower's forwarded proposal.
+func (h *raftHost) handlePropose(ctx context.Context, req *messages.ProposeReq) messages.ProposeResp {
+	if !h.IsLeader() {
+		l, _ := h.Leader()
+		return messages.ProposeResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not the raft leader", Leader: l}}
+	}
+	err := h.proposeOnce(ctx, req.Cmd)
+	if errors.Is(err, errNotLeaderRetry) {
+		return messages.ProposeResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not the raft leader"}}
+	}
+	return messages.ProposeResp{Err: fsmErrToWire(err)}
+}
+
+// handleJoin adds a node as a non-voter (the controller promotes it once it
+// has caught up) and records its addresses. Forwarded to the leader.
+func (h *raftHost) handleJoin(ctx context.Context, req *messages.JoinReq) messages.JoinResp {
+	if !h.IsLeader() {
+		leader, _ := h.Leader()
+		if leader == 0 {
+			return messages.JoinResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: "no raft leader yet"}}
+		}
+		var resp messages.JoinResp
+		if err := h.n.call(ctx, leader, messages.KindJoin, req, &resp); err != nil {
+			return messages.JoinResp{Err: errToWire(err)}
+		}
+		return resp
+	}
+	node := req.Node
+	if node.ID == 0 || node.RaftAddr == "" {
+		return messages.JoinResp{Err: messages.Err{Code: messages.CodeInvalid, Msg: "join needs a node id and raft address"}}
+	}
+	cf := h.r.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return messages.JoinResp{Err: errToWire(err)}
+	}
+	known := false
+	for _, s := range cf.Configuration().Servers {
+		if s.ID == serverID(node.ID) {
+			if s.Address != raft.ServerAddress(node.RaftAddr) {
+				return messages.JoinResp{Err: messages.Err{Code: messages.CodeInvalid,
+					Msg: fmt.Sprintf("node %d is already a member at %s", node.ID, s.Address)}}
+			}
+			known = true
+		}
+	}
+	if !known {
+		if err := h.r.AddNonvoter(serverID(node.ID), raft.ServerAddress(node.RaftAddr), 0, 10*time.Second).Error(); err != nil {
+			return messages.JoinResp{Err: errToWire(err)}
+		}
+	}
+	err := h.Propose(ctx, &raftfsm.UpsertNode{Node: raftfsm.NodeInfo{ID: raftfsm.NodeID(node.ID), RaftAddr: node.RaftAddr,
+		ClientAddr: node.ClientAddr, HTTPAddr: node.HTTPAddr, Live: true}})
+	return messages.JoinResp{Err: fsmErrToWire(err)}
+}
+
+// RemoveNode takes a node out of the raft configuration and the metadata
+// for good (walrus-cli remove-node). Its segments are re-replicated.
+func (h *raftHost) RemoveNode(ctx context.Context, id uint64) error {
+	if id == h.n.cfg.NodeID && h.IsLeader() {
+		// hand leadership over first so the cluster keeps a leader
+		if err := h.r.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("transfer leadership before removing self: %w", err)
+		}
+	}
+	if !h.IsLeader() {
+		leader, _ := h.Leader()
+		if leader == 0 {
+			return ErrNoLeader
+		}
+		var resp messages.ProposeResp
+		if err := h.n.call(ctx, leader, messages.KindRemove, &messages.RemoveReq{ID: id}, &resp); err != nil {
+			return err
+		}
+		return fsmErrFromWire(resp.Err)
+	}
+	if err := h.r.RemoveServer(serverID(id), 0, 10*time.Second).Error(); err != nil {
+		return err
+	}
+	return h.Propose(ctx, &raftfsm.RemoveNode{ID: raftfsm.NodeID(id)})
+}
+
+// join asks the members in cfg.Join to add this node, until one says yes.
+func (h *raftHost) join(ctx context.Context) {
+	req := &messages.JoinReq{Node: h.n.selfAddrs()}
+	for attempt := 0; ; attempt++ {
+		for _, addr := range h.n.cfg.Join {
+			var resp messages.JoinResp
+			err := h.n.callAddr(ctx, addr, messages.KindJoin, req, &resp)
+			if err == nil {
+				err = resp.Err.AsError()
+			}
+			if err == nil {
+				h.n.log.Info("joined the cluster", "via", addr)
+				return
+			}
+			if attempt%20 == 0 {
+				h.n.log.Warn("join attempt failed, retrying", "via", addr, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.n.after(250 * time.Millisecond):
+		}
+	}
+}
+
+func (h *raftHost) recordReported(id, lastIndex uint64) {
+	h.mu.Lock()
+	h.reported[id] = lastIndex
+	h.mu.Unlock()
+}
+
+// Metrics builds the METRICS JSON object (COMPAT.md: the keys the
+// reference's raft library exposes, with the same shapes).
+func (h *raftHost) Metrics() map[string]any {
+	var leader any
+	if id, _ := h.Leader(); id != 0 {
+		leader = id
+	}
+	stats := h.r.Stats()
+	lastLog, _ := strconv.ParseUint(stats["last_log_index"], 10, 64)
+	m := map[string]any{
+		"id":             h.n.cfg.NodeID,
+		"state":          raftStateName(h.r.State()),
+		"current_term":   h.r.CurrentTerm(),
+		"current_leader": leader,
+		"last_log_index": lastLog,
+		"last_applied":   h.r.AppliedIndex(),
+		"commit_index":   h.r.CommitIndex(),
+	}
+	voters := []uint64{}
+	nodes := map[string]string{}
+	learners := []uint64{}
+	if cf := h.r.GetConfiguration(); cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			id := parseServerID(s.ID)
+			nodes[strconv.FormatUint(id, 10)] = string(s.Address)
+			if s.Suffrage == raft.Voter {
+				voters = append(voters, id)
+			} else {
+				learners = append(learners, id)
+			}
+		}
+	}
+	m["membership_config"] = map[string]any{
+		"log_id":     nil,
+		"membership": map[string]any{"configs": [][]uint64{voters}, "nodes": nodes, "learners": learners},
+	}
+	if h.IsLeader() {
+		rep := map[string]any{}
+		h.mu.Lock()
+		for id, idx := range h.reported {
+			rep[strconv.FormatUint(id, 10)] = map[string]uint64{"index": idx}
+		}
+		h.mu.Unlock()
+		rep[strconv.FormatUint(h.n.cfg.NodeID, 10)] = map[string]uint64{"index": lastLog}
+		m["replication"] = rep
+	} else {
+		m["replication"] = nil
+	}
+	return m
+}
+
+func raftStateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "Leader"
+	case raft.Follower:
+		return "Follower"
+	case raft.Candidate:
+		return "Candidate"
+	default:
+		return "Shutdown"
+	}
+}
+
+func (h *raftHost) shutdown() {
+	if err := h.r.Shutdown().Error(); err != nil {
+		h.n.log.Warn("raft shutdown", "err", err)
+	}
+	h.transport.Close()
+	h.store.Close()
+}

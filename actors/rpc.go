@@ -1,0 +1,195 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/walrus-go/walrus/messages"
+	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wire"
+)
+
+// rpcHandler serves node-to-node requests arriving on the internal port
+// (and calls a node makes to itself). Each request is decoded, handed to the
+// actor that owns the state it touches, and answered when that actor
+// replies or the caller's deadline passes.
+type rpcHandler struct{ n *Node }
+
+func (h rpcHandler) Handle(ctx context.Context, kind uint8, body []byte) (uint8, []byte, error) {
+	n := h.n
+	k := messages.Kind(kind)
+	var resp any
+	switch k {
+	case messages.KindPropose:
+		var req messages.ProposeReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := n.host.handlePropose(ctx, &req)
+		resp = &r
+	case messages.KindJoin:
+		var req messages.JoinReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := n.host.handleJoin(ctx, &req)
+		resp = &r
+	case messages.KindRemove:
+		var req messages.RemoveReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		resp = &messages.ProposeResp{Err: fsmErrToWire(n.host.RemoveNode(ctx, req.ID))}
+	case messages.KindPing:
+		var req messages.PingReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		resp = n.handlePing(&req)
+	case messages.KindPut:
+		var req messages.PutReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		resp = n.handlePut(ctx, &req)
+	case messages.KindGet:
+		var req messages.GetReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		resp = n.handleGet(ctx, &req)
+	case messages.KindRead:
+		var req messages.ReadReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := askSegment(ctx, n, req.Topic, req.Segment, func(reply func(messages.ReadResp)) any {
+			return readMsg{req: &req, raw: req.Raw, reply: reply}
+		}, func(e messages.Err) messages.ReadResp { return messages.ReadResp{Err: e} })
+		resp = &r
+	case messages.KindReplicate:
+		var req messages.ReplicateReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := askSegment(ctx, n, req.Topic, req.Segment, func(reply func(messages.ReplicateResp)) any {
+			return replicateMsg{req: &req, reply: reply}
+		}, func(e messages.Err) messages.ReplicateResp { return messages.ReplicateResp{Err: e} })
+		resp = &r
+	case messages.KindFence:
+		var req messages.FenceReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := askSegment(ctx, n, req.Topic, req.Segment, func(reply func(messages.FenceResp)) any {
+			return fenceMsg{req: &req, reply: reply}
+		}, func(e messages.Err) messages.FenceResp { return messages.FenceResp{Err: e} })
+		resp = &r
+	case messages.KindSync:
+		var req messages.SyncReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := askSegment(ctx, n, req.Topic, req.Segment, func(reply func(messages.SyncResp)) any {
+			return syncMsg{req: &req, reply: reply}
+		}, func(e messages.Err) messages.SyncResp { return messages.SyncResp{Err: e} })
+		resp = &r
+	default:
+		return 0, nil, fmt.Errorf("unknown rpc kind %d", kind)
+	}
+	out, err := messages.Encode(resp)
+	return kind, out, err
+}
+
+// askSegment delivers a request to the local actor of (topic, segment) and
+// waits for its answer or ctx's end.
+func askSegment[R any](ctx context.Context, n *Node, topic string, seg uint64, build func(func(R)) any, fail func(messages.Err) R) R {
+	pid, ok := n.topics.Load(topic)
+	if !ok {
+		return fail(messages.Err{Code: messages.CodeUnavailable, Msg: "topic " + topic + " not known here yet"})
+	}
+	ch := make(chan R, 1)
+	msg := build(func(r R) { ch <- r })
+	n.system.Root.Send(pid.(*actor.PID), segReq{seg: seg, msg: msg, fail: func(err error) { ch <- fail(errToWire(err)) }})
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		return fail(messages.Err{Code: messages.CodeTimeout, Msg: ctx.Err().Error()})
+	}
+}
+
+func errNoReplica(topic string, seg uint64) error {
+	return &messages.Err{Code: messages.CodeUnavailable, Msg: fmt.Sprintf("no replica of %s/%d on this node", topic, seg)}
+}
+
+// handlePing runs on the raft leader: it feeds the failure detector and
+// answers with the commit index the pinger must apply before renewing.
+func (n *Node) handlePing(req *messages.PingReq) *messages.PingResp {
+	if !n.host.IsLeader() {
+		l, _ := n.host.Leader()
+		return &messages.PingResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not the raft leader", Leader: l}}
+	}
+	n.host.recordReported(req.From, req.LastLogIndex)
+	n.system.Root.Send(n.root, pingAppliedMsg{from: req.From, applied: req.Applied, at: n.now()})
+	return &messages.PingResp{LeaderApplied: n.host.r.CommitIndex()}
+}
+
+// handlePut serves a write forwarded by another node: only the local
+// leader of the topic's active segment takes it (one hop, no chains).
+func (n *Node) handlePut(ctx context.Context, req *messages.PutReq) *messages.PutResp {
+	t := n.host.State().Topics[req.Topic]
+	if t == nil {
+		return &messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}}
+	}
+	pid, ok := n.leaders.Load(req.Topic)
+	if !ok {
+		return &messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}}
+	}
+	ch := make(chan messages.PutResp, 1)
+	n.system.Root.Send(pid.(*actor.PID), putMsg{entries: req.Entries, reply: func(r messages.PutResp) { ch <- r }})
+	select {
+	case r := <-ch:
+		return &r
+	case <-ctx.Done():
+		return &messages.PutResp{Err: messages.Err{Code: messages.CodeTimeout, Msg: "write timed out (outcome unknown)"}}
+	}
+}
+
+// handleGet serves a cursor read forwarded to this node, the cursor owner.
+func (n *Node) handleGet(ctx context.Context, req *messages.GetReq) *messages.GetResp {
+	if !n.host.IsLeader() {
+		return &messages.GetResp{Err: *errNotCursorOwner}
+	}
+	var deadline time.Time
+	if req.WaitMs > 0 {
+		deadline = n.now().Add(time.Duration(req.WaitMs) * time.Millisecond)
+	}
+	ch := make(chan messages.GetResp, 1)
+	n.askCursor(req.Topic, req.Group, getMsg{max: req.Max, deadline: deadline, reply: func(r messages.GetResp) { ch <- r }},
+		func(err error) { ch <- messages.GetResp{Err: errToWire(err)} })
+	select {
+	case r := <-ch:
+		return &r
+	case <-ctx.Done():
+		return &messages.GetResp{Err: messages.Err{Code: messages.CodeTimeout, Msg: "read timed out"}}
+	}
+}
+
+// inherited reports whether this node led (topic, seg) before it lost its
+// state: see rootActor.onCaughtUp.
+func (n *Node) inherited(topic string, seg uint64) bool {
+	n.inheritMu.Lock()
+	defer n.inheritMu.Unlock()
+	return n.inheritedSegs[topicSeg{topic, seg}]
+}
+
+type topicSeg struct {
+	topic string
+	seg   uint64
+}
+
+var _ = raftfsm.SegOpen

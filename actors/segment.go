@@ -1,0 +1,885 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/walrus-go/walrus/messages"
+	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/segment"
+	"github.com/walrus-go/walrus/wal"
+)
+
+// Messages of a segment actor. reply callbacks must not block: they Send to
+// an actor or complete a waiting RPC through a buffered channel.
+type (
+	segMetaMsg struct {
+		topic    *raftfsm.Topic
+		seg      *raftfsm.Segment
+		caughtUp bool
+	}
+	putMsg struct {
+		entries [][]byte
+		reply   func(messages.PutResp)
+	}
+	replicateMsg struct {
+		req   *messages.ReplicateReq
+		reply func(messages.ReplicateResp)
+	}
+	readMsg struct {
+		req   *messages.ReadReq
+		raw   bool
+		reply func(messages.ReadResp)
+	}
+	fenceMsg struct {
+		req   *messages.FenceReq
+		reply func(messages.FenceResp)
+	}
+	syncMsg struct {
+		req   *messages.SyncReq
+		reply func(messages.SyncResp)
+	}
+	walDoneMsg struct {
+		end uint64
+		err error
+		// follower appends answer the leader once durable
+		reply func(messages.ReplicateResp)
+	}
+	replicatedMsg struct {
+		follower uint64
+		resp     *messages.ReplicateResp
+		err      error
+	}
+	fetchedMsg struct {
+		from    uint64
+		entries [][]byte
+		err     error
+		source  uint64
+	}
+	sealDoneMsg  struct{ err error }
+	segTickMsg   struct{}
+	reconcileMsg struct{}
+	readTimeout  struct{ id uint64 }
+	retryPumpMsg struct{}
+)
+
+type segRole int
+
+const (
+	roleNone       segRole = iota // waiting for metadata / catch-up
+	roleLeader                    // leads the open segment: assigns offsets
+	roleFollower                  // replica of an open segment
+	roleFenced                    // recovery under way: no writes, answers fence/sync
+	roleRecovering                // this node led it in an earlier life: recovery seals it
+	roleSealed                    // final; serves reads
+)
+
+func (r segRole) String() string {
+	return [...]string{"none", "leader", "follower", "fenced", "recovering", "sealed"}[r]
+}
+
+const (
+	maxReplicateEntries = 1024
+	maxReplicateBytes   = 4 << 20
+	maxInflightPerPeer  = 8
+	maxBufferedBytes    = 64 << 20
+)
+
+type putWaiter struct {
+	reply    func(messages.PutResp)
+	first    uint64
+	accepted int
+}
+
+type parkedRead struct {
+	id    uint64
+	msg   readMsg
+	timer interface{ Stop() bool }
+}
+
+// segmentActor owns one segment replica on this node. Its role follows the
+// metadata: leader of an open segment it opened in this process lifetime,
+// follower of someone else's open segment, fenced while recovery runs,
+// sealed once final. See docs/replication.md.
+type segmentActor struct {
+	n     *Node
+	topic string
+	id    uint64
+	key   wal.SegmentKey
+	self  *actor.PID
+
+	meta     *raftfsm.Segment
+	role     segRole
+	caughtUp bool
+
+	// fenced is the highest epoch this replica was fenced at (by metadata or
+	// a recovery's Fence RPC): appends from older epochs are refused.
+	fenced uint64
+	// end counts entries held or queued in the WAL; durable those on disk.
+	end, durable uint64
+	pending      int
+	whenIdle     []func()
+	// hwm is what may be read: the leader's quorum mark, or what a follower
+	// was told of it, or the sealed count.
+	hwm uint64
+
+	// leader state
+	ld        *segment.Leader
+	buf       [][]byte // entries [bufBase, ld.Next()) kept for replication
+	bufBase   uint64
+	bufBytes  int
+	reqSeq    uint64
+	waiters   map[uint64]putWaiter
+	inflight  map[uint64]int
+	backoff   map[uint64]time.Time
+	pumpArmed bool
+	sealing   bool
+	monitor   interface{ Stop() bool }
+
+	// reads waiting for the high-water mark to move (long poll)
+	parked  []parkedRead
+	readSeq uint64
+
+	// reconcile / sync state
+	fetching   bool
+	fetchGoal  uint64
+	syncWait   []func(messages.SyncResp)
+	syncSource uint64
+	sealedWAL  bool
+}
+
+func newSegmentActor(n *Node, topic string, id uint64) *segmentActor {
+	return &segmentActor{n: n, topic: topic, id: id, key: wal.SegmentKey{Topic: topic, Segment: id},
+		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{}}
+}
+
+func (s *segmentActor) log() []any { return []any{"topic", s.topic, "segment", s.id, "role", s.role.String()} }
+
+func (s *segmentActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.self = ctx.Self()
+		s.loadLocal()
+	case *actor.Restarting, *actor.Stopping:
+		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment actor stopping"})
+		if s.monitor != nil {
+			s.monitor.Stop()
+		}
+		for _, p := range s.parked {
+			p.timer.Stop()
+			s.answerRead(p.msg)
+		}
+		s.parked = nil
+	case segMetaMsg:
+		s.onMeta(m)
+	case putMsg:
+		s.onPut(m)
+	case replicateMsg:
+		s.onReplicate(m)
+	case walDoneMsg:
+		s.onWALDone(m)
+	case replicatedMsg:
+		s.onReplicated(m)
+	case retryPumpMsg:
+		s.pumpArmed = false
+		s.pump()
+	case readMsg:
+		s.onRead(m)
+	case readTimeout:
+		s.onReadTimeout(m.id)
+	case fenceMsg:
+		s.onFence(m)
+	case syncMsg:
+		s.onSync(m)
+	case fetchedMsg:
+		s.onFetched(m)
+	case sealDoneMsg:
+		s.sealing = false
+		if m.err != nil && !errors.Is(m.err, raftfsm.ErrStale) {
+			s.n.log.Warn("seal proposal failed; the monitor retries", append(s.log(), "err", m.err)...)
+		}
+	case segTickMsg:
+		if s.role == roleLeader {
+			s.maybeSeal()
+			s.armMonitor()
+		}
+	case reconcileMsg:
+		if s.role == roleSealed {
+			s.reconcileSealed()
+		}
+	}
+}
+
+// loadLocal reads what the WAL holds for this segment.
+func (s *segmentActor) loadLocal() {
+	info, err := s.n.wal.Info(s.key)
+	if err != nil {
+		return
+	}
+	s.end, s.durable = info.Count, info.Count
+	if info.Sealed {
+		s.sealedWAL = true
+		s.hwm = info.Count
+	}
+}
+
+func (s *segmentActor) hasLocalFile() bool {
+	_, err := s.n.wal.Info(s.key)
+	return err == nil
+}
+
+func (s *segmentActor) onMeta(m segMetaMsg) {
+	s.meta = m.seg
+	s.caughtUp = s.caughtUp || m.caughtUp
+	if m.seg.Epoch > s.fenced && m.seg.State != raftfsm.SegOpen {
+		s.fenced = m.seg.Epoch
+	}
+	self := raftfsm.NodeID(s.n.cfg.NodeID)
+	switch m.seg.State {
+	case raftfsm.SegSealed:
+		if s.role == roleLeader {
+			s.stopLeading(messages.Err{Code: messages.CodeNotLeader, Msg: "segment sealed"})
+		}
+		s.role = roleSealed
+		s.reconcileSealed()
+	case raftfsm.SegFenced:
+		if s.role == roleLeader {
+			s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment fenced for recovery: outcome unknown"})
+		}
+		if s.role != roleRecovering {
+			s.role = roleFenced
+		}
+		if m.seg.Leader == self && s.caughtUp {
+			// the controller may have started recovery already; running it
+			// here too is harmless (every step is guarded by the epoch)
+			s.n.startRecovery(s.topic, s.id)
+		}
+	case raftfsm.SegOpen:
+		if m.seg.Leader != self {
+			if s.role == roleNone || s.role == roleFenced {
+				s.role = roleFollower
+				s.ensureFile()
+			}
+			return
+		}
+		if s.role == roleLeader || s.role == roleRecovering || !s.caughtUp {
+			return
+		}
+		if s.hasLocalFile() || s.n.inherited(s.topic, s.id) {
+			// we led it before this process started: entries may sit on
+			// followers that our disk lost; recovery seals it instead
+			s.role = roleRecovering
+			s.n.log.Info("sealing a segment led before restart", s.log()...)
+			s.n.startRecovery(s.topic, s.id)
+			return
+		}
+		s.becomeLeader(m.seg)
+	}
+}
+
+func (s *segmentActor) ensureFile() {
+	if s.hasLocalFile() {
+		return
+	}
+	if err := s.n.wal.Create(s.key); err != nil {
+		s.n.log.Error("create segment file", append(s.log(), "err", err)...)
+	}
+}
+
+func (s *segmentActor) becomeLeader(seg *raftfsm.Segment) {
+	if err := s.n.wal.Create(s.key); err != nil {
+		s.n.log.Error("create segment file; not leading", append(s.log(), "err", err)...)
+		return
+	}
+	reps := make([]uint64, len(seg.Replicas))
+	for i, r := range seg.Replicas {
+		reps[i] = uint64(r)
+	}
+	s.ld = segment.NewLeader(segment.LeaderConfig{Self: s.n.cfg.NodeID, Replicas: reps,
+		Limit: s.n.cfg.MaxSegmentEntries, AckBeforeQuorum: s.n.cfg.AckBeforeQuorum})
+	s.role = roleLeader
+	s.fenced = seg.Epoch
+	s.end, s.durable, s.hwm = 0, 0, 0
+	s.buf, s.bufBase, s.bufBytes = nil, 0, 0
+	s.n.leaders.Store(s.topic, s.self)
+	s.armMonitor()
+	s.n.log.Debug("leading segment", s.log()...)
+}
+
+// armMonitor schedules the rollover monitor's next look
+// (WALRUS_MONITOR_CHECK_MS): it re-proposes a seal the write path missed.
+func (s *segmentActor) armMonitor() {
+	self := s.self
+	s.monitor = s.n.cfg.Clock.AfterFunc(s.n.cfg.MonitorInterval, func() { s.n.system.Root.Send(self, segTickMsg{}) })
+}
+
+// stopLeading ends the leader role: waiting writers get e (their entries
+// may or may not survive: recovery decides).
+func (s *segmentActor) stopLeading(e messages.Err) {
+	if s.ld == nil {
+		return
+	}
+	for _, id := range s.ld.Close() {
+		if w, ok := s.waiters[id]; ok {
+			w.reply(messages.PutResp{Err: e})
+			delete(s.waiters, id)
+		}
+	}
+	s.n.leaders.CompareAndDelete(s.topic, s.self)
+	s.ld = nil
+	s.buf = nil
+	if s.monitor != nil {
+		s.monitor.Stop()
+		s.monitor = nil
+	}
+}
+
+// ---- write path (leader) ----
+
+func (s *segmentActor) onPut(m putMsg) {
+	if s.role != roleLeader || s.ld == nil {
+		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Leader: s.leaderHint(),
+			Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d", s.topic, s.id)}})
+		return
+	}
+	if !s.n.lease.valid(s.n.now()) {
+		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader,
+			Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d (lease expired)", s.topic, s.id)}})
+		return
+	}
+	first, k, err := s.ld.Assign(len(m.entries))
+	if err != nil {
+		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeFull, Msg: "segment full", Leader: s.leaderHint()}})
+		s.maybeSeal()
+		return
+	}
+	ents := m.entries[:k]
+	for _, e := range ents {
+		s.buf = append(s.buf, e)
+		s.bufBytes += len(e)
+	}
+	s.reqSeq++
+	id := s.reqSeq
+	s.waiters[id] = putWaiter{reply: m.reply, first: first, accepted: k}
+	s.end = first + uint64(k)
+	s.appendLocal(first, ents, nil)
+	if s.ld.Await(id, first+uint64(k)) {
+		s.advance([]uint64{id})
+	}
+	s.pump()
+}
+
+// appendLocal queues entries at offset first in the WAL; the result comes
+// back as a walDoneMsg.
+func (s *segmentActor) appendLocal(first uint64, ents [][]byte, reply func(messages.ReplicateResp)) {
+	s.pending++
+	self := s.self
+	sys := s.n.system
+	s.n.wal.AppendAt(s.key, first, ents, func(_ uint64, err error) {
+		sys.Root.Send(self, walDoneMsg{end: first + uint64(len(ents)), err: err, reply: reply})
+	})
+}
+
+func (s *segmentActor) onWALDone(m walDoneMsg) {
+	s.pending--
+	if m.err != nil {
+		s.n.metrics.walErrors.Add(1)
+		s.n.log.Error("wal append failed", append(s.log(), "err", m.err)...)
+		if info, err := s.n.wal.Info(s.key); err == nil {
+			s.end, s.durable = info.Count, info.Count
+		}
+		if m.reply != nil {
+			m.reply(messages.ReplicateResp{Err: errToWire(m.err), Durable: s.durable})
+		}
+		if s.role == roleLeader {
+			// our copy lost entries the followers may hold: stop and let
+			// recovery pick the end from the replicas
+			s.stopLeading(errToWire(m.err))
+			s.role = roleRecovering
+			s.n.startRecovery(s.topic, s.id)
+		}
+	} else if m.end > s.durable {
+		s.durable = m.end
+		if m.reply != nil {
+			m.reply(messages.ReplicateResp{Durable: s.durable})
+		}
+		if s.role == roleLeader && s.ld != nil {
+			s.advance(s.ld.Durable(s.n.cfg.NodeID, s.durable))
+		}
+	} else if m.reply != nil {
+		m.reply(messages.ReplicateResp{Durable: s.durable})
+	}
+	if s.pending == 0 {
+		fns := s.whenIdle
+		s.whenIdle = nil
+		for _, f := range fns {
+			f()
+		}
+	}
+}
+
+// advance follows a durability report: it moves the readable mark to the
+// leader's high-water mark, answers the writers it released, wakes waiting
+// readers and seals once the segment is full and fully replicated.
+func (s *segmentActor) advance(ids []uint64) {
+	if s.ld == nil {
+		return
+	}
+	moved := s.ld.HWM() > s.hwm
+	s.hwm = s.ld.HWM()
+	for _, id := range ids {
+		w, ok := s.waiters[id]
+		if !ok {
+			continue
+		}
+		delete(s.waiters, id)
+		s.n.metrics.putEntries.Add(uint64(w.accepted))
+		w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: w.accepted, Segment: s.id})
+	}
+	if moved {
+		s.wakeReaders()
+		s.trimBuffer()
+		s.maybeSeal()
+	}
+}
+
+// pump sends each follower what it lacks, a bounded number of batches in
+// flight per follower.
+func (s *segmentActor) pump() {
+	if s.ld == nil {
+		return
+	}
+	now := s.n.now()
+	for _, f := range s.ld.Followers() {
+		if until, ok := s.backoff[f]; ok && now.Before(until) {
+			s.armPump(until.Sub(now))
+			continue
+		}
+		for s.inflight[f] < maxInflightPerPeer {
+			from, to := s.ld.ToSend(f, maxReplicateEntries)
+			if from >= to {
+				break
+			}
+			ents, err := s.entriesFor(from, to)
+			if err != nil || len(ents) == 0 {
+				s.n.log.Warn("read for replication", append(s.log(), "from", from, "err", err)...)
+				s.backoff[f] = now.Add(100 * time.Millisecond)
+				s.armPump(100 * time.Millisecond)
+				break
+			}
+			to = from + uint64(len(ents))
+			s.ld.Sent(f, to)
+			s.inflight[f]++
+			s.sendReplicate(f, from, ents)
+		}
+	}
+}
+
+func (s *segmentActor) armPump(d time.Duration) {
+	if s.pumpArmed {
+		return
+	}
+	s.pumpArmed = true
+	self := s.self
+	s.n.cfg.Clock.AfterFunc(d, func() { s.n.system.Root.Send(self, retryPumpMsg{}) })
+}
+
+// entriesFor returns entries [from, to) from the replication buffer, or
+// from the WAL when the buffer was trimmed past them (a follower far behind).
+func (s *segmentActor) entriesFor(from, to uint64) ([][]byte, error) {
+	if from >= s.bufBase {
+		i, j := from-s.bufBase, to-s.bufBase
+		out := s.buf[i:j]
+		return capBytes(out, maxReplicateBytes), nil
+	}
+	if to > s.bufBase {
+		to = s.bufBase
+	}
+	if to > s.durable {
+		to = s.durable
+	}
+	if from >= to {
+		return nil, nil
+	}
+	return s.n.wal.Read(s.key, from, int(to-from), maxReplicateBytes)
+}
+
+func capBytes(ents [][]byte, limit int) [][]byte {
+	total := 0
+	for i, e := range ents {
+		total += len(e)
+		if total > limit && i > 0 {
+			return ents[:i]
+		}
+	}
+	return ents
+}
+
+func (s *segmentActor) sendReplicate(f uint64, from uint64, ents [][]byte) {
+	reps := make([]uint64, len(s.meta.Replicas))
+	for i, r := range s.meta.Replicas {
+		reps[i] = uint64(r)
+	}
+	req := &messages.ReplicateReq{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Leader: s.n.cfg.NodeID,
+		Replicas: reps, First: from, Entries: ents, HWM: s.hwm}
+	self := s.self
+	s.n.goCall(f, messages.KindReplicate, req, 5*time.Second, func() any { return &messages.ReplicateResp{} },
+		func(resp any, err error) {
+			r, _ := resp.(*messages.ReplicateResp)
+			s.n.system.Root.Send(self, replicatedMsg{follower: f, resp: r, err: err})
+		})
+}
+
+func (s *segmentActor) onReplicated(m replicatedMsg) {
+	if s.inflight[m.follower] > 0 {
+		s.inflight[m.follower]--
+	}
+	if s.ld == nil {
+		return
+	}
+	switch {
+	case m.err != nil:
+		s.ld.Rewind(m.follower, 0)
+		s.backoff[m.follower] = s.n.now().Add(100 * time.Millisecond)
+	case m.resp.Err.Code == messages.CodeGap:
+		s.ld.Rewind(m.follower, m.resp.Err.Have)
+	case m.resp.Err.Code == messages.CodeStaleEpoch:
+		// a recovery fenced the follower: we are deposed
+		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment fenced for recovery: outcome unknown"})
+		s.role = roleFenced
+		return
+	case m.resp.Err.Code != messages.CodeOK:
+		s.ld.Rewind(m.follower, m.resp.Durable)
+		s.backoff[m.follower] = s.n.now().Add(100 * time.Millisecond)
+	default:
+		s.advance(s.ld.Durable(m.follower, m.resp.Durable))
+	}
+	s.pump()
+}
+
+// trimBuffer drops entries every replica holds, and, past the memory cap,
+// entries this node holds durably (a lagging follower is then fed from the
+// WAL).
+func (s *segmentActor) trimBuffer() {
+	if s.ld == nil {
+		return
+	}
+	low := s.durable
+	for _, f := range s.ld.Followers() {
+		from, _ := s.ld.ToSend(f, 0)
+		low = min(low, from)
+	}
+	if s.bufBytes > maxBufferedBytes {
+		low = max(low, min(s.durable, s.bufBase+uint64(len(s.buf))/2))
+	}
+	if low <= s.bufBase {
+		return
+	}
+	n := low - s.bufBase
+	for _, e := range s.buf[:n] {
+		s.bufBytes -= len(e)
+	}
+	s.buf = append([][]byte(nil), s.buf[n:]...)
+	s.bufBase = low
+}
+
+func (s *segmentActor) maybeSeal() {
+	if s.ld == nil || s.sealing {
+		return
+	}
+	count, ok := s.ld.SealCount()
+	if !ok {
+		return
+	}
+	s.sealing = true
+	s.n.metrics.rollovers.Add(1)
+	s.n.proposeAsync(s.self, &raftfsm.SealSegment{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Count: count,
+		AtMs: s.n.now().UnixMilli()}, 10*time.Second, func(err error) any { return sealDoneMsg{err: err} })
+}
+
+func (s *segmentActor) leaderHint() uint64 {
+	if s.meta == nil {
+		return 0
+	}
+	return uint64(s.meta.Leader)
+}
+
+// ---- replica path (follower) ----
+
+func (s *segmentActor) onReplicate(m replicateMsg) {
+	req := m.req
+	if s.role == roleSealed || s.role == roleLeader {
+		m.reply(messages.ReplicateResp{Err: messages.Err{Code: messages.CodeStaleEpoch, Msg: "segment is " + s.role.String() + " here"}, Durable: s.durable})
+		return
+	}
+	if s.role == roleNone {
+		s.role = roleFollower
+		s.ensureFile()
+	}
+	chk, err := segment.CheckAppend(s.fenced, req.Epoch, s.end, req.First, len(req.Entries))
+	var stale *segment.ErrStaleEpoch
+	var gap *segment.ErrGap
+	switch {
+	case errors.As(err, &stale):
+		m.reply(messages.ReplicateResp{Err: messages.Err{Code: messages.CodeStaleEpoch, Msg: err.Error()}, Durable: s.durable})
+		return
+	case errors.As(err, &gap):
+		m.reply(messages.ReplicateResp{Err: messages.Err{Code: messages.CodeGap, Msg: err.Error(), Have: s.end}, Durable: s.durable})
+		return
+	}
+	if req.HWM > s.hwm {
+		s.hwm = min(req.HWM, s.end)
+	}
+	if chk.Duplicate {
+		if s.pending == 0 {
+			m.reply(messages.ReplicateResp{Durable: s.durable})
+		} else {
+			s.whenIdle = append(s.whenIdle, func() { m.reply(messages.ReplicateResp{Durable: s.durable}) })
+		}
+		return
+	}
+	ents := req.Entries[chk.Skip:]
+	first := s.end
+	s.end += uint64(len(ents))
+	s.appendLocal(first, ents, m.reply)
+}
+
+// ---- reads ----
+
+// readable is how far this replica may serve reads.
+func (s *segmentActor) readable(raw bool) uint64 {
+	if raw {
+		return s.durable
+	}
+	switch s.role {
+	case roleLeader:
+		return s.hwm
+	case roleSealed:
+		if s.meta != nil {
+			return min(s.durable, s.meta.Count)
+		}
+	}
+	return min(s.hwm, s.durable)
+}
+
+func (s *segmentActor) onRead(m readMsg) {
+	limit := s.readable(m.raw)
+	if m.req.From >= limit && m.req.WaitMs > 0 && s.role == roleLeader {
+		s.readSeq++
+		id := s.readSeq
+		self := s.self
+		t := s.n.cfg.Clock.AfterFunc(time.Duration(m.req.WaitMs)*time.Millisecond, func() {
+			s.n.system.Root.Send(self, readTimeout{id: id})
+		})
+		s.parked = append(s.parked, parkedRead{id: id, msg: m, timer: t})
+		return
+	}
+	s.answerRead(m)
+}
+
+func (s *segmentActor) answerRead(m readMsg) {
+	limit := s.readable(m.raw)
+	sealed := s.role == roleSealed && s.meta != nil && s.durable >= s.meta.Count
+	resp := messages.ReadResp{End: limit, Sealed: sealed}
+	if m.req.From < limit {
+		max := m.req.Max
+		if max <= 0 || uint64(max) > limit-m.req.From {
+			max = int(limit - m.req.From)
+		}
+		mb := m.req.MaxBytes
+		if mb <= 0 {
+			mb = 1 << 20
+		}
+		ents, err := s.n.wal.Read(s.key, m.req.From, max, mb)
+		if err != nil {
+			resp.Err = errToWire(err)
+		}
+		resp.Entries = ents
+	}
+	m.reply(resp)
+}
+
+func (s *segmentActor) onReadTimeout(id uint64) {
+	for i, p := range s.parked {
+		if p.id == id {
+			s.parked = append(s.parked[:i], s.parked[i+1:]...)
+			s.answerRead(p.msg)
+			return
+		}
+	}
+}
+
+func (s *segmentActor) wakeReaders() {
+	if len(s.parked) == 0 {
+		return
+	}
+	keep := s.parked[:0]
+	for _, p := range s.parked {
+		if p.msg.req.From < s.readable(p.msg.raw) {
+			p.timer.Stop()
+			s.answerRead(p.msg)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	s.parked = keep
+}
+
+// ---- recovery: fence, sync, reconcile ----
+
+func (s *segmentActor) onFence(m fenceMsg) {
+	if m.req.Epoch > s.fenced {
+		s.fenced = m.req.Epoch
+	}
+	if m.req.Epoch < s.fenced {
+		m.reply(messages.FenceResp{Err: messages.Err{Code: messages.CodeStaleEpoch, Msg: "fenced at a newer epoch"}})
+		return
+	}
+	if s.role == roleLeader {
+		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment fenced for recovery: outcome unknown"})
+		s.role = roleFenced
+	}
+	if s.role == roleNone || s.role == roleFollower {
+		s.role = roleFenced
+	}
+	answer := func() { m.reply(messages.FenceResp{End: s.durable}) }
+	if s.pending > 0 {
+		s.whenIdle = append(s.whenIdle, answer)
+		return
+	}
+	answer()
+}
+
+// onSync copies entries up to UpTo from the source replica (recovery makes
+// every survivor hold the chosen end before it seals).
+func (s *segmentActor) onSync(m syncMsg) {
+	if m.req.Epoch < s.fenced {
+		m.reply(messages.SyncResp{Err: messages.Err{Code: messages.CodeStaleEpoch, Msg: "fenced at a newer epoch"}})
+		return
+	}
+	if s.durable >= m.req.UpTo && s.pending == 0 {
+		m.reply(messages.SyncResp{End: s.durable})
+		return
+	}
+	s.ensureFile()
+	s.syncWait = append(s.syncWait, m.reply)
+	s.syncSource = m.req.Source
+	s.fetchTo(m.req.UpTo, []uint64{m.req.Source})
+}
+
+// reconcileSealed makes the local copy match the sealed metadata: cut a
+// tail no quorum acknowledged, fetch what is missing, then seal the file.
+func (s *segmentActor) reconcileSealed() {
+	if s.sealedWAL || s.meta == nil {
+		s.hwm = s.durable
+		return
+	}
+	count := s.meta.Count
+	if s.pending > 0 {
+		s.whenIdle = append(s.whenIdle, s.reconcileSealed)
+		return
+	}
+	s.ensureFile()
+	if s.durable < count {
+		var sources []uint64
+		for _, r := range s.meta.Replicas {
+			if uint64(r) != s.n.cfg.NodeID {
+				sources = append(sources, uint64(r))
+			}
+		}
+		s.fetchTo(count, sources)
+		return
+	}
+	if err := s.n.wal.Seal(s.key, count); err != nil {
+		s.n.log.Error("seal segment file", append(s.log(), "count", count, "err", err)...)
+		return
+	}
+	s.end, s.durable, s.hwm = count, count, count
+	s.sealedWAL = true
+	s.wakeReaders()
+}
+
+// fetchTo copies entries [durable, goal) from the first source that has
+// them, a chunk at a time; progress comes back as fetchedMsg.
+func (s *segmentActor) fetchTo(goal uint64, sources []uint64) {
+	if goal > s.fetchGoal {
+		s.fetchGoal = goal
+	}
+	if s.fetching || len(sources) == 0 {
+		return
+	}
+	s.fetching = true
+	from := s.end
+	src := sources[int(from)%len(sources)]
+	req := &messages.ReadReq{Topic: s.topic, Segment: s.id, From: from, Max: maxReplicateEntries, MaxBytes: maxReplicateBytes, Raw: true}
+	self := s.self
+	n := s.n
+	go func() {
+		var resp messages.ReadResp
+		ctx, cancel := ctxTimeout(n, 5*time.Second)
+		defer cancel()
+		err := n.call(ctx, src, messages.KindRead, req, &resp)
+		if err == nil {
+			err = resp.Err.AsError()
+		}
+		n.system.Root.Send(self, fetchedMsg{from: from, entries: resp.Entries, err: err, source: src})
+	}()
+}
+
+func (s *segmentActor) onFetched(m fetchedMsg) {
+	s.fetching = false
+	retry := func() {
+		self := s.self
+		s.n.cfg.Clock.AfterFunc(200*time.Millisecond, func() { s.n.system.Root.Send(self, reconcileMsg{}) })
+	}
+	if m.err != nil || len(m.entries) == 0 || m.from != s.end {
+		if m.err != nil {
+			s.n.log.Debug("fetch from replica failed", append(s.log(), "source", m.source, "err", m.err)...)
+		}
+		s.retryFetch(retry)
+		return
+	}
+	ents := m.entries
+	if uint64(len(ents)) > s.fetchGoal-s.end {
+		ents = ents[:s.fetchGoal-s.end]
+	}
+	first := s.end
+	s.end += uint64(len(ents))
+	s.appendLocal(first, ents, nil)
+	s.whenIdle = append(s.whenIdle, s.continueFetch)
+}
+
+func (s *segmentActor) retryFetch(retry func()) {
+	if len(s.syncWait) > 0 {
+		for _, r := range s.syncWait {
+			r(messages.SyncResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: "source replica unavailable"}, End: s.durable})
+		}
+		s.syncWait = nil
+		return
+	}
+	retry()
+}
+
+func (s *segmentActor) continueFetch() {
+	if s.durable >= s.fetchGoal {
+		for _, r := range s.syncWait {
+			r(messages.SyncResp{End: s.durable})
+		}
+		s.syncWait = nil
+		if s.role == roleSealed {
+			s.reconcileSealed()
+		}
+		return
+	}
+	if len(s.syncWait) > 0 {
+		// recovery sync: keep pulling from the same source
+		s.fetchTo(s.fetchGoal, []uint64{s.syncSource})
+		return
+	}
+	if s.role == roleSealed {
+		s.reconcileSealed()
+	}
+}

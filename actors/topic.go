@@ -1,0 +1,149 @@
+package actors
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wal"
+)
+
+// segReq routes a request to one of the topic's segment actors.
+type segReq struct {
+	seg uint64
+	msg any
+	// fail answers the request when no actor for the segment exists here.
+	fail func(error)
+}
+
+// cursorReq routes a request to one of the topic's cursor actors.
+type cursorReq struct {
+	group string
+	msg   any
+	fail  func(error)
+}
+
+// topicActor supervises the segment actors of the segments this node
+// replicates and, while this node leads raft, the topic's cursors.
+type topicActor struct {
+	n        *Node
+	name     string
+	meta     topicMetaMsg
+	segments map[uint64]*actor.PID
+	cursors  map[string]*actor.PID
+	term     uint64
+}
+
+func newTopicActor(n *Node, name string) *topicActor {
+	return &topicActor{n: n, name: name, segments: map[uint64]*actor.PID{}, cursors: map[string]*actor.PID{}}
+}
+
+func (t *topicActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case topicMetaMsg:
+		t.onMeta(ctx, m)
+	case segReq:
+		if pid, ok := t.segments[m.seg]; ok {
+			ctx.Send(pid, m.msg)
+			return
+		}
+		m.fail(errNoReplica(t.name, m.seg))
+	case cursorReq:
+		t.routeCursor(ctx, m)
+	case *actor.Terminated:
+		for id, pid := range t.segments {
+			if pid.Equal(m.Who) {
+				delete(t.segments, id)
+			}
+		}
+		for g, pid := range t.cursors {
+			if pid.Equal(m.Who) {
+				delete(t.cursors, g)
+			}
+		}
+	}
+}
+
+func (t *topicActor) onMeta(ctx actor.Context, m topicMetaMsg) {
+	t.meta = m
+	self := raftfsm.NodeID(t.n.cfg.NodeID)
+	present := map[uint64]bool{}
+	for _, s := range m.topic.Segments {
+		present[s.ID] = true
+		holds := false
+		for _, r := range s.Replicas {
+			if r == self {
+				holds = true
+			}
+		}
+		pid, running := t.segments[s.ID]
+		if !holds {
+			if running {
+				// no longer a replica (re-replication moved it)
+				ctx.Stop(pid)
+			}
+			continue
+		}
+		if !running {
+			props := actor.PropsFromProducer(func() actor.Actor { return newSegmentActor(t.n, t.name, s.ID) },
+				actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)))
+			p, err := ctx.SpawnNamed(props, "segment/"+strconv.FormatUint(s.ID, 10))
+			if err != nil {
+				t.n.log.Error("spawn segment actor", "topic", t.name, "segment", s.ID, "err", err)
+				continue
+			}
+			ctx.Watch(p)
+			t.segments[s.ID] = p
+			pid = p
+		}
+		ctx.Send(pid, segMetaMsg{topic: m.topic, seg: s, caughtUp: m.caughtUp})
+	}
+	// segments deleted by retention: stop their actors and free the disk
+	for id, pid := range t.segments {
+		if !present[id] {
+			ctx.Stop(pid)
+			delete(t.segments, id)
+			if err := t.n.wal.Delete(wal.SegmentKey{Topic: t.name, Segment: id}); err != nil {
+				t.n.log.Warn("delete retained-out segment", "topic", t.name, "segment", id, "err", err)
+			}
+		}
+	}
+	if m.leaderTerm != t.term {
+		// leadership changed: cursors of the old reign stop (their waiting
+		// reads are told to retry at the new leader)
+		for g, pid := range t.cursors {
+			ctx.Stop(pid)
+			delete(t.cursors, g)
+		}
+		t.term = m.leaderTerm
+	}
+	for _, pid := range t.cursors {
+		ctx.Send(pid, cursorMetaMsg{topic: m.topic})
+	}
+}
+
+func (t *topicActor) routeCursor(ctx actor.Context, m cursorReq) {
+	if t.term == 0 {
+		m.fail(errNotCursorOwner)
+		return
+	}
+	pid, ok := t.cursors[m.group]
+	if !ok {
+		name := "cursor/" + m.group
+		if m.group == "" {
+			name = "cursor-shared"
+		}
+		props := actor.PropsFromProducer(func() actor.Actor { return newCursorActor(t.n, t.name, m.group, t.meta.topic) })
+		p, err := ctx.SpawnNamed(props, name)
+		if err != nil {
+			m.fail(err)
+			return
+		}
+		ctx.Watch(p)
+		t.cursors[m.group] = p
+		pid = p
+	}
+	ctx.Send(pid, m.msg)
+}
