@@ -245,4 +245,3 @@ func (g *Segment) checkInvariants(active bool) error {
 	}
 	return nil
 }
-
