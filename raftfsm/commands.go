@@ -203,18 +203,14 @@ func lookup(t CmdType) *handler {
 }
 
 // decodeBody decodes exactly one msgpack value filling the whole body.
-// Unknown fields are skipped (forward compatibility); trailing bytes are an
-// error.
+// The body is first checked by checkMsgpack (see guard.go: the msgpack
+// version we use can be made to allocate without bound). Unknown fields are
+// skipped (forward compatibility); trailing bytes are an error.
 func decodeBody(body []byte, v any) error {
-	r := bytes.NewReader(body)
-	dec := msgpack.NewDecoder(r)
-	if err := dec.Decode(v); err != nil {
+	if err := checkMsgpack(body); err != nil {
 		return err
 	}
-	if r.Len() != 0 {
-		return fmt.Errorf("%d trailing bytes", r.Len())
-	}
-	return nil
+	return msgpack.NewDecoder(bytes.NewReader(body)).Decode(v)
 }
 
 // Encode returns the raft log entry for cmd: its type byte and msgpack body.
