@@ -236,10 +236,8 @@ func applySetReplicas(x *txn, c SetReplicas) Result {
 	if c.Segment == 0 || len(c.Replicas) == 0 {
 		return invalid("set replicas %q/%d: empty", c.Topic, c.Segment)
 	}
-	for i, id := range c.Replicas {
-		if id == 0 || slices.Contains(c.Replicas[:i], id) {
-			return invalid("set replicas %q/%d: bad or repeated node %d", c.Topic, c.Segment, id)
-		}
+	if !distinctNodes(c.Replicas) {
+		return invalid("set replicas %q/%d: node 0 or a repeated node in %v", c.Topic, c.Segment, c.Replicas)
 	}
 	t := x.topic(c.Topic)
 	if t == nil {

@@ -467,3 +467,17 @@ func TestSegmentsLedBy(t *testing.T) {
 	}
 	eq(t, "held by 2", got, []string{"a/1", "b/1", "b/2"})
 }
+
+// A long replica list in a (buggy) entry is rejected quickly, not in
+// quadratic time.
+func TestSetReplicasLongList(t *testing.T) {
+	h := cluster(t, 1, 2, 3)
+	h.ok(CreateTopic{Name: "t", RF: 3})
+	long := make([]NodeID, 200000)
+	for i := range long {
+		long[i] = NodeID(i + 1)
+	}
+	h.fails(SetReplicas{Topic: "t", Segment: 1, Replicas: long}, ErrUnknownNode)
+	long[len(long)-1] = 1
+	h.fails(SetReplicas{Topic: "t", Segment: 1, Replicas: long}, ErrInvalid)
+}

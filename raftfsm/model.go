@@ -335,3 +335,16 @@ func nextAfter(candidates []NodeID, prev NodeID) int {
 	}
 	return i
 }
+
+// distinctNodes reports whether ids holds no 0 and no id twice. It sorts a
+// copy (O(n log n)): a replica list in a raft entry or snapshot can be long.
+func distinctNodes(ids []NodeID) bool {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	for i, id := range s {
+		if id == 0 || (i > 0 && s[i-1] == id) {
+			return false
+		}
+	}
+	return true
+}

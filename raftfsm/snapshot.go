@@ -238,10 +238,8 @@ func (g *Segment) checkInvariants(active bool) error {
 	case !active && g.State != SegSealed:
 		return fmt.Errorf("older segment %v", g.State)
 	}
-	for i, id := range g.Replicas {
-		if id == 0 || slices.Contains(g.Replicas[:i], id) {
-			return fmt.Errorf("replicas %v", g.Replicas)
-		}
+	if !distinctNodes(g.Replicas) {
+		return fmt.Errorf("replicas %v", g.Replicas)
 	}
 	return nil
 }
