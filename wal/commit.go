@@ -1,0 +1,541 @@
+package wal
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// run is the committer goroutine: the only code that writes, syncs,
+// truncates, renames or removes files, and the only one that changes the
+// segment map.
+func (w *WAL) run() {
+	defer close(w.stopped)
+	var tick <-chan time.Time
+	if w.opts.Sync == SyncInterval {
+		t := time.NewTicker(w.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		w.mu.Lock()
+		for len(w.queue) == 0 {
+			w.mu.Unlock()
+			select {
+			case <-w.kick:
+			case <-tick:
+				w.syncDirty()
+			}
+			w.mu.Lock()
+		}
+		batch := w.queue
+		w.queue = w.spare[:0]
+		w.mu.Unlock()
+
+		stop := w.process(batch)
+		clear(batch) // drop references to callers' entries and callbacks
+		w.spare = batch[:0]
+		if stop {
+			return
+		}
+		if tick != nil {
+			select {
+			case <-tick:
+				w.syncDirty()
+			default:
+			}
+		}
+	}
+}
+
+// process runs one batch: runs of appends are committed together; other
+// operations run alone, in queue order. It reports whether Close was
+// processed.
+func (w *WAL) process(batch []request) (stop bool) {
+	for i := 0; i < len(batch); {
+		j := i
+		for j < len(batch) && batch[j].kind == opAppend {
+			j++
+		}
+		if j > i {
+			w.commitAppends(batch[i:j])
+		}
+		if j < len(batch) {
+			r := &batch[j]
+			var err error
+			switch r.kind {
+			case opCreate:
+				err = w.doCreate(r.key)
+			case opSeal:
+				err = w.doSeal(r.seg, r.n)
+			case opTruncate:
+				err = w.doTruncate(r.seg, r.n)
+			case opDelete:
+				err = w.doDelete(r.seg)
+			case opClose:
+				err = w.doClose()
+				stop = true
+			}
+			w.fixOffsets()
+			r.finish(0, err)
+			j++
+		}
+		i = j
+	}
+	return stop
+}
+
+// addFix puts s on the list of segments whose nextOff must be recomputed.
+func (w *WAL) addFix(s *segment) {
+	if !s.inFix {
+		s.inFix = true
+		w.fix = append(w.fix, s)
+	}
+}
+
+// fixOffsets recomputes nextOff of segments touched since the last call from
+// what actually happened (count) plus what is still queued. It corrects the
+// optimistic nextOff after a failed append, a truncation or a seal.
+func (w *WAL) fixOffsets() {
+	if len(w.fix) == 0 {
+		return
+	}
+	w.mu.Lock()
+	for _, s := range w.fix {
+		s.queued -= s.taken
+		s.nextOff = s.count + s.queued
+		s.taken = 0
+		s.inFix = false
+	}
+	w.mu.Unlock()
+	clear(w.fix)
+	w.fix = w.fix[:0]
+}
+
+// commitAppends writes a run of append requests: one write per touched file,
+// one sync per touched file (in parallel), then the callbacks in order.
+func (w *WAL) commitAppends(reqs []request) {
+	fenced := w.fenced.Load()
+	touched := w.touched[:0]
+	total := 0
+	// Pass 1: validate against the committer's own state, assign offsets,
+	// size each file's part of the write buffer.
+	for k := range reqs {
+		r := &reqs[k]
+		s := r.seg
+		if r.counted {
+			s.taken += uint64(len(r.entries))
+			w.addFix(s)
+		}
+		if r.err != nil {
+			continue
+		}
+		pending := uint64(0) // entries of s earlier in this batch
+		if s.inBatch {
+			pending = s.bEntries
+		}
+		switch {
+		case fenced:
+			r.err = w.fencedErr()
+		case s.deleted:
+			r.err = fmt.Errorf("wal: append to %v: %w", r.key, ErrUnknownSegment)
+		case s.sealed.Load():
+			r.err = fmt.Errorf("wal: append to %v: %w", r.key, ErrSealed)
+		case r.at && r.n != s.count+pending:
+			r.err = fmt.Errorf("wal: append to %v: %w", r.key, &OffsetMismatchError{Have: s.count + pending, Want: r.n})
+		}
+		if r.err != nil {
+			continue
+		}
+		if !s.inBatch {
+			s.inBatch = true
+			s.bEntries, s.bBytes, s.bErr = 0, 0, nil
+			touched = append(touched, s)
+		}
+		r.first = s.count + s.bEntries
+		s.bEntries += uint64(len(r.entries))
+		s.bBytes += r.bytes
+		total += r.bytes
+	}
+	if cap(w.wbuf) < total {
+		w.wbuf = make([]byte, total+total/4)
+	}
+	buf := w.wbuf[:total]
+	at := 0
+	for _, s := range touched {
+		s.bStart, s.bCur = at, at
+		at += s.bBytes
+		s.bIdxLen, s.bSinceEnt, s.bSinceByt = len(s.idx), s.sinceEntries, s.sinceBytes
+	}
+	// Pass 2: encode records in queue order into each file's region.
+	for k := range reqs {
+		r := &reqs[k]
+		if r.err != nil {
+			continue
+		}
+		s := r.seg
+		off := r.first
+		for _, e := range r.entries {
+			n := recordHeader + len(e)
+			putRecord(buf[s.bCur:s.bCur+n], off, e)
+			s.noteRecord(off, s.size+int64(s.bCur-s.bStart), n)
+			s.bCur += n
+			off++
+		}
+	}
+	// Write: one write per touched file.
+	for _, s := range touched {
+		if s.bBytes == 0 {
+			continue
+		}
+		if _, err := s.f.Write(buf[s.bStart : s.bStart+s.bBytes]); err != nil {
+			s.bErr = w.writeFailed(s, err)
+			continue
+		}
+		s.size += int64(s.bBytes)
+		s.count += s.bEntries
+		s.dirty = true
+	}
+	// Sync.
+	if !w.fenced.Load() {
+		if w.opts.Sync == SyncEveryBatch {
+			w.syncSegments(touched)
+		} else {
+			for _, s := range touched {
+				if s.bErr == nil && s.bBytes > 0 {
+					w.markDirty(s)
+				}
+			}
+		}
+	}
+	// Publish and call back.
+	fenced = w.fenced.Load()
+	for _, s := range touched {
+		s.inBatch = false
+		if s.bErr == nil && !fenced {
+			s.durableSize.Store(s.size)
+			s.durable.Store(s.count)
+		}
+	}
+	for k := range reqs {
+		r := &reqs[k]
+		switch {
+		case r.err != nil:
+			r.finish(0, r.err)
+		case fenced:
+			r.finish(0, w.fencedErr())
+		case r.seg.bErr != nil:
+			r.finish(0, r.seg.bErr)
+		default:
+			r.finish(r.first, nil)
+		}
+	}
+	clear(touched)
+	w.touched = touched[:0]
+	w.fixOffsets()
+}
+
+// writeFailed handles a failed batch write to s: on ENOSPC it rolls the file
+// back to its last good size (and syncs that) so the batch leaves no trace;
+// any other error fences the engine. It returns the error for the batch's
+// requests on s.
+func (w *WAL) writeFailed(s *segment, err error) error {
+	s.idxMu.Lock()
+	s.idx = s.idx[:s.bIdxLen]
+	s.idxMu.Unlock()
+	s.sinceEntries, s.sinceBytes = s.bSinceEnt, s.bSinceByt
+	if !isNoSpace(err) {
+		return w.fence(fmt.Errorf("write %s: %w", s.path, err))
+	}
+	if terr := s.f.Truncate(s.size); terr != nil {
+		return w.fence(fmt.Errorf("roll back %s after ENOSPC: %w", s.path, terr))
+	}
+	if serr := s.f.Sync(); serr != nil {
+		return w.fence(fmt.Errorf("sync %s after ENOSPC rollback: %w", s.path, serr))
+	}
+	w.log.Warn("disk full: batch rolled back", "segment", s.key, "err", err)
+	return fmt.Errorf("wal: append to %v: %w: %w", s.key, ErrDiskFull, err)
+}
+
+// syncSegments syncs the given segments' files (those written without
+// error), in parallel when there is more than one, and fences on failure.
+func (w *WAL) syncSegments(segs []*segment) {
+	n := 0
+	var only *segment
+	for _, s := range segs {
+		if s.bErr == nil && s.dirty {
+			n++
+			only = s
+		}
+	}
+	switch n {
+	case 0:
+		return
+	case 1:
+		if err := only.f.Sync(); err != nil {
+			w.fence(fmt.Errorf("sync %s: %w", only.path, err))
+			return
+		}
+		only.dirty = false
+		return
+	}
+	if cap(w.syncErr) < len(segs) {
+		w.syncErr = make([]error, len(segs))
+	}
+	errs := w.syncErr[:len(segs)]
+	var wg sync.WaitGroup
+	for i, s := range segs {
+		if s.bErr != nil || !s.dirty {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.f.Sync()
+		}()
+	}
+	wg.Wait()
+	for i, s := range segs {
+		if s.bErr != nil || !s.dirty {
+			continue
+		}
+		if errs[i] != nil {
+			w.fence(fmt.Errorf("sync %s: %w", s.path, errs[i]))
+		} else {
+			s.dirty = false
+		}
+		errs[i] = nil
+	}
+}
+
+func (w *WAL) markDirty(s *segment) {
+	for _, d := range w.dirty {
+		if d == s {
+			return
+		}
+	}
+	w.dirty = append(w.dirty, s)
+}
+
+// syncDirty syncs files written since their last sync (SyncInterval's tick,
+// Close). Committer only.
+func (w *WAL) syncDirty() error {
+	if len(w.dirty) == 0 || w.fenced.Load() {
+		return nil
+	}
+	live := w.dirty[:0]
+	for _, s := range w.dirty {
+		if !s.deleted && s.dirty {
+			s.bErr = nil
+			live = append(live, s)
+		}
+	}
+	w.syncSegments(live)
+	clear(w.dirty)
+	w.dirty = w.dirty[:0]
+	if w.fenced.Load() {
+		return w.fencedErr()
+	}
+	return nil
+}
+
+// syncOne syncs one segment's file if it has unsynced writes.
+func (w *WAL) syncOne(s *segment) error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return w.fence(fmt.Errorf("sync %s: %w", s.path, err))
+	}
+	s.dirty = false
+	return nil
+}
+
+func (w *WAL) doCreate(key SegmentKey) error {
+	w.mu.Lock()
+	s := w.segs[key]
+	w.mu.Unlock()
+	if s != nil {
+		if s.sealed.Load() {
+			return ErrSealed
+		}
+		return nil
+	}
+	if w.fenced.Load() {
+		return w.fencedErr()
+	}
+	name := openName(key)
+	path := w.path(name)
+	f, err := w.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	if err != nil {
+		if isNoSpace(err) {
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+		return err
+	}
+	hdr := appendHeader(nil, key)
+	fail := func(err error) error {
+		_ = f.Close()
+		_ = w.fs.Remove(path)
+		return err
+	}
+	if _, err := f.Write(hdr); err != nil {
+		if isNoSpace(err) {
+			return fail(fmt.Errorf("%w: %w", ErrDiskFull, err))
+		}
+		return fail(w.fence(fmt.Errorf("write %s: %w", path, err)))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(w.fence(fmt.Errorf("sync %s: %w", path, err)))
+	}
+	if err := w.fs.SyncDir(w.dir); err != nil {
+		return fail(w.fence(fmt.Errorf("sync dir %s: %w", w.dir, err)))
+	}
+	s = &segment{key: key, f: f, path: path, size: int64(len(hdr))}
+	s.durableSize.Store(s.size)
+	w.mu.Lock()
+	w.segs[key] = s
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *WAL) doSeal(s *segment, count uint64) error {
+	switch {
+	case s.deleted:
+		return ErrUnknownSegment
+	case s.sealed.Load():
+		if s.count == count {
+			return nil
+		}
+		return fmt.Errorf("%w with count %d", ErrSealed, s.count)
+	case w.fenced.Load():
+		return w.fencedErr()
+	case s.count < count:
+		return fmt.Errorf("%w: segment has %d entries", ErrShortSegment, s.count)
+	}
+	if s.count > count {
+		if err := w.truncateTo(s, count); err != nil {
+			return err
+		}
+	} else if err := w.syncOne(s); err != nil {
+		return err
+	}
+	newPath := w.path(sealedName(s.key, count))
+	if err := w.fs.Rename(s.path, newPath); err != nil {
+		return err
+	}
+	s.rw.Lock()
+	s.path = newPath
+	s.rw.Unlock()
+	s.sealed.Store(true)
+	if err := w.fs.SyncDir(w.dir); err != nil {
+		return w.fence(fmt.Errorf("sync dir %s: %w", w.dir, err))
+	}
+	return nil
+}
+
+func (w *WAL) doTruncate(s *segment, count uint64) error {
+	switch {
+	case s.deleted:
+		return ErrUnknownSegment
+	case s.sealed.Load():
+		return ErrSealed
+	case w.fenced.Load():
+		return w.fencedErr()
+	case s.count < count:
+		return fmt.Errorf("%w: segment has %d entries", ErrShortSegment, s.count)
+	case s.count == count:
+		return w.syncOne(s)
+	}
+	return w.truncateTo(s, count)
+}
+
+// truncateTo cuts s to count entries and syncs. Committer only; count < s.count.
+func (w *WAL) truncateTo(s *segment, count uint64) error {
+	w.addFix(s)
+	pos, err := s.seek(count, s.size)
+	if err != nil {
+		return err
+	}
+	s.rw.Lock() // no reader may be inside the part being cut
+	if s.durable.Load() > count {
+		s.durable.Store(count)
+		s.durableSize.Store(pos)
+	}
+	err = s.f.Truncate(pos)
+	s.rw.Unlock()
+	if err != nil {
+		return w.fence(fmt.Errorf("truncate %s: %w", s.path, err))
+	}
+	s.count, s.size = count, pos
+	s.cutIndex(count, pos)
+	s.dirty = true
+	if err := w.syncOne(s); err != nil {
+		return err
+	}
+	s.durableSize.Store(pos)
+	s.durable.Store(count)
+	w.log.Info("segment truncated", "segment", s.key, "count", count)
+	return nil
+}
+
+func (w *WAL) doDelete(s *segment) error {
+	switch {
+	case s.deleted:
+		return ErrUnknownSegment
+	case w.fenced.Load():
+		return w.fencedErr()
+	}
+	w.mu.Lock()
+	if w.segs[s.key] == s {
+		delete(w.segs, s.key)
+	}
+	w.mu.Unlock()
+	s.deleted = true
+	s.rw.Lock()
+	s.gone = ErrUnknownSegment
+	cerr := s.f.Close()
+	path := s.path
+	s.rw.Unlock()
+	if err := w.fs.Remove(path); err != nil {
+		return err
+	}
+	if err := w.fs.SyncDir(w.dir); err != nil {
+		return w.fence(fmt.Errorf("sync dir %s: %w", w.dir, err))
+	}
+	if cerr != nil {
+		w.log.Warn("close of deleted segment failed", "segment", s.key, "err", cerr)
+	}
+	return nil
+}
+
+func (w *WAL) doClose() error {
+	var first error
+	if !w.fenced.Load() {
+		// Every mode syncs on a clean close.
+		w.mu.Lock()
+		for _, s := range w.segs {
+			if s.dirty {
+				w.markDirty(s)
+			}
+		}
+		w.mu.Unlock()
+		first = w.syncDirty()
+	}
+	w.mu.Lock()
+	segs := make([]*segment, 0, len(w.segs))
+	for _, s := range w.segs {
+		segs = append(segs, s)
+	}
+	w.mu.Unlock()
+	for _, s := range segs {
+		s.rw.Lock()
+		s.gone = ErrClosed
+		if err := s.f.Close(); err != nil && first == nil {
+			first = err
+		}
+		s.rw.Unlock()
+	}
+	return first
+}

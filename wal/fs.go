@@ -1,0 +1,109 @@
+package wal
+
+import (
+	"io"
+	"os"
+	"syscall"
+)
+
+// FS is the seam through which the engine reaches every file. Production uses
+// OSFS; the testkit supplies a crashable in-memory FS in which a crash keeps
+// only what was made durable by Sync and SyncDir.
+//
+// The engine keeps all of its files directly inside one directory (the dir
+// given to Open). Implementations must be safe for concurrent use: the
+// committer goroutine writes and syncs while readers call ReadAt on the same
+// File, and Sync may run on several files at once from different goroutines.
+// The engine never calls two methods of one File concurrently except ReadAt,
+// which may run alongside anything but Close and Truncate.
+type FS interface {
+	// OpenFile opens name with os-style flags. The engine uses O_RDONLY,
+	// O_RDWR, O_CREATE, O_EXCL and O_APPEND; with O_APPEND every Write must
+	// land at the current end of the file, including after Truncate.
+	// O_CREATE|O_EXCL must fail with an error satisfying
+	// errors.Is(err, fs.ErrExist) when name exists.
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	// Remove deletes a file. It is durable only after SyncDir on its directory.
+	Remove(name string) error
+	// Rename atomically replaces newpath with oldpath: after a crash exactly
+	// one of the two names refers to the file. Durable only after SyncDir.
+	Rename(oldpath, newpath string) error
+	// MkdirAll creates path and any missing parents; it succeeds if path
+	// already is a directory.
+	MkdirAll(path string, perm os.FileMode) error
+	// ReadDir lists a directory (any order; the engine sorts).
+	ReadDir(name string) ([]os.DirEntry, error)
+	// SyncDir makes every create, rename and remove done so far in the
+	// directory name durable. It says nothing about file contents (see
+	// File.Sync).
+	SyncDir(name string) error
+}
+
+// File is an open file of an FS.
+type File interface {
+	// ReadAt is pread: it must not move the offset used by Write and must be
+	// safe to call concurrently with Write and Sync.
+	io.ReaderAt
+	// Write appends (the engine always opens writable files with O_APPEND).
+	// A short write must return a non-nil error. On ENOSPC the error must
+	// satisfy errors.Is(err, syscall.ENOSPC).
+	io.Writer
+	io.Closer
+	// Sync makes every prior Write and Truncate of this file durable: after it
+	// returns nil, a crash keeps the file's contents and size as they were.
+	// An error means the durable state is unknown (the engine fences itself).
+	Sync() error
+	// Truncate sets the file's size; durable only after Sync.
+	Truncate(size int64) error
+	// Stat reports at least the current Size.
+	Stat() (os.FileInfo, error)
+}
+
+// OSFS returns the operating system's file system. Its File.Sync is
+// fdatasync(2) where available (Linux) and fsync elsewhere; SyncDir opens the
+// directory and fsyncs it.
+func OSFS() FS { return osFS{} }
+
+type osFS struct{}
+
+func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return newOSFile(f)
+}
+
+func (osFS) Remove(name string) error                     { return os.Remove(name) }
+func (osFS) Rename(oldpath, newpath string) error         { return os.Rename(oldpath, newpath) }
+func (osFS) MkdirAll(path string, perm os.FileMode) error { return os.MkdirAll(path, perm) }
+func (osFS) ReadDir(name string) ([]os.DirEntry, error)   { return os.ReadDir(name) }
+
+func (osFS) SyncDir(name string) error {
+	d, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// osFile is an *os.File whose Sync is fdatasync where the platform has it.
+type osFile struct {
+	*os.File
+	raw syscall.RawConn
+}
+
+func newOSFile(f *os.File) (*osFile, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &osFile{File: f, raw: raw}, nil
+}
+
+func (f *osFile) Sync() error { return datasync(f) }

@@ -1,0 +1,233 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"sort"
+)
+
+// recoverBufSize is the read window used to scan files on Open.
+const recoverBufSize = 4 << 20
+
+// recover opens and verifies every segment file in the directory. Called by
+// Open before the committer starts.
+func (w *WAL) recover() error {
+	ents, err := w.fs.ReadDir(w.dir)
+	if err != nil {
+		return fmt.Errorf("wal: open %s: %w", w.dir, err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if !e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	buf := make([]byte, recoverBufSize)
+	removed := false
+	for _, name := range names {
+		pn, ok := parseName(name)
+		if !ok {
+			w.log.Debug("ignoring unknown file", "file", name)
+			continue
+		}
+		s, gone, err := w.recoverFile(name, pn, &buf)
+		if err != nil {
+			return err
+		}
+		if gone {
+			removed = true
+			continue
+		}
+		if prev := w.segs[s.key]; prev != nil {
+			_ = s.f.Close()
+			return &CorruptError{File: s.path, Offset: 0, Reason: fmt.Sprintf("second file for segment %v (first: %s)", s.key, prev.path)}
+		}
+		w.segs[s.key] = s
+	}
+	if removed {
+		if err := w.fs.SyncDir(w.dir); err != nil {
+			return fmt.Errorf("wal: open %s: sync dir: %w", w.dir, err)
+		}
+	}
+	return nil
+}
+
+// recoverFile verifies one file and rebuilds its segment. gone reports that
+// the file was the remains of an interrupted Create and has been removed.
+func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment, gone bool, err error) {
+	path := w.path(name)
+	flag := os.O_RDWR | os.O_APPEND
+	if pn.sealed {
+		flag = os.O_RDONLY
+	}
+	f, err := w.fs.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("wal: open %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil || gone {
+			_ = f.Close()
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, false, fmt.Errorf("wal: stat %s: %w", path, err)
+	}
+	size := st.Size()
+
+	// Header. Its length follows from the topic in the name when the name is
+	// not hashed, else from the header's own topic length field.
+	nameTopic, nameOK := unescapeTopic(pn.escTopic)
+	want := int64(-1)
+	if nameOK {
+		want = int64(headerLen(nameTopic))
+	} else if size >= headerFixed-4 {
+		var fixed [headerFixed - 4]byte
+		if err := readFull(f, fixed[:], 0); err != nil {
+			return nil, false, err
+		}
+		want = headerFixed + int64(headerTopicLen(fixed[:]))
+	}
+	if want < 0 || size < want {
+		if pn.sealed {
+			return nil, false, &CorruptError{File: path, Offset: size, Reason: "sealed file shorter than its header"}
+		}
+		// A crash during Create: the header (written and synced before
+		// Create returned) never fully reached the disk, so the segment
+		// never held an entry.
+		w.log.Warn("removing segment file cut short during create", "file", path, "size", size)
+		_ = f.Close()
+		if err := w.fs.Remove(path); err != nil {
+			return nil, false, fmt.Errorf("wal: remove %s: %w", path, err)
+		}
+		return nil, true, nil
+	}
+	if want > int64(len(*bufp)) {
+		*bufp = make([]byte, want)
+	}
+	hb := (*bufp)[:want]
+	if err := readFull(f, hb, 0); err != nil {
+		return nil, false, err
+	}
+	key, hl, _, reason := parseHeader(hb)
+	if reason != "" {
+		return nil, false, &CorruptError{File: path, Offset: 0, Reason: reason}
+	}
+	if int64(hl) != want || escapeTopic(key.Topic) != pn.escTopic || key.Segment != pn.segment {
+		return nil, false, &CorruptError{File: path, Offset: 0, Reason: fmt.Sprintf("header (segment %v) does not match the file name", key)}
+	}
+	s = &segment{key: key, f: f, path: path}
+
+	// Records.
+	pos := int64(hl)
+	var expect uint64
+	var win []byte
+	winPos := pos
+	badPos, badReason := int64(-1), ""
+	for pos < size {
+		rel := pos - winPos
+		_, n, st, reason := decodeRecord(win[rel:], expect)
+		if st == recShort {
+			need := int64(n)
+			if need == 0 {
+				need = recordHeader
+			}
+			if pos+need > size {
+				badPos, badReason = pos, "record runs past the end of the file"
+				break
+			}
+			if need > int64(len(*bufp)) {
+				*bufp = make([]byte, need)
+			}
+			m := min(int64(len(*bufp)), size-pos)
+			if err := readFull(f, (*bufp)[:m], pos); err != nil {
+				return nil, false, fmt.Errorf("wal: recover %s: %w", path, err)
+			}
+			win, winPos = (*bufp)[:m], pos
+			continue
+		}
+		if st == recBad {
+			badPos, badReason = pos, reason
+			break
+		}
+		s.noteRecord(expect, pos, n)
+		expect++
+		pos += int64(n)
+	}
+	if badPos >= 0 {
+		if pn.sealed {
+			return nil, false, &CorruptError{File: path, Offset: badPos, Reason: badReason}
+		}
+		q, err := findValidRecord(f, badPos, size, expect, *bufp)
+		if err != nil {
+			return nil, false, fmt.Errorf("wal: recover %s: %w", path, err)
+		}
+		if q >= 0 {
+			return nil, false, &CorruptError{File: path, Offset: badPos,
+				Reason: fmt.Sprintf("%s, but a valid later record follows at byte %d", badReason, q)}
+		}
+		// Torn tail: the last write before a crash did not fully reach the
+		// disk. Nothing after it is valid, so cut it away.
+		w.log.Warn("cutting torn tail", "file", path, "at", badPos, "dropped_bytes", size-badPos, "reason", badReason, "entries", expect)
+		if err := f.Truncate(badPos); err != nil {
+			return nil, false, fmt.Errorf("wal: recover %s: truncate torn tail: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, false, fmt.Errorf("wal: recover %s: sync: %w", path, err)
+		}
+		size = badPos
+	}
+	if pn.sealed && expect != pn.count {
+		return nil, false, &CorruptError{File: path, Offset: size,
+			Reason: fmt.Sprintf("sealed file holds %d entries, its name says %d", expect, pn.count)}
+	}
+	s.count, s.size = expect, size
+	s.durable.Store(expect)
+	s.durableSize.Store(size)
+	s.sealed.Store(pn.sealed)
+	return s, false, nil
+}
+
+// findValidRecord looks for any valid record starting after bad: length
+// plausible, offset above expect (the offset the bad record should have had)
+// yet reachable from bad with records of at least recordHeader+1 bytes, and
+// checksum correct. It returns its position, or -1.
+func findValidRecord(f File, bad, size int64, expect uint64, buf []byte) (int64, error) {
+	var win []byte
+	winPos := int64(0)
+	for q := bad + 1; q+recordHeader+1 <= size; q++ {
+		rel := q - winPos
+		if win == nil || rel+recordHeader > int64(len(win)) {
+			m := min(int64(len(buf)), size-q)
+			if err := readFull(f, buf[:m], q); err != nil {
+				return 0, err
+			}
+			win, winPos, rel = buf[:m], q, 0
+		}
+		h := win[rel:]
+		l := int64(binary.LittleEndian.Uint32(h[0:4]))
+		if l == 0 || q+recordHeader+l > size {
+			continue
+		}
+		off := binary.LittleEndian.Uint64(h[8:16])
+		if off <= expect || off-expect > uint64(q-bad)/(recordHeader+1) {
+			continue
+		}
+		var body []byte
+		if rel+recordHeader+l <= int64(len(win)) {
+			body = h[8 : recordHeader+l]
+		} else {
+			body = make([]byte, 8+l)
+			if err := readFull(f, body, q+8); err != nil {
+				return 0, err
+			}
+		}
+		if crc32.Update(0, castagnoli, body) == binary.LittleEndian.Uint32(h[4:8]) {
+			return q, nil
+		}
+	}
+	return -1, nil
+}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package wal
+
+// datasync falls back to fsync (File.Sync) where fdatasync is not available.
+func datasync(f *osFile) error { return f.File.Sync() }

@@ -1,0 +1,59 @@
+package wire
+
+import "strconv"
+
+// Error is an error a client sees: Msg is the exact text that follows
+// "ERR " in the reply frame. Every message clients may match on is built
+// here, in one place (see docs/wire.md). Errors compare equal under
+// errors.Is when their messages are equal.
+type Error struct {
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Is reports whether target is a *Error with the same message.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Msg == e.Msg
+}
+
+// Parser errors of the reference protocol (COMPAT.md: exact texts).
+var (
+	ErrUnknownCommand        = &Error{"unknown command"}
+	ErrRegisterRequiresTopic = &Error{"REGISTER requires a topic"}
+	ErrPutRequiresTopic      = &Error{"PUT requires a topic"}
+	ErrPutRequiresPayload    = &Error{"PUT requires a payload"}
+	ErrGetRequiresTopic      = &Error{"GET requires a topic"}
+	ErrStateRequiresTopic    = &Error{"STATE requires a topic"}
+)
+
+// UnknownTopic is the reply to a request naming a topic that was never
+// registered: "unknown topic <t>".
+func UnknownTopic(topic string) *Error { return &Error{"unknown topic " + topic} }
+
+// NotLeaderPrefix starts the reply to a write that reached a node without
+// the segment's lease. Clients test this prefix only.
+const NotLeaderPrefix = "NotLeaderForPartition: "
+
+// NotLeader is "NotLeaderForPartition: <topic>/<segment>".
+func NotLeader(topic string, segment uint64) *Error {
+	return &Error{NotLeaderPrefix + topic + "/" + strconv.FormatUint(segment, 10)}
+}
+
+// Our additive commands' argument errors are built by these helpers so the
+// wording is uniform: "<CMD> requires <what>", "<CMD> <arg> must be ...",
+// "<CMD> has too many arguments".
+
+func errRequires(cmd, what string) *Error { return &Error{cmd + " requires " + what} }
+
+func errTooMany(cmd string) *Error { return &Error{cmd + " has too many arguments"} }
+
+func errRange(cmd, arg string, lo, hi uint64) *Error {
+	return &Error{cmd + " " + arg + " must be an integer from " +
+		strconv.FormatUint(lo, 10) + " to " + strconv.FormatUint(hi, 10)}
+}
+
+func errNonNegative(cmd, arg string) *Error {
+	return &Error{cmd + " " + arg + " must be a non-negative integer"}
+}
