@@ -98,6 +98,7 @@ type request struct {
 	deadline time.Time
 	attempt  int
 	lastErr  messages.Err
+	synced   bool // a metadata read barrier ran for this request
 }
 
 // connActor serves one client connection. Requests are answered strictly
@@ -324,13 +325,17 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 	case wire.CmdRead:
 		a.dispatchRead(ctx, r)
 	case wire.CmdState:
+		if n.host.State().Topics[q.Topic] == nil {
+			a.unknownTopic(ctx, r)
+			return
+		}
 		a.reply(ctx, r, n.stateReply(q.Topic))
 	case wire.CmdMetrics:
 		a.reply(ctx, r, n.metricsReply())
 	case wire.CmdLeader:
 		t := n.host.State().Topics[q.Topic]
 		if t == nil {
-			a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+			a.unknownTopic(ctx, r)
 			return
 		}
 		act := t.Active()
@@ -344,6 +349,23 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 	}
 }
 
+// unknownTopic answers "unknown topic" only after a read barrier: the topic
+// may have been registered through another node a moment ago.
+func (a *connActor) unknownTopic(ctx actor.Context, r *request) {
+	if r.synced {
+		a.replyErr(ctx, r, wire.UnknownTopic(r.req.Topic).Msg)
+		return
+	}
+	r.synced = true
+	self, seq, n := ctx.Self(), r.seq, a.n
+	go func() {
+		sctx, cancel := ctxTimeout(n, 5*time.Second)
+		defer cancel()
+		_ = n.host.syncMeta(sctx)
+		n.system.Root.Send(self, retryMsg{seq: seq})
+	}()
+}
+
 // ---- writes ----
 
 func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
@@ -351,7 +373,7 @@ func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
 	q := &r.req
 	t := n.host.State().Topics[q.Topic]
 	if t == nil {
-		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		a.unknownTopic(ctx, r)
 		return
 	}
 	entries := q.Entries
@@ -459,7 +481,7 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	n := a.n
 	q := &r.req
 	if n.host.State().Topics[q.Topic] == nil {
-		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		a.unknownTopic(ctx, r)
 		return
 	}
 	maxN := 1
@@ -547,7 +569,7 @@ func (a *connActor) dispatchCommit(ctx actor.Context, r *request) {
 	n := a.n
 	q := &r.req
 	if n.host.State().Topics[q.Topic] == nil {
-		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		a.unknownTopic(ctx, r)
 		return
 	}
 	self, seq := ctx.Self(), r.seq
@@ -577,7 +599,7 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 	q := &r.req
 	t := n.host.State().Topics[q.Topic]
 	if t == nil {
-		a.replyErr(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		a.unknownTopic(ctx, r)
 		return
 	}
 	if first := t.FirstOffset(); q.Offset < first {

@@ -43,6 +43,10 @@ type (
 
 const cursorPrefetch = 512
 
+// fencedWait is how long a GET waits for a segment under recovery to be
+// sealed before it answers EMPTY.
+const fencedWait = 5 * time.Second
+
 // cursorActor hands out a topic's entries in order, once each, to GETs from
 // any node: the shared cursor (group "") or a named consumer group. It lives
 // on the raft leader only. Position changes are committed through raft in
@@ -66,6 +70,8 @@ type cursorActor struct {
 	replica  int // rotates over replicas of sealed segments on failure
 	failures int
 	armed    bool
+	// waitingSeg: the last fetch found the segment between leaders
+	waitingSeg bool
 }
 
 func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor {
@@ -158,13 +164,20 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 		c.pos = first
 	}
 	seg, idx, ok := t.Locate(c.pos)
-	if !ok || seg.State == raftfsm.SegFenced {
-		// nothing written yet, or failover under way: nothing to read now
+	if !ok {
 		c.answerEmpty(ctx)
 		return false
 	}
+	if seg.State == raftfsm.SegFenced {
+		c.waitForSegment(ctx)
+		return false
+	}
 	if c.n.now().Before(c.retryAt) {
-		c.answerUnavailable(ctx, nil)
+		if c.waitingSeg {
+			c.waitForSegment(ctx)
+		} else {
+			c.answerUnavailable(ctx, nil)
+		}
 		return false
 	}
 	node := uint64(seg.Leader)
@@ -200,6 +213,12 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 		c.serve(ctx)
 		return
 	}
+	if !m.sealed && isCode(m.err, messages.CodeNotLeader) {
+		// the active segment's leader is not serving yet (restarting, or
+		// its segment is about to be fenced): wait for it, bounded
+		c.waitForSegment(ctx)
+		return
+	}
 	if m.err != nil || (m.sealed && len(m.entries) == 0) {
 		// that replica could not serve: try the next one at once; after a
 		// round of failures, tell the readers (ERR, not EMPTY: there is data
@@ -219,6 +238,7 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 		return
 	}
 	c.failures = 0
+	c.waitingSeg = false
 	if len(m.entries) == 0 {
 		// at the high-water mark of the active segment
 		c.answerEmpty(ctx)
@@ -226,6 +246,25 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 	}
 	c.buf = m.entries
 	c.serve(ctx)
+}
+
+// waitForSegment parks the queued GETs while the segment they read is
+// between leaders: failover under way (fenced), or its leader restarting.
+// The entries exist but their end is not known until the seal commits or
+// the leader serves, soon; readers wait for that (bounded by fencedWait)
+// rather than being told EMPTY.
+func (c *cursorActor) waitForSegment(ctx actor.Context) {
+	until := c.n.now().Add(fencedWait)
+	for i := range c.queue {
+		if c.queue[i].deadline.IsZero() {
+			c.queue[i].deadline = until
+		}
+	}
+	c.waitingSeg = true
+	if !c.n.now().Before(c.retryAt) {
+		c.retryAt = c.n.now().Add(20 * time.Millisecond)
+	}
+	c.answerEmpty(ctx)
 }
 
 // answerEmpty answers EMPTY to the GETs that do not wait, and arms a wake-up

@@ -91,10 +91,15 @@ func (n *Node) pingLoop() {
 		if n.host.IsLeader() {
 			go func() {
 				defer inflight.Store(false)
+				// a new leader renews only once its barrier ran (its
+				// metadata holds every earlier term's entries)
+				if n.readyTerm.Load() != n.host.r.CurrentTerm() {
+					return
+				}
 				if err := n.host.r.VerifyLeader().Error(); err != nil {
 					return
 				}
-				n.lease.answered(sentAt, n.host.r.CommitIndex(), n.host.appliedIndex())
+				n.lease.answered(sentAt, n.host.appliedIndex(), n.host.appliedIndex())
 				n.system.Root.Send(n.root, pingSeenMsg{from: n.cfg.NodeID, at: n.now()})
 				n.afterRenewal(&announcing)
 			}()

@@ -47,6 +47,8 @@ type Node struct {
 	topics sync.Map // string -> *actor.PID
 
 	metaPending atomic.Bool
+	readyTerm   atomic.Uint64 // the raft term whose barrier this node (as leader) has passed
+	rootPID     atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
 	caughtUp    atomic.Bool
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -90,8 +92,18 @@ func Start(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on raft port: %w", err)
 	}
+	if n.cfg.AdvertiseRaftAddr == cfg.RaftAddr {
+		// a listen address with port 0 advertises the port it got
+		n.cfg.AdvertiseRaftAddr = n.raftLn.Addr().String()
+	}
+	n.clientLn, err = cfg.Network.Listen(cfg.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on client port: %w", err)
+	}
+	if n.cfg.AdvertiseClientAddr == cfg.ClientAddr {
+		n.cfg.AdvertiseClientAddr = n.clientLn.Addr().String()
+	}
 	n.mux = transport.NewMux(n.raftLn, n.log.With("part", "mux"))
-	n.mux.SetRPCHandler(rpcHandler{n})
 	n.peers = newPeerSet(n)
 	n.lease = &leaseKeeper{}
 	n.lease.init(cfg.LeaseWindow)
@@ -107,23 +119,22 @@ func Start(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.rootPID.Store(n.root)
+	// RPCs before this point are answered "not ready" by the mux
+	n.mux.SetRPCHandler(rpcHandler{n})
 	n.host.observe()
 	if !n.host.hadState && len(cfg.Join) > 0 {
 		n.goBackground(func() { n.host.join(n.ctx) })
 	}
 	n.goBackground(n.pingLoop)
 
-	n.clientLn, err = cfg.Network.Listen(cfg.ClientAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on client port: %w", err)
-	}
 	n.goBackground(n.acceptClients)
 	if cfg.HTTPAddr != "" {
 		if n.http, err = startHTTP(n); err != nil {
 			return nil, err
 		}
 	}
-	n.metaChanged()
+	n.metaChanged(n.host.State())
 	n.log.Info("node started", "client", n.clientLn.Addr().String(), "raft", n.raftLn.Addr().String(),
 		"had_state", n.host.hadState)
 	return n, nil
@@ -142,7 +153,9 @@ func (n *Node) Stop() {
 		}
 		if n.root != nil {
 			// graceful: topic actors flush cursors while raft still runs
-			_ = n.system.Root.StopFuture(n.root).Wait()
+			if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
+				n.log.Warn("actors did not stop in time", "err", err, "alive", n.liveActors())
+			}
 		}
 		n.cancel()
 		if n.host != nil {
@@ -165,6 +178,17 @@ func (n *Node) Stop() {
 		}
 		n.log.Info("node stopped")
 	})
+}
+
+// liveActors lists the actors still registered (for a stop that hangs).
+func (n *Node) liveActors() []string {
+	var out []string
+	for _, m := range n.system.ProcessRegistry.LocalPIDs.LocalPIDs {
+		for _, k := range m.Keys() {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // ID is this node's id.
@@ -206,10 +230,10 @@ func (n *Node) selfAddrs() messages.NodeAddrs {
 
 // metaChanged is called (on raft's FSM goroutine) after every applied
 // command. It coalesces: the root is told once, and reads the newest state.
-func (n *Node) metaChanged() {
-	n.lease.applied(n.host.appliedIndex())
-	if n.root != nil && n.metaPending.CompareAndSwap(false, true) {
-		n.system.Root.Send(n.root, metaChangedMsg{})
+func (n *Node) metaChanged(st *raftfsm.State) {
+	n.lease.applied(st.LastApplied)
+	if root := n.rootPID.Load(); root != nil && n.metaPending.CompareAndSwap(false, true) {
+		n.system.Root.Send(root, metaChangedMsg{})
 	}
 }
 

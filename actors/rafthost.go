@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,7 +39,7 @@ var (
 type fsmAdapter struct {
 	f        *raftfsm.FSM
 	state    atomic.Pointer[raftfsm.State]
-	onChange func()
+	onChange func(*raftfsm.State)
 }
 
 func (a *fsmAdapter) Apply(l *raft.Log) interface{} {
@@ -46,8 +47,9 @@ func (a *fsmAdapter) Apply(l *raft.Log) interface{} {
 		return nil
 	}
 	res := a.f.Apply(l.Index, l.Data)
-	a.state.Store(a.f.State())
-	a.onChange()
+	st := a.f.State()
+	a.state.Store(st)
+	a.onChange(st)
 	return res
 }
 
@@ -68,8 +70,9 @@ func (a *fsmAdapter) Restore(rc io.ReadCloser) error {
 	if err := a.f.Restore(b); err != nil {
 		return err
 	}
-	a.state.Store(a.f.State())
-	a.onChange()
+	st := a.f.State()
+	a.state.Store(st)
+	a.onChange(st)
 	return nil
 }
 
@@ -84,6 +87,20 @@ func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 func (s fsmSnapshot) Release() {}
 
+// advertisedLayer reports the address other nodes reach us at (raft
+// hands its transport's address to followers as the leader's address).
+type advertisedLayer struct {
+	raft.StreamLayer
+	addr net.Addr
+}
+
+func (l advertisedLayer) Addr() net.Addr { return l.addr }
+
+type advertised string
+
+func (a advertised) Network() string { return "tcp" }
+func (a advertised) String() string  { return string(a) }
+
 // raftHost owns hashicorp/raft for the node: stores, transport, the FSM
 // adapter, bootstrap and join, proposals (forwarded to the leader when this
 // node follows) and the METRICS view.
@@ -96,6 +113,8 @@ type raftHost struct {
 	// hadState is false when this node started without raft state: a new
 	// node, or one whose data directory was lost.
 	hadState bool
+
+	applied signal // notified after every applied entry
 
 	mu sync.Mutex // guards reported
 	// reported is each node's last log index as its pings said (METRICS
@@ -110,7 +129,10 @@ func parseServerID(s raft.ServerID) uint64 {
 	return v
 }
 
-func newRaftHost(n *Node, onChange func()) (*raftHost, error) {
+// newRaftHost starts raft. onChange runs on raft's FSM goroutine after
+// every applied entry (possibly before newRaftHost returns: raft restores
+// its snapshot and may replay entries while starting).
+func newRaftHost(n *Node, onChange func(*raftfsm.State)) (*raftHost, error) {
 	dir := filepath.Join(n.cfg.NodeDir(), "raft")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -126,11 +148,14 @@ func newRaftHost(n *Node, onChange func()) (*raftHost, error) {
 		return nil, fmt.Errorf("open raft snapshots: %w", err)
 	}
 	h := &raftHost{n: n, store: store, reported: map[uint64]uint64{}}
-	h.fsm = &fsmAdapter{f: raftfsm.New(), onChange: onChange}
+	h.fsm = &fsmAdapter{f: raftfsm.New(), onChange: func(st *raftfsm.State) {
+		h.applied.notify()
+		onChange(st)
+	}}
 	h.fsm.state.Store(h.fsm.f.State())
 
 	h.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.mux.RaftStreamLayer(n.cfg.Network.Dial),
+		Stream:  advertisedLayer{n.mux.RaftStreamLayer(n.cfg.Network.Dial), advertised(n.cfg.AdvertiseRaftAddr)},
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  logger,
@@ -200,10 +225,18 @@ func (h *raftHost) Propose(ctx context.Context, cmd raftfsm.Command) error {
 	return h.proposeBytes(ctx, data)
 }
 
+// proposeBytes proposes until a leader takes it, then waits until this
+// node's own metadata has applied it: a client that registers a topic
+// through a follower can use it there at once (read your writes).
 func (h *raftHost) proposeBytes(ctx context.Context, data []byte) error {
 	for {
-		err := h.proposeOnce(ctx, data)
+		idx, err := h.proposeOnce(ctx, data)
 		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, errNotLeaderRetry) {
+			if idx > 0 {
+				if werr := h.waitApplied(ctx, idx); werr != nil && err == nil {
+					return werr
+				}
+			}
 			return err
 		}
 		// an election is under way: wait a little and try again until the
@@ -218,29 +251,84 @@ func (h *raftHost) proposeBytes(ctx context.Context, data []byte) error {
 
 var errNotLeaderRetry = errors.New("leader moved")
 
-func (h *raftHost) proposeOnce(ctx context.Context, data []byte) error {
+// proposeOnce makes one attempt; it returns the entry's raft index when it
+// committed (whatever the FSM's verdict).
+func (h *raftHost) proposeOnce(ctx context.Context, data []byte) (uint64, error) {
 	if h.IsLeader() {
 		timeout := 5 * time.Second
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = time.Until(dl)
 			if timeout <= 0 {
-				return ErrProposalTimeout
+				return 0, ErrProposalTimeout
 			}
 		}
 		f := h.r.Apply(data, timeout)
 		if err := f.Error(); err != nil {
 			switch {
 			case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-				return errNotLeaderRetry
+				return 0, errNotLeaderRetry
 			case errors.Is(err, raft.ErrEnqueueTimeout):
-				return ErrProposalTimeout
+				return 0, ErrProposalTimeout
 			case errors.Is(err, raft.ErrRaftShutdown):
-				return ErrShutdown
+				return 0, ErrShutdown
 			}
-			return err
+			return 0, err
 		}
 		if res, ok := f.Response().(raftfsm.Result); ok && res.Err != nil {
-			return res.Err
+			return f.Index(), res.Err
+		}
+		return f.Index(), nil
+	}
+	leader, _ := h.Leader()
+	if leader == 0 {
+		return 0, ErrNoLeader
+	}
+	var resp messages.ProposeResp
+	if err := h.n.call(ctx, leader, messages.KindPropose, &messages.ProposeReq{Cmd: data}, &resp); err != nil {
+		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) {
+			return 0, errNotLeaderRetry
+		}
+		return 0, err
+	}
+	return resp.Index, fsmErrFromWire(resp.Err)
+}
+
+// waitApplied blocks until this node's metadata has applied index.
+func (h *raftHost) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		ch := h.applied.wait()
+		if h.State().LastApplied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for metadata index %d: %w", index, ctx.Err())
+		}
+	}
+}
+
+// syncMeta waits until this node has applied everything the raft leader had
+// committed when asked (a read barrier before answering "unknown topic").
+func (h *raftHost) syncMeta(ctx context.Context) error {
+	for {
+		err := h.syncMetaOnce(ctx)
+		if !errors.Is(err, ErrNoLeader) && !isCode(err, messages.CodeNotLeader) && !isCode(err, messages.CodeUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-h.n.after(50 * time.Millisecond):
+		}
+	}
+}
+
+func (h *raftHost) syncMetaOnce(ctx context.Context) error {
+	if h.IsLeader() {
+		// Barrier returns once the FSM applied everything before it
+		if err := h.r.Barrier(time.Second).Error(); err != nil {
+			return ErrNoLeader
 		}
 		return nil
 	}
@@ -248,14 +336,39 @@ func (h *raftHost) proposeOnce(ctx context.Context, data []byte) error {
 	if leader == 0 {
 		return ErrNoLeader
 	}
-	var resp messages.ProposeResp
-	if err := h.n.call(ctx, leader, messages.KindPropose, &messages.ProposeReq{Cmd: data}, &resp); err != nil {
-		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) {
-			return errNotLeaderRetry
-		}
+	var resp messages.PingResp
+	req := &messages.PingReq{From: h.n.cfg.NodeID, Applied: h.appliedIndex(), LastLogIndex: h.r.LastIndex()}
+	if err := h.n.call(ctx, leader, messages.KindPing, req, &resp); err != nil {
 		return err
 	}
-	return fsmErrFromWire(resp.Err)
+	if err := resp.Err.AsError(); err != nil {
+		return err
+	}
+	return h.waitApplied(ctx, resp.LeaderApplied)
+}
+
+// signal is a broadcast: wait returns a channel closed at the next notify.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+	s.mu.Unlock()
 }
 
 // fsmErrs are the FSM results that cross the wire by name, so a forwarded
@@ -293,11 +406,11 @@ func (h *raftHost) handlePropose(ctx context.Context, req *messages.ProposeReq) 
 		l, _ := h.Leader()
 		return messages.ProposeResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not the raft leader", Leader: l}}
 	}
-	err := h.proposeOnce(ctx, req.Cmd)
+	idx, err := h.proposeOnce(ctx, req.Cmd)
 	if errors.Is(err, errNotLeaderRetry) {
 		return messages.ProposeResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not the raft leader"}}
 	}
-	return messages.ProposeResp{Err: fsmErrToWire(err)}
+	return messages.ProposeResp{Err: fsmErrToWire(err), Index: idx}
 }
 
 // handleJoin adds a node as a non-voter (the controller promotes it once it

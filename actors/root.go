@@ -44,6 +44,7 @@ type rootActor struct {
 	wantTerm   uint64
 	controller *actor.PID
 	caughtUp   bool
+	stopping   bool // see topicActor.stopping
 }
 
 // onCaughtUp runs once this node's metadata has caught up with the leader.
@@ -85,6 +86,7 @@ func (r *rootActor) Receive(ctx actor.Context) {
 	case leaderReadyMsg:
 		if m.term == r.wantTerm && r.n.host.IsLeader() {
 			r.leaderTerm = m.term
+			r.n.readyTerm.Store(m.term)
 			ctx.Send(r.controller, m)
 			r.fanOut(ctx, true)
 		}
@@ -93,6 +95,7 @@ func (r *rootActor) Receive(ctx actor.Context) {
 	case pingAppliedMsg:
 		ctx.Send(r.controller, m)
 	case *actor.Stopping:
+		r.stopping = true
 	}
 }
 
@@ -126,6 +129,9 @@ func (r *rootActor) onLeaderChanged(ctx actor.Context) {
 // fanOut sends every changed topic (or every topic, when all is set) to its
 // actor, spawning actors for new topics.
 func (r *rootActor) fanOut(ctx actor.Context, all bool) {
+	if r.stopping {
+		return
+	}
 	st := r.n.host.State()
 	r.state = st
 	caught := r.caughtUp

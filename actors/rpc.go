@@ -133,9 +133,15 @@ func (n *Node) handlePing(req *messages.PingReq) *messages.PingResp {
 		l, _ := n.host.Leader()
 		return &messages.PingResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not the raft leader", Leader: l}}
 	}
+	if n.readyTerm.Load() != n.host.r.CurrentTerm() {
+		// newly elected: its metadata may still miss earlier terms' entries
+		return &messages.PingResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: "raft leader not ready yet"}}
+	}
 	n.host.recordReported(req.From, req.LastLogIndex)
 	n.system.Root.Send(n.root, pingAppliedMsg{from: req.From, applied: req.Applied, at: n.now()})
-	return &messages.PingResp{LeaderApplied: n.host.r.CommitIndex()}
+	// the index of the last command the leader's metadata applied (raft's
+	// own commit index also counts entries the FSM never sees)
+	return &messages.PingResp{LeaderApplied: n.host.appliedIndex()}
 }
 
 // handlePut serves a write forwarded by another node: only the local

@@ -139,6 +139,8 @@ type segmentActor struct {
 	sealing   bool
 	monitor   interface{ Stop() bool }
 
+	stopping bool
+
 	// reads waiting for the high-water mark to move (long poll)
 	parked  []parkedRead
 	readSeq uint64
@@ -163,7 +165,9 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		s.self = ctx.Self()
 		s.loadLocal()
+		s.n.log.Debug("segment actor started", append(s.log(), "count", s.durable)...)
 	case *actor.Restarting, *actor.Stopping:
+		s.stopping = true
 		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment actor stopping"})
 		if s.monitor != nil {
 			s.monitor.Stop()
@@ -174,7 +178,9 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 		}
 		s.parked = nil
 	case segMetaMsg:
-		s.onMeta(m)
+		if !s.stopping {
+			s.onMeta(m)
+		}
 	case putMsg:
 		s.onPut(m)
 	case replicateMsg:
@@ -681,6 +687,12 @@ func (s *segmentActor) onRead(m readMsg) {
 }
 
 func (s *segmentActor) answerRead(m readMsg) {
+	if !m.raw && s.role != roleLeader && s.role != roleSealed {
+		// only the leader knows how far an unsealed segment may be read
+		m.reply(messages.ReadResp{Err: messages.Err{Code: messages.CodeNotLeader, Leader: s.leaderHint(),
+			Msg: fmt.Sprintf("segment %s/%d is %s here, not readable yet", s.topic, s.id, s.role)}})
+		return
+	}
 	limit := s.readable(m.raw)
 	sealed := s.role == roleSealed && s.meta != nil && s.durable >= s.meta.Count
 	resp := messages.ReadResp{End: limit, Sealed: sealed}

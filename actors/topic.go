@@ -34,6 +34,9 @@ type topicActor struct {
 	segments map[uint64]*actor.PID
 	cursors  map[string]*actor.PID
 	term     uint64
+	// stopping: protoactor still delivers user messages to a stopping
+	// actor; spawning a child then would keep the stop from completing.
+	stopping bool
 }
 
 func newTopicActor(n *Node, name string) *topicActor {
@@ -42,8 +45,12 @@ func newTopicActor(n *Node, name string) *topicActor {
 
 func (t *topicActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Stopping:
+		t.stopping = true
 	case topicMetaMsg:
-		t.onMeta(ctx, m)
+		if !t.stopping {
+			t.onMeta(ctx, m)
+		}
 	case segReq:
 		if pid, ok := t.segments[m.seg]; ok {
 			ctx.Send(pid, m.msg)
@@ -125,7 +132,7 @@ func (t *topicActor) onMeta(ctx actor.Context, m topicMetaMsg) {
 }
 
 func (t *topicActor) routeCursor(ctx actor.Context, m cursorReq) {
-	if t.term == 0 {
+	if t.term == 0 || t.stopping {
 		m.fail(errNotCursorOwner)
 		return
 	}

@@ -223,8 +223,13 @@ type SegmentStatus struct {
 // Encode marshals v with msgpack.
 func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
-// Decode unmarshals b into v, naming the kind on failure.
+// Decode unmarshals b into v, naming the kind on failure. b comes from
+// another node, so it is checked first (CheckMsgpack): a corrupt or hostile
+// length must never make the decoder allocate without bound.
 func Decode(k Kind, b []byte, v any) error {
+	if err := CheckMsgpack(b); err != nil {
+		return fmt.Errorf("decode rpc kind %d: %w", k, err)
+	}
 	if err := msgpack.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decode rpc kind %d: %w", k, err)
 	}

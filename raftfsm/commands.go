@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/walrus-go/walrus/messages"
 )
 
 // CmdType is the type code of a command, the low seven bits of an entry's
@@ -203,11 +205,11 @@ func lookup(t CmdType) *handler {
 }
 
 // decodeBody decodes exactly one msgpack value filling the whole body.
-// The body is first checked by checkMsgpack (see guard.go: the msgpack
+// The body is first checked by messages.CheckMsgpack (see messages/msgpackguard.go: the msgpack
 // version we use can be made to allocate without bound). Unknown fields are
 // skipped (forward compatibility); trailing bytes are an error.
 func decodeBody(body []byte, v any) error {
-	if err := checkMsgpack(body); err != nil {
+	if err := messages.CheckMsgpack(body); err != nil {
 		return err
 	}
 	return msgpack.NewDecoder(bytes.NewReader(body)).Decode(v)

@@ -1,4 +1,4 @@
-package raftfsm
+package messages
 
 import (
 	"encoding/binary"
@@ -14,7 +14,7 @@ import (
 // fatal, unrecoverable out-of-memory error. A raft entry or snapshot can hold
 // any bytes a buggy proposer wrote, so every body is checked here first.
 //
-// checkMsgpack accepts b only if it is exactly one well-formed msgpack value
+// CheckMsgpack accepts b only if it is exactly one well-formed msgpack value
 // in which every declared length fits in the bytes that remain (each array
 // element and map key/value takes at least one byte) and containers nest at
 // most maxMsgpackDepth deep. Whatever the decoder then allocates is bounded
@@ -22,9 +22,9 @@ import (
 
 const maxMsgpackDepth = 32
 
-var errMsgpackTruncated = errors.New("msgpack: truncated or oversized length")
+var ErrMsgpackTruncated = errors.New("msgpack: truncated or oversized length")
 
-func checkMsgpack(b []byte) error {
+func CheckMsgpack(b []byte) error {
 	// pending[k] is the number of values still expected at nesting level k;
 	// level 0 expects the single top-level value.
 	pending := make([]uint64, 1, 8)
@@ -33,7 +33,7 @@ func checkMsgpack(b []byte) error {
 	// length reads an n-byte big-endian length at b[i:].
 	length := func(n int) (uint64, error) {
 		if len(b)-i < n {
-			return 0, errMsgpackTruncated
+			return 0, ErrMsgpackTruncated
 		}
 		var v uint64
 		switch n {
@@ -55,7 +55,7 @@ func checkMsgpack(b []byte) error {
 		}
 		pending[top]--
 		if i >= len(b) {
-			return errMsgpackTruncated
+			return ErrMsgpackTruncated
 		}
 		c := b[i]
 		i++
@@ -119,7 +119,7 @@ func checkMsgpack(b []byte) error {
 		}
 		rest := uint64(len(b) - i)
 		if skip > rest || elems > rest {
-			return errMsgpackTruncated
+			return ErrMsgpackTruncated
 		}
 		i += int(skip)
 		if elems > 0 {

@@ -1,4 +1,4 @@
-package raftfsm
+package messages
 
 import (
 	"bytes"
@@ -15,7 +15,8 @@ func TestCheckMsgpackAcceptsEncoderOutput(t *testing.T) {
 		[]byte{}, []byte{1, 2}, make([]byte, 300), make([]byte, 70000),
 		[]int{}, []int{1, 2, 3}, make([]int, 20), make([]int, 70000),
 		map[string]int{}, map[string]int{"a": 1}, map[string][]int{"x": {1, 2}, "y": nil},
-		everyCommand, snapState{Topics: []snapTopic{{Name: "t", Segments: []Segment{{ID: 1}}}}},
+		ReplicateReq{Topic: "t", Segment: 1, Replicas: []uint64{1, 2, 3}, Entries: [][]byte{[]byte("a"), {}}},
+		PutResp{Err: Err{Code: CodeGap, Msg: "gap", Have: 3}, First: 9},
 		[][][]int{{{1}, {}}, {}},
 	}
 	for _, v := range values {
@@ -23,25 +24,25 @@ func TestCheckMsgpackAcceptsEncoderOutput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := checkMsgpack(b); err != nil {
+		if err := CheckMsgpack(b); err != nil {
 			t.Fatalf("%T %.40v: %v (%x)", v, v, err, b[:min(len(b), 16)])
 		}
-		if err := checkMsgpack(append(b, 0)); err == nil {
+		if err := CheckMsgpack(append(b, 0)); err == nil {
 			t.Fatalf("%T: trailing byte accepted", v)
 		}
 		if len(b) > 1 {
-			if err := checkMsgpack(b[:len(b)-1]); err == nil {
+			if err := CheckMsgpack(b[:len(b)-1]); err == nil {
 				t.Fatalf("%T: truncated value accepted", v)
 			}
 		}
 	}
 	for _, ext := range [][]byte{{0xd4, 1, 0}, {0xd8, 1}, {0xc7, 2, 1, 0, 0}, {0xc8, 0, 1, 1, 0}, {0xc9, 0, 0, 0, 0, 1}} {
-		err := checkMsgpack(ext)
+		err := CheckMsgpack(ext)
 		if want := len(ext) > 2 && ext[0] != 0xd8; (err == nil) != want {
 			t.Fatalf("ext %x: err %v", ext, err)
 		}
 	}
-	if err := checkMsgpack(append([]byte{0xd8, 1}, make([]byte, 16)...)); err != nil {
+	if err := CheckMsgpack(append([]byte{0xd8, 1}, make([]byte, 16)...)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -66,11 +67,11 @@ func TestCheckMsgpackRejectsHostileLengths(t *testing.T) {
 		"struct bomb":   {0x81, 0xa8, 'r', 'e', 'p', 'l', 'i', 'c', 'a', 's', 0xdd, 0xff, 0xff, 0xff, 0xff},
 		"many children": {0x9f, 0x00},
 	} {
-		if err := checkMsgpack(b); err == nil {
+		if err := CheckMsgpack(b); err == nil {
 			t.Errorf("%s (%x): accepted", name, b)
 		}
 	}
-	if err := checkMsgpack(deep[1:]); err != nil {
+	if err := CheckMsgpack(deep[1:]); err != nil {
 		t.Fatalf("depth %d rejected: %v", maxMsgpackDepth, err)
 	}
 }

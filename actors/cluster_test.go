@@ -1,0 +1,298 @@
+package actors
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/wire"
+)
+
+// testCluster is a cluster of in-process nodes on loopback TCP with real
+// raft, bolt stores and WAL files: node 1 bootstraps, the others join it.
+type testCluster struct {
+	t     *testing.T
+	dir   string
+	nodes map[uint64]*Node
+	cfgs  map[uint64]Config
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("WALRUS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newTestCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[uint64]*Node{}, cfgs: map[uint64]Config{}}
+	for id := uint64(1); id <= uint64(size); id++ {
+		cfg := Config{NodeID: id, DataDir: c.dir, ClientAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", LibLogLevel: testLibLevel(),
+			Logger: testLogger(t), MonitorInterval: 50 * time.Millisecond, RaftHeartbeat: 300 * time.Millisecond}
+		if id > 1 {
+			cfg.Join = []string{c.nodes[1].RaftAddr()}
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		c.start(cfg)
+		if id == 1 {
+			c.waitFor("node 1 leads", 10*time.Second, func() bool { return c.nodes[1].IsRaftLeader() })
+		}
+	}
+	c.waitFor("all nodes caught up and voting", 20*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if !n.caughtUp.Load() {
+				return false
+			}
+		}
+		m := c.nodes[1].host.Metrics()
+		cfgs := m["membership_config"].(map[string]any)["membership"].(map[string]any)["configs"].([][]uint64)
+		return len(cfgs[0]) == size && len(c.nodes[1].State().Nodes) == size
+	})
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *testCluster) start(cfg Config) *Node {
+	c.t.Helper()
+	n, err := Start(cfg)
+	if err != nil {
+		c.t.Fatalf("start node %d: %v", cfg.NodeID, err)
+	}
+	// restart on the same ports
+	cfg.RaftAddr, cfg.ClientAddr = n.RaftAddr(), n.ClientAddr()
+	cfg.AdvertiseRaftAddr, cfg.AdvertiseClientAddr = "", ""
+	c.nodes[cfg.NodeID] = n
+	c.cfgs[cfg.NodeID] = cfg
+	return n
+}
+
+func (c *testCluster) stop(id uint64) {
+	if n := c.nodes[id]; n != nil {
+		start := time.Now()
+		tm := time.AfterFunc(3*time.Second, func() {
+			if os.Getenv("WALRUS_TEST_DUMP") != "" {
+				_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			}
+		})
+		n.Stop()
+		tm.Stop()
+		if d := time.Since(start); d > time.Second {
+			c.t.Logf("stopping node %d took %v", id, d)
+		}
+		delete(c.nodes, id)
+	}
+}
+
+func (c *testCluster) restart(id uint64) *Node {
+	c.stop(id)
+	return c.start(c.cfgs[id])
+}
+
+func (c *testCluster) stopAll() {
+	for id := range c.nodes {
+		c.stop(id)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes, then fails
+// naming what it waited for.
+func (c *testCluster) waitFor(what string, d time.Duration, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %v waiting for: %s\n%s", d, what, c.describe())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// describe summarises every node's view, for failure messages.
+func (c *testCluster) describe() string {
+	var b strings.Builder
+	for id := uint64(1); id <= 9; id++ {
+		n := c.nodes[id]
+		if n == nil {
+			continue
+		}
+		m := n.host.Metrics()
+		st := n.State()
+		fmt.Fprintf(&b, "node %d: state=%v leader=%v caughtUp=%v lease=%v applied=%d membership=%v nodes=%d topics=%d\n",
+			id, m["state"], m["current_leader"], n.caughtUp.Load(), n.lease.valid(n.now()), st.LastApplied,
+			m["membership_config"], len(st.Nodes), len(st.Topics))
+	}
+	return b.String()
+}
+
+// client is a minimal protocol client for tests.
+type client struct {
+	t  *testing.T
+	c  net.Conn
+	fr *wire.FrameReader
+	w  *bufio.Writer
+}
+
+func (c *testCluster) client(id uint64) *client {
+	c.t.Helper()
+	conn, err := net.Dial("tcp", c.nodes[id].ClientAddr())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return &client{t: c.t, c: conn, fr: wire.NewFrameReader(conn, 64<<20), w: bufio.NewWriter(conn)}
+}
+
+func (cl *client) send(req string) {
+	cl.t.Helper()
+	if err := wire.WriteFrame(cl.w, []byte(req)); err != nil {
+		cl.t.Fatal(err)
+	}
+}
+
+func (cl *client) recv() string {
+	cl.t.Helper()
+	if err := cl.w.Flush(); err != nil {
+		cl.t.Fatal(err)
+	}
+	_ = cl.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := cl.fr.ReadFrame()
+	if err != nil {
+		cl.t.Fatalf("read reply: %v", err)
+	}
+	return string(b)
+}
+
+func (cl *client) do(req string) string {
+	cl.t.Helper()
+	start := time.Now()
+	cl.send(req)
+	r := cl.recv()
+	if d := time.Since(start); d > time.Second {
+		cl.t.Logf("slow request %q took %v -> %q", req, d, r)
+	}
+	return r
+}
+
+func (cl *client) must(req, want string) {
+	cl.t.Helper()
+	if got := cl.do(req); got != want {
+		cl.t.Fatalf("%q: got %q, want %q", req, got, want)
+	}
+}
+
+func TestClusterPutGetAcrossNodes(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	a := c.client(1)
+	a.must("REGISTER logs", "OK")
+	a.must("REGISTER logs", "OK")
+	if got := a.do("PUT nope x"); got != "ERR unknown topic nope" {
+		t.Fatalf("PUT to unknown topic: %q", got)
+	}
+	for i := 0; i < 5; i++ {
+		for id := uint64(1); id <= 3; id++ {
+			cl := c.client(id)
+			cl.must(fmt.Sprintf("PUT logs m-%d-%d", i, id), "OK")
+		}
+	}
+	var got []string
+	for i := 0; i < 15; i++ {
+		r := c.client(uint64(i%3) + 1).do("GET logs")
+		if !strings.HasPrefix(r, "OK ") {
+			t.Fatalf("GET %d: %q", i, r)
+		}
+		got = append(got, strings.TrimPrefix(r, "OK "))
+	}
+	want := []string{}
+	for i := 0; i < 5; i++ {
+		for id := 1; id <= 3; id++ {
+			want = append(want, fmt.Sprintf("m-%d-%d", i, id))
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("read order\n got %v\nwant %v", got, want)
+	}
+	a.must("GET logs", "EMPTY")
+}
+
+func TestClusterRolloverSealsExactCountsRoundRobin(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 10 })
+	a := c.client(2)
+	a.must("REGISTER roll", "OK")
+	for i := 0; i < 60; i++ {
+		a.must(fmt.Sprintf("PUT roll e%02d", i), "OK")
+	}
+	c.waitFor("6 sealed segments", 10*time.Second, func() bool {
+		tp := c.nodes[1].State().Topics["roll"]
+		return tp != nil && len(tp.Segments) >= 7 && tp.Segments[5].Sealed()
+	})
+	tp := c.nodes[1].State().Topics["roll"]
+	leaders := map[uint64]bool{}
+	for _, s := range tp.Segments[:6] {
+		if !s.Sealed() || s.Count != 10 {
+			t.Fatalf("segment %d: sealed=%v count=%d, want sealed at 10", s.ID, s.Sealed(), s.Count)
+		}
+		leaders[uint64(s.Leader)] = true
+	}
+	if len(leaders) != 3 {
+		t.Fatalf("leaders %v: want all 3 nodes", leaders)
+	}
+	b := c.client(3)
+	for i := 0; i < 60; i++ {
+		b.must("GET roll", fmt.Sprintf("OK e%02d", i))
+	}
+	b.must("GET roll", "EMPTY")
+	st := b.do("STATE roll")
+	if !strings.Contains(st, `"current_segment":7`) || !strings.Contains(st, `"last_sealed_entry_offset":60`) {
+		t.Fatalf("STATE: %s", st)
+	}
+}
+
+func TestClusterWholeRestartKeepsEntriesMetadataAndCursor(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 7 })
+	a := c.client(1)
+	a.must("REGISTER keep", "OK")
+	for i := 0; i < 20; i++ {
+		a.must(fmt.Sprintf("PUT keep k%02d", i), "OK")
+	}
+	for i := 0; i < 5; i++ {
+		a.must("GET keep", fmt.Sprintf("OK k%02d", i))
+	}
+	for id := uint64(1); id <= 3; id++ {
+		c.stop(id)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		c.start(c.cfgs[id])
+	}
+	c.waitFor("a leader after restart", 20*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if n.IsRaftLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	b := c.client(2)
+	for i := 5; i < 20; i++ {
+		b.must("GET keep", fmt.Sprintf("OK k%02d", i))
+	}
+	b.must("PUT keep after", "OK")
+	b.must("GET keep", "OK after")
+	b.must("GET keep", "EMPTY")
+}
+
+func testLibLevel() slog.Level {
+	if os.Getenv("WALRUS_TEST_LOG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}

@@ -1,0 +1,230 @@
+// Command walrus runs one Walrus node, or (walrus dev) a local 3-node
+// cluster for trying things out. Flags and environment variables follow the
+// reference implementation (docs/configuration.md lists every one).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/wal"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "dev" {
+		os.Exit(runDev(os.Args[2:]))
+	}
+	os.Exit(runNode(os.Args[1:]))
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// nodeFlags are the flags of one node.
+type nodeFlags struct {
+	fs                                *flag.FlagSet
+	nodeID                            uint64
+	dataDir                           string
+	clientHost                        string
+	clientPort                        int
+	raftHost, raftAdvertiseHost       string
+	raftPort                          int
+	httpHost                          string
+	httpPort                          int
+	join                              multiFlag
+	initialPeers                      multiFlag
+	logFile, logFormat, logLevel      string
+	rf                                int
+	syncMode                          string
+	maxFrame                          int
+	leaseWindow, failureTimeout       time.Duration
+	raftHeartbeat                     time.Duration
+	ackBeforeQuorumPlantedBugDoNotUse bool
+}
+
+func newNodeFlags() *nodeFlags {
+	f := &nodeFlags{fs: flag.NewFlagSet("walrus", flag.ContinueOnError)}
+	fs := f.fs
+	fs.Uint64Var(&f.nodeID, "node-id", 1, "this node's id (a small positive integer)")
+	fs.StringVar(&f.dataDir, "data-dir", "./data", "state lives under <data-dir>/node_<id>/")
+	fs.StringVar(&f.clientHost, "client-host", "127.0.0.1", "client protocol listen host")
+	fs.IntVar(&f.clientPort, "client-port", 0, "client protocol port (default 9090+node-id)")
+	fs.IntVar(&f.clientPort, "port", 0, "alias of --client-port")
+	fs.StringVar(&f.raftHost, "raft-host", "127.0.0.1", "internal port listen host (raft + node-to-node RPC)")
+	fs.IntVar(&f.raftPort, "raft-port", 0, "internal port (default 6000+node-id)")
+	fs.StringVar(&f.raftAdvertiseHost, "raft-advertise-host", "", "host other nodes reach the internal port at (default --raft-host)")
+	fs.StringVar(&f.httpHost, "http-host", "127.0.0.1", "metrics/health listen host")
+	fs.IntVar(&f.httpPort, "http-port", -1, "metrics/health port: /metrics, /healthz, /readyz (default 8080+node-id; 0 disables)")
+	fs.Var(&f.join, "join", "raft address of an existing member to join through (repeatable)")
+	fs.Var(&f.initialPeers, "initial-peer", "id@raft-address of another founding member (repeatable)")
+	fs.StringVar(&f.logFile, "log-file", "", "write logs here instead of stderr")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.IntVar(&f.rf, "replication-factor", 3, "default replication factor of new topics (capped by live nodes)")
+	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
+	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
+	fs.DurationVar(&f.leaseWindow, "lease", time.Second, "write lease window")
+	fs.DurationVar(&f.failureTimeout, "failure-timeout", 2*time.Second, "silence after which a node's segments fail over (must exceed --lease)")
+	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat", 500*time.Millisecond, "raft heartbeat and election timeout")
+	fs.BoolVar(&f.ackBeforeQuorumPlantedBugDoNotUse, "planted-bug-ack-before-quorum", false, "TESTING ONLY: acknowledge writes before a quorum holds them")
+	return f
+}
+
+func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
+	var closer io.Closer = io.NopCloser(nil)
+	if f.nodeID == 0 {
+		return actors.Config{}, closer, errors.New("--node-id must be a positive integer")
+	}
+	if f.clientPort == 0 {
+		f.clientPort = 9090 + int(f.nodeID)
+	}
+	if f.raftPort == 0 {
+		f.raftPort = 6000 + int(f.nodeID)
+	}
+	if f.httpPort == -1 {
+		f.httpPort = 8080 + int(f.nodeID)
+	}
+	if f.maxFrame < 64<<10 {
+		return actors.Config{}, closer, fmt.Errorf("--max-frame %d is below the reference's 65536", f.maxFrame)
+	}
+	logger, c, err := buildLogger(f.logFile, f.logFormat, f.logLevel)
+	if err != nil {
+		return actors.Config{}, closer, err
+	}
+	closer = c
+	cfg := actors.Config{
+		NodeID:            f.nodeID,
+		DataDir:           f.dataDir,
+		ClientAddr:        net.JoinHostPort(f.clientHost, strconv.Itoa(f.clientPort)),
+		RaftAddr:          net.JoinHostPort(f.raftHost, strconv.Itoa(f.raftPort)),
+		Join:              f.join,
+		InitialPeers:      f.initialPeers,
+		ReplicationFactor: f.rf,
+		MaxFrame:          f.maxFrame,
+		LeaseWindow:       f.leaseWindow,
+		FailureTimeout:    f.failureTimeout,
+		RaftHeartbeat:     f.raftHeartbeat,
+		Logger:            logger,
+		AckBeforeQuorum:   f.ackBeforeQuorumPlantedBugDoNotUse,
+	}
+	if f.raftAdvertiseHost != "" {
+		cfg.AdvertiseRaftAddr = net.JoinHostPort(f.raftAdvertiseHost, strconv.Itoa(f.raftPort))
+	}
+	if f.httpPort > 0 {
+		cfg.HTTPAddr = net.JoinHostPort(f.httpHost, strconv.Itoa(f.httpPort))
+	}
+	if cfg.Sync, cfg.SyncInterval, err = parseSync(f.syncMode); err != nil {
+		return cfg, closer, err
+	}
+	if cfg.MaxSegmentEntries, err = envUint("WALRUS_MAX_SEGMENT_ENTRIES", 1_000_000, 1); err != nil {
+		return cfg, closer, err
+	}
+	ms, err := envUint("WALRUS_MONITOR_CHECK_MS", 10_000, 10)
+	if err != nil {
+		return cfg, closer, err
+	}
+	cfg.MonitorInterval = time.Duration(ms) * time.Millisecond
+	return cfg, closer, nil
+}
+
+// parseSync reads --fsync.
+func parseSync(s string) (wal.SyncMode, time.Duration, error) {
+	switch {
+	case s == "always" || s == "batch":
+		return wal.SyncEveryBatch, 0, nil
+	case s == "never":
+		return wal.SyncNever, 0, nil
+	case strings.HasPrefix(s, "interval:"):
+		d, err := time.ParseDuration(strings.TrimPrefix(s, "interval:"))
+		if err != nil || d <= 0 {
+			return 0, 0, fmt.Errorf("--fsync %q: want interval:<positive duration>, e.g. interval:10ms", s)
+		}
+		return wal.SyncInterval, d, nil
+	}
+	return 0, 0, fmt.Errorf("--fsync %q: want always, interval:<duration> or never", s)
+}
+
+// envUint reads a numeric environment variable; values below min are raised
+// to min (as the reference does), garbage is an error.
+func envUint(name string, def, min uint64) (uint64, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok || strings.TrimSpace(v) == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: not a non-negative integer", name, v)
+	}
+	if n < min {
+		n = min
+	}
+	return n, nil
+}
+
+func buildLogger(file, format, level string) (*slog.Logger, io.Closer, error) {
+	var w io.Writer = os.Stderr
+	var c io.Closer = io.NopCloser(nil)
+	if file != "" {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, c, fmt.Errorf("--log-file: %w", err)
+		}
+		w, c = f, f
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, c, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), c, nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), c, nil
+	}
+	return nil, c, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func runNode(args []string) int {
+	f := newNodeFlags()
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if f.fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "walrus: unexpected argument %q (subcommands: dev)\n", f.fs.Arg(0))
+		return 2
+	}
+	cfg, closer, err := f.config()
+	defer closer.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "walrus:", err)
+		return 2
+	}
+	n, err := actors.Start(cfg)
+	if err != nil {
+		cfg.Logger.Error("start failed", "err", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	cfg.Logger.Info("stopping", "signal", s.String())
+	n.Stop()
+	return 0
+}
