@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -68,8 +69,10 @@ func WithBackoff(min, max time.Duration) ClientOption {
 	return func(c *clientConfig) { c.backoffMin, c.backoffMax = min, max }
 }
 
-// WithClientMaxFrame sets the largest reply frame accepted (default
-// wire.DefaultMaxPeerFrame); a larger one fails the connection.
+// WithClientMaxFrame sets the frame limit (default
+// wire.DefaultMaxPeerFrame): a larger reply fails the connection, and a
+// request that would not fit fails with ErrTooLarge without being sent. It
+// must match the server's WithServerMaxFrame.
 func WithClientMaxFrame(n int) ClientOption {
 	return func(c *clientConfig) { c.maxFrame = n }
 }
@@ -166,6 +169,10 @@ func (c *Client) Close() error {
 // start registers cl on a live connection (dialing one if needed) and
 // queues its frame.
 func (c *Client) start(kind uint8, body []byte, cl *call, deadline time.Time) (*clientConn, error) {
+	if len(body) > c.cfg.maxFrame-(wire.PeerHeaderLen-4) {
+		// The peer would drop the connection, failing every call on it.
+		return nil, fmt.Errorf("%w: %d-byte body, limit %d", ErrTooLarge, len(body), c.cfg.maxFrame-(wire.PeerHeaderLen-4))
+	}
 	for {
 		cc, err := c.conn()
 		if err != nil {
@@ -347,7 +354,7 @@ func (cc *clientConn) run() {
 		}
 	}()
 
-	pr := wire.NewPeerReader(conn, c.cfg.maxFrame)
+	pr := wire.NewPeerReader(bufio.NewReaderSize(conn, readBufSize), c.cfg.maxFrame)
 	for {
 		f, err := pr.ReadPeerFrame()
 		if err != nil {

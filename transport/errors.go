@@ -13,6 +13,10 @@ var (
 	// ErrClosed is returned by calls on a closed Client, and fails the
 	// calls still in flight when it is closed.
 	ErrClosed = errors.New("transport: closed")
+
+	// ErrTooLarge is returned, without sending anything, by calls whose
+	// body would exceed the frame limit.
+	ErrTooLarge = errors.New("transport: request too large")
 )
 
 // RemoteError is an error reply: the peer's handler returned an error (or

@@ -451,3 +451,16 @@ func TestServerBoundsInFlightPerConnection(t *testing.T) {
 		t.Fatalf("peak concurrent handlers %d, want 4", p)
 	}
 }
+
+func TestClientRefusesOversizedRequest(t *testing.T) {
+	checkNoLeaks(t, false)
+	m := startMux(t, "127.0.0.1:0", echo, WithServerMaxFrame(1<<10))
+	c := newClient(t, m.addr, WithClientMaxFrame(1<<10))
+	if _, _, err := c.Call(context.Background(), 1, make([]byte, 1<<10)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized request: %v, want ErrTooLarge", err)
+	}
+	body := make([]byte, 1<<10-(wire.PeerHeaderLen-4)) // exactly at the limit
+	if _, got, err := c.Call(context.Background(), 1, body); err != nil || len(got) != len(body) {
+		t.Fatalf("request at the limit: %d bytes, %v", len(got), err)
+	}
+}
