@@ -89,7 +89,9 @@ func WithServerMaxFrame(n int) MuxOption {
 
 // WithMaxInFlight bounds the requests one connection may have running at
 // once (default 256). Past it the server stops reading that connection
-// until one completes: TCP pushes back on the client.
+// until one completes: TCP pushes back on the client. Likewise, handlers
+// wait to queue their reply while 16 MiB of replies are waiting to be
+// written to a slow reader.
 func WithMaxInFlight(n int) MuxOption {
 	return func(c *muxConfig, _ *Mux) { c.maxInFlight = n }
 }

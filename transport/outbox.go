@@ -117,3 +117,7 @@ func (o *outbox) run(conn net.Conn, writeTimeout time.Duration) error {
 	}
 	return nil
 }
+
+// readBufSize is the read buffer of an RPC connection: frames up to this
+// size are decoded in place, and one read syscall can fetch many.
+const readBufSize = 64 << 10

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -26,13 +27,15 @@ func (m *Mux) serveRPC(c net.Conn, log *slog.Logger) {
 	go func() {
 		defer wg.Done()
 		if err := out.run(c, m.cfg.writeTimeout); err != nil {
-			log.Warn("rpc server: write failed, closing", "err", err)
+			if !errors.Is(err, net.ErrClosed) {
+				log.Warn("rpc server: write failed, closing", "err", err)
+			}
 			_ = c.Close() // unblocks the reader
 		}
 	}()
 
 	sem := make(chan struct{}, m.cfg.maxInFlight)
-	pr := wire.NewPeerReader(c, m.cfg.maxFrame)
+	pr := wire.NewPeerReader(bufio.NewReaderSize(c, readBufSize), m.cfg.maxFrame)
 read:
 	for {
 		f, err := pr.ReadPeerFrame()
