@@ -698,4 +698,3 @@ func clientError(err error) string {
 	}
 	return err.Error()
 }
-

@@ -25,8 +25,8 @@ type (
 		offset uint64
 		reply  func(error)
 	}
-	cursorMetaMsg  struct{ topic *raftfsm.Topic }
-	cursorFetched  struct {
+	cursorMetaMsg struct{ topic *raftfsm.Topic }
+	cursorFetched struct {
 		pos     uint64
 		entries [][]byte
 		end     uint64

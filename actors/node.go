@@ -47,7 +47,7 @@ type Node struct {
 	topics sync.Map // string -> *actor.PID
 
 	metaPending atomic.Bool
-	readyTerm   atomic.Uint64 // the raft term whose barrier this node (as leader) has passed
+	readyTerm   atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
 	rootPID     atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
 	caughtUp    atomic.Bool
 	ctx         context.Context

@@ -158,7 +158,9 @@ func newSegmentActor(n *Node, topic string, id uint64) *segmentActor {
 		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{}}
 }
 
-func (s *segmentActor) log() []any { return []any{"topic", s.topic, "segment", s.id, "role", s.role.String()} }
+func (s *segmentActor) log() []any {
+	return []any{"topic", s.topic, "segment", s.id, "role", s.role.String()}
+}
 
 func (s *segmentActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
