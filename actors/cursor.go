@@ -325,7 +325,7 @@ func (c *cursorActor) commit(ctx actor.Context, force bool) {
 // flush commits the position synchronously while stopping (graceful
 // shutdown keeps the cursor exact).
 func (c *cursorActor) flush() {
-	if c.pos == c.committed || !c.n.host.IsLeader() {
+	if c.pos == c.committed || c.n.crashed.Load() || !c.n.host.IsLeader() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -47,6 +47,7 @@ type Node struct {
 	topics sync.Map // string -> *actor.PID
 
 	metaPending atomic.Bool
+	crashed     atomic.Bool // Crash: actors must not flush or propose while dying
 	readyTerm   atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
 	rootPID     atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
 	caughtUp    atomic.Bool
@@ -143,7 +144,16 @@ func Start(cfg Config) (n *Node, err error) {
 // Stop shuts the node down: client port first, then actors (cursor
 // positions are flushed through raft while it still runs), then raft, the
 // internal port and the WAL.
-func (n *Node) Stop() {
+func (n *Node) Stop() { n.stop(true) }
+
+// Crash stops the node the way a power cut or kill -9 would, as far as a
+// process can: no graceful actor shutdown (cursor positions are not
+// flushed), no leadership hand-over. What the WAL had not synced is lost
+// only if its FS loses it (the testkit's simulated disk does; a real
+// process keeps the page cache). For tests and the testkit.
+func (n *Node) Crash() { n.stop(false) }
+
+func (n *Node) stop(graceful bool) {
 	n.stopOnce.Do(func() {
 		if n.clientLn != nil {
 			n.clientLn.Close()
@@ -151,7 +161,11 @@ func (n *Node) Stop() {
 		if n.http != nil {
 			n.http.stop()
 		}
-		if n.root != nil {
+		if !graceful {
+			n.crashed.Store(true)
+			n.cancel()
+		}
+		if n.root != nil && graceful {
 			// graceful: topic actors flush cursors while raft still runs
 			if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
 				n.log.Warn("actors did not stop in time", "err", err, "alive", n.liveActors())
