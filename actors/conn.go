@@ -99,6 +99,7 @@ type request struct {
 	attempt  int
 	lastErr  messages.Err
 	synced   bool // a metadata read barrier ran for this request
+	waitSet  bool // GROUPREAD's wait was added to the deadline
 }
 
 // connActor serves one client connection. Requests are answered strictly
@@ -318,11 +319,11 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 		})
 	case wire.CmdPut, wire.CmdMPut:
 		a.dispatchPut(ctx, r)
-	case wire.CmdGet, wire.CmdGetW, wire.CmdGroupRead:
+	case wire.CmdGet, wire.CmdGetW:
 		a.dispatchGet(ctx, r)
 	case wire.CmdCommit:
 		a.dispatchCommit(ctx, r)
-	case wire.CmdRead:
+	case wire.CmdRead, wire.CmdGroupRead:
 		a.dispatchRead(ctx, r)
 	case wire.CmdState:
 		if n.host.State().Topics[q.Topic] == nil {
@@ -417,6 +418,12 @@ func (a *connActor) onPutResult(ctx actor.Context, m putResultMsg) {
 		return
 	}
 	q := &r.req
+	if isCode(m.err, messages.CodeNotSent) {
+		// the leader could not be reached at all (down, failing over):
+		// nothing was written, so route again once the metadata moves on
+		a.retry(ctx, r, "unavailable: "+m.err.Error())
+		return
+	}
 	if m.err != nil {
 		// the forward failed: the write may or may not have happened
 		a.replyErr(ctx, r, "unavailable: "+m.err.Error()+" (outcome unknown)")
@@ -485,9 +492,6 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	maxN := 1
-	if q.Cmd == wire.CmdGroupRead {
-		maxN = max(q.Max, 1)
-	}
 	var deadline time.Time
 	if q.Wait > 0 {
 		deadline = n.now().Add(q.Wait)
@@ -495,7 +499,6 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 			r.deadline = deadline.Add(n.cfg.RequestTimeout)
 		}
 	}
-	group := q.Group
 	self, seq := ctx.Self(), r.seq
 	done := func(resp messages.GetResp, err error) {
 		n.system.Root.Send(self, getResultMsg{seq: seq, resp: resp, err: err})
@@ -506,11 +509,11 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	if owner == n.cfg.NodeID {
-		n.askCursor(q.Topic, group, getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
+		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
 			func(err error) { done(messages.GetResp{}, err) })
 		return
 	}
-	req := &messages.GetReq{Topic: q.Topic, Group: group, Max: maxN, WaitMs: q.Wait.Milliseconds()}
+	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: q.Wait.Milliseconds()}
 	n.goCall(owner, messages.KindGet, req, q.Wait+5*time.Second, func() any { return &messages.GetResp{} },
 		func(resp any, err error) {
 			var g messages.GetResp
@@ -553,18 +556,14 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 		a.replyErr(ctx, r, "unavailable: "+err.Error())
 		return
 	}
-	switch r.req.Cmd {
-	case wire.CmdGroupRead:
-		a.reply(ctx, r, wire.AppendReplyBatch(nil, m.resp.First, m.resp.Entries))
-	default:
-		if len(m.resp.Entries) == 0 {
-			a.reply(ctx, r, wire.AppendReplyEmpty(nil))
-			return
-		}
-		a.reply(ctx, r, wire.AppendReplyValue(nil, m.resp.Entries[0]))
+	if len(m.resp.Entries) == 0 {
+		a.reply(ctx, r, wire.AppendReplyEmpty(nil))
+		return
 	}
+	a.reply(ctx, r, wire.AppendReplyValue(nil, m.resp.Entries[0]))
 }
 
+// dispatchCommit records a consumer group's position through raft.
 func (a *connActor) dispatchCommit(ctx actor.Context, r *request) {
 	n := a.n
 	q := &r.req
@@ -573,14 +572,6 @@ func (a *connActor) dispatchCommit(ctx actor.Context, r *request) {
 		return
 	}
 	self, seq := ctx.Self(), r.seq
-	// the group's cursor actor (on the raft leader) must learn the seek, so
-	// the commit goes through it when it runs here, else straight to raft
-	if leader, _ := n.host.Leader(); leader == n.cfg.NodeID {
-		n.askCursor(q.Topic, q.Group, seekMsg{offset: q.Offset, reply: func(err error) {
-			n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)})
-		}}, func(err error) { n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)}) })
-		return
-	}
 	n.proposeAsync(self, &raftfsm.CommitCursor{Topic: q.Topic, Group: q.Group, Offset: q.Offset}, n.cfg.RequestTimeout,
 		func(err error) any { return replyMsg{seq: seq, frame: okOrErr(err)} })
 }
@@ -594,6 +585,10 @@ func okOrErr(err error) []byte {
 
 // ---- reads by offset ----
 
+// dispatchRead serves READ (from a given offset) and GROUPREAD (from the
+// group's committed position, which it does not move): non-destructive
+// reads from a replica holding the segment. A segment between leaders
+// (failover, restart) is retried until the request's deadline.
 func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 	n := a.n
 	q := &r.req
@@ -602,23 +597,54 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 		a.unknownTopic(ctx, r)
 		return
 	}
-	if first := t.FirstOffset(); q.Offset < first {
-		a.replyErr(ctx, r, fmt.Sprintf("offset %d was deleted by retention; the first offset is %d", q.Offset, first))
+	offset := q.Offset
+	if q.Cmd == wire.CmdGroupRead && !r.synced {
+		// the group's position may have been committed through another
+		// node a moment ago: read it after a metadata barrier
+		r.synced = true
+		self, seq := ctx.Self(), r.seq
+		go func() {
+			sctx, cancel := ctxTimeout(n, 5*time.Second)
+			defer cancel()
+			_ = n.host.syncMeta(sctx)
+			n.system.Root.Send(self, retryMsg{seq: seq})
+		}()
 		return
 	}
-	seg, idx, ok := t.Locate(q.Offset)
+	if q.Cmd == wire.CmdGroupRead {
+		offset = max(t.Groups[q.Group], t.FirstOffset())
+		if q.Wait > 0 && r.attempt == 0 && !r.waitSet {
+			r.waitSet = true
+			r.deadline = n.now().Add(q.Wait + n.cfg.RequestTimeout)
+		}
+	}
+	if first := t.FirstOffset(); offset < first {
+		a.replyErr(ctx, r, fmt.Sprintf("offset %d was deleted by retention; the first offset is %d", offset, first))
+		return
+	}
+	seg, idx, ok := t.Locate(offset)
 	if !ok {
 		a.reply(ctx, r, wire.AppendReplyEmpty(nil))
+		return
+	}
+	if seg.State == raftfsm.SegFenced {
+		a.retry(ctx, r, "unavailable: segment under recovery")
 		return
 	}
 	node := uint64(seg.Leader)
 	if seg.Sealed() {
 		node = n.pickReplica(seg, r.attempt)
 	}
+	var wait time.Duration
+	if q.Cmd == wire.CmdGroupRead && !seg.Sealed() {
+		wait = max(0, min(q.Wait, r.deadline.Sub(n.now())-n.cfg.RequestTimeout))
+	}
 	maxBytes := n.cfg.MaxFrame - 64
-	req := &messages.ReadReq{Topic: q.Topic, Segment: seg.ID, From: idx, Max: max(q.Max, 1), MaxBytes: maxBytes}
+	req := &messages.ReadReq{Topic: q.Topic, Segment: seg.ID, From: idx, Max: max(q.Max, 1), MaxBytes: maxBytes,
+		WaitMs: wait.Milliseconds()}
 	self, seq, base := ctx.Self(), r.seq, seg.Base
-	n.goCall(node, messages.KindRead, req, 5*time.Second, func() any { return &messages.ReadResp{} },
+	sealed := seg.Sealed()
+	n.goCall(node, messages.KindRead, req, wait+5*time.Second, func() any { return &messages.ReadResp{} },
 		func(resp any, err error) {
 			var rr messages.ReadResp
 			if p, ok := resp.(*messages.ReadResp); ok {
@@ -627,7 +653,7 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 			if err == nil {
 				err = rr.Err.AsError()
 			}
-			n.system.Root.Send(self, readResultMsg{seq: seq, base: base, idx: idx, resp: rr, err: err, sealed: seg.Sealed()})
+			n.system.Root.Send(self, readResultMsg{seq: seq, base: base, idx: idx, resp: rr, err: err, sealed: sealed})
 		})
 }
 
@@ -642,6 +668,12 @@ type readResultMsg struct {
 func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 	r, ok := a.byseq[m.seq]
 	if !ok {
+		return
+	}
+	if !m.sealed && isCode(m.err, messages.CodeNotLeader) {
+		// the active segment's leader is not serving (restarting, or about
+		// to be fenced): try again until the deadline
+		a.retry(ctx, r, "unavailable: "+m.err.Error())
 		return
 	}
 	if m.err != nil || (m.sealed && len(m.resp.Entries) == 0) {

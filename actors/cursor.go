@@ -21,10 +21,6 @@ type (
 		deadline time.Time // zero: answer EMPTY at once when nothing is there
 		reply    func(messages.GetResp)
 	}
-	seekMsg struct {
-		offset uint64
-		reply  func(error)
-	}
 	cursorMetaMsg struct{ topic *raftfsm.Topic }
 	cursorFetched struct {
 		pos     uint64
@@ -92,11 +88,6 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 	case getMsg:
 		c.queue = append(c.queue, m)
 		c.serve(ctx)
-	case seekMsg:
-		c.pos = m.offset
-		c.buf = nil
-		c.commit(ctx, true)
-		m.reply(nil)
 	case cursorMetaMsg:
 		c.topic = m.topic
 		c.serve(ctx)

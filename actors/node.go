@@ -47,7 +47,7 @@ type Node struct {
 	topics sync.Map // string -> *actor.PID
 
 	metaPending atomic.Bool
-	crashed     atomic.Bool // Crash: actors must not flush or propose while dying
+	crashed     atomic.Bool               // Crash: actors must not flush or propose while dying
 	readyTerm   atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
 	rootPID     atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
 	caughtUp    atomic.Bool
@@ -334,6 +334,9 @@ func wrapTransportErr(err error) error {
 	var me *messages.Err
 	if errors.As(err, &me) {
 		return err
+	}
+	if errors.Is(err, transport.ErrNotSent) {
+		return &messages.Err{Code: messages.CodeNotSent, Msg: err.Error()}
 	}
 	if errors.Is(err, transport.ErrPeerUnavailable) || errors.Is(err, transport.ErrClosed) {
 		return &messages.Err{Code: messages.CodeUnavailable, Msg: err.Error()}

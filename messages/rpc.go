@@ -43,6 +43,7 @@ const (
 	CodeTimeout      Code = 10
 	CodeDiskFull     Code = 11
 	CodeDeleted      Code = 12 // the data was removed by retention
+	CodeNotSent      Code = 13 // the request never reached the peer: safe to retry
 )
 
 // Err is the error part of every response.

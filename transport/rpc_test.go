@@ -255,16 +255,16 @@ func TestRPCServerKilledMidCallThenBack(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := recv(t, "in-flight call to fail", result); !errors.Is(err, ErrPeerUnavailable) {
-		t.Fatalf("in-flight call when the server died: %v, want ErrPeerUnavailable", err)
+	if err := recv(t, "in-flight call to fail", result); !errors.Is(err, ErrPeerUnavailable) || errors.Is(err, ErrNotSent) {
+		t.Fatalf("in-flight call when the server died: %v, want ErrPeerUnavailable without ErrNotSent (it was sent)", err)
 	}
 
 	// While the server is down calls fail, fast, with ErrPeerUnavailable.
 	for range 5 {
 		start := time.Now()
 		_, _, err := c.Call(context.Background(), 1, []byte("x"))
-		if !errors.Is(err, ErrPeerUnavailable) {
-			t.Fatalf("call while down: %v, want ErrPeerUnavailable", err)
+		if !errors.Is(err, ErrPeerUnavailable) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("call while down: %v, want ErrPeerUnavailable and ErrNotSent", err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("call while down took %v", d)
@@ -290,8 +290,8 @@ func TestClientBacksOffWithoutDialing(t *testing.T) {
 	defer c.Close()
 	for i := range 3 { // first failure: retried at once; then back-off
 		_, _, err := c.Call(context.Background(), 1, nil)
-		if !errors.Is(err, ErrPeerUnavailable) {
-			t.Fatalf("call %d: %v, want ErrPeerUnavailable", i, err)
+		if !errors.Is(err, ErrPeerUnavailable) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("call %d: %v, want ErrPeerUnavailable and ErrNotSent (never dialed)", i, err)
 		}
 	}
 	if n := dials.Load(); n != 2 {
