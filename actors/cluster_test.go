@@ -252,8 +252,12 @@ func TestClusterRolloverSealsExactCountsRoundRobin(t *testing.T) {
 	}
 	b.must("GET roll", "EMPTY")
 	st := b.do("STATE roll")
-	if !strings.Contains(st, `"current_segment":7`) || !strings.Contains(st, `"last_sealed_entry_offset":60`) {
+	if !strings.Contains(st, `"current_segment":7`) || !strings.Contains(st, `"last_sealed_entry_offset":60`) ||
+		!strings.Contains(st, `"high_water_mark":60`) || !strings.Contains(st, `"epoch":1`) {
 		t.Fatalf("STATE: %s", st)
+	}
+	if !strings.HasPrefix(st, `{"current_segment":7,"leader_node":`) {
+		t.Fatalf("STATE must start with the reference's keys: %s", st)
 	}
 }
 

@@ -326,11 +326,25 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 	case wire.CmdRead, wire.CmdGroupRead:
 		a.dispatchRead(ctx, r)
 	case wire.CmdState:
-		if n.host.State().Topics[q.Topic] == nil {
+		t := n.host.State().Topics[q.Topic]
+		if t == nil {
 			a.unknownTopic(ctx, r)
 			return
 		}
-		a.reply(ctx, r, n.stateReply(q.Topic))
+		if hwm, ok := n.localHWM(q.Topic); ok {
+			a.reply(ctx, r, n.stateReply(q.Topic, &hwm))
+			return
+		}
+		// the high-water mark lives with the active segment's leader
+		self, seq, topic := ctx.Self(), r.seq, q.Topic
+		n.goCall(uint64(t.Active().Leader), messages.KindStatus, &messages.StatusReq{Topic: topic}, time.Second,
+			func() any { return &messages.StatusResp{} }, func(resp any, err error) {
+				var hwm *uint64
+				if s, ok := resp.(*messages.StatusResp); ok && err == nil && s.Known {
+					hwm = &s.HWM
+				}
+				n.system.Root.Send(self, replyMsg{seq: seq, frame: n.stateReply(topic, hwm)})
+			})
 	case wire.CmdMetrics:
 		a.reply(ctx, r, n.metricsReply())
 	case wire.CmdLeader:

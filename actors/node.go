@@ -45,6 +45,9 @@ type Node struct {
 	leaders sync.Map // string -> *actor.PID
 	// topics maps a topic to its topic actor. Written only by the root.
 	topics sync.Map // string -> *actor.PID
+	// hwms holds the high-water mark of each topic whose active segment
+	// this node leads (topic-global offset), for STATE.
+	hwms sync.Map // string -> *atomic.Uint64
 
 	metaPending atomic.Bool
 	crashed     atomic.Bool               // Crash: actors must not flush or propose while dying

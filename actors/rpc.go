@@ -97,6 +97,14 @@ func (h rpcHandler) Handle(ctx context.Context, kind uint8, body []byte) (uint8,
 			return syncMsg{req: &req, reply: reply}
 		}, func(e messages.Err) messages.SyncResp { return messages.SyncResp{Err: e} })
 		resp = &r
+	case messages.KindStatus:
+		var req messages.StatusReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := messages.StatusResp{}
+		r.HWM, r.Known = n.localHWM(req.Topic)
+		resp = &r
 	default:
 		return 0, nil, fmt.Errorf("unknown rpc kind %d", kind)
 	}

@@ -313,6 +313,7 @@ func (s *segmentActor) becomeLeader(seg *raftfsm.Segment) {
 	s.end, s.durable, s.hwm = 0, 0, 0
 	s.buf, s.bufBase, s.bufBytes = nil, 0, 0
 	s.n.leaders.Store(s.topic, s.self)
+	s.n.publishHWM(s.topic, seg.Base)
 	s.armMonitor()
 	s.n.log.Debug("leading segment", s.log()...)
 }
@@ -438,6 +439,9 @@ func (s *segmentActor) advance(ids []uint64) {
 	}
 	moved := s.ld.HWM() > s.hwm
 	s.hwm = s.ld.HWM()
+	if moved {
+		s.n.publishHWM(s.topic, s.meta.Base+s.hwm)
+	}
 	for _, id := range ids {
 		w, ok := s.waiters[id]
 		if !ok {

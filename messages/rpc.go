@@ -203,12 +203,18 @@ type SyncResp struct {
 	End uint64 `msgpack:"end"`
 }
 
-type StatusReq struct{}
+// StatusReq asks the leader of a topic's active segment for its live view.
+type StatusReq struct {
+	Topic string `msgpack:"t"`
+}
 
 type StatusResp struct {
-	Err      Err             `msgpack:"err"`
-	Node     uint64          `msgpack:"node"`
-	Segments []SegmentStatus `msgpack:"segs"`
+	Err Err `msgpack:"err"`
+	// HWM is the topic-global high-water mark: entries below it are held by
+	// a quorum and readable. Known is false when this node does not lead
+	// the active segment.
+	HWM   uint64 `msgpack:"hwm"`
+	Known bool   `msgpack:"known"`
 }
 
 // SegmentStatus is one replica's view of a segment.
