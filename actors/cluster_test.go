@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -482,5 +483,111 @@ func TestClusterFailoverKeepsAcknowledgedWrites(t *testing.T) {
 			t.Fatalf("acknowledged %q out of order", v)
 		}
 		pos = i
+	}
+}
+
+// holdsAll reports whether every replica named in the metadata holds each
+// sealed segment of topic completely, sealed on disk.
+func (c *testCluster) holdsAll(topic string) (bool, string) {
+	var st = c.anyNode().State()
+	t := st.Topics[topic]
+	for _, g := range t.Segments {
+		if !g.Sealed() {
+			continue
+		}
+		for _, r := range g.Replicas {
+			n := c.nodes[uint64(r)]
+			if n == nil {
+				return false, fmt.Sprintf("segment %d: replica %d is not running", g.ID, r)
+			}
+			info, err := n.wal.Info(wal.SegmentKey{Topic: topic, Segment: g.ID})
+			if err != nil || !info.Sealed || info.Count != g.Count {
+				return false, fmt.Sprintf("segment %d on node %d: %+v %v (want sealed at %d)", g.ID, r, info, err, g.Count)
+			}
+		}
+	}
+	return true, ""
+}
+
+func (c *testCluster) anyNode() *Node {
+	for id := uint64(1); id <= 9; id++ {
+		if n := c.nodes[id]; n != nil {
+			return n
+		}
+	}
+	c.t.Fatal("no node running")
+	return nil
+}
+
+func TestClusterJoinPromoteRemoveAndReReplicate(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 5 })
+	a := c.client(1)
+	a.must("REGISTER rr", "OK")
+	for i := 0; i < 22; i++ {
+		a.must(fmt.Sprintf("PUT rr r%02d", i), "OK")
+	}
+	// a fourth node joins through node 2 and is promoted to voter
+	cfg := c.cfgs[1]
+	cfg.NodeID, cfg.Join = 4, []string{c.nodes[2].RaftAddr()}
+	cfg.RaftAddr, cfg.ClientAddr = "127.0.0.1:0", "127.0.0.1:0"
+	c.start(cfg)
+	c.waitFor("node 4 to be a voter", 20*time.Second, func() bool {
+		return strings.Contains(c.client(1).do("NODES"), `{"id":4,`) &&
+			strings.Contains(c.client(1).do("NODES"), `"live":true,"suffrage":"voter"}]`)
+	})
+	// remove node 2 for good: its segments are sealed or re-replicated
+	c.client(3).must("REMOVENODE 2", "OK")
+	c.stop(2)
+	c.waitFor("every sealed segment back at three full copies on members", 30*time.Second, func() bool {
+		st := c.anyNode().State()
+		if _, still := st.Nodes[2]; still || len(st.UnderReplicated()) != 0 {
+			return false
+		}
+		for _, g := range st.Topics["rr"].Segments {
+			if g.Sealed() && len(g.Replicas) != 3 {
+				return false
+			}
+		}
+		ok, _ := c.holdsAll("rr")
+		return ok
+	})
+	if m := c.client(1).do("METRICS"); !strings.Contains(m, `"configs":[[1,3,4]]`) || !strings.Contains(m, `"under_replicated_segments":0`) {
+		t.Fatalf("METRICS after removal: %s", m)
+	}
+	b := c.client(4)
+	b.must("PUT rr after", "OK")
+	got := b.readAll("rr")
+	if len(got) != 23 || got[0] != "r00" || got[21] != "r21" || got[22] != "after" {
+		t.Fatalf("entries after removal: %v", got)
+	}
+}
+
+// TestClusterWipedNodeIsRefilled loses a node's whole data directory: it
+// comes back empty, rejoins, and re-fetches every segment it replicates.
+func TestClusterWipedNodeIsRefilled(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 4 })
+	a := c.client(1)
+	a.must("REGISTER wipe", "OK")
+	for i := 0; i < 19; i++ {
+		a.must(fmt.Sprintf("PUT wipe w%02d", i), "OK")
+	}
+	c.nodes[3].Crash()
+	delete(c.nodes, 3)
+	cfg := c.cfgs[3]
+	if err := os.RemoveAll(cfg.NodeDir()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Join = []string{c.nodes[1].RaftAddr()}
+	c.start(cfg)
+	c.waitFor("node 3 holds every sealed segment again", 30*time.Second, func() bool {
+		ok, _ := c.holdsAll("wipe")
+		return ok
+	})
+	if ok, why := c.holdsAll("wipe"); !ok {
+		t.Fatal(why)
+	}
+	got := c.client(3).readAll("wipe")
+	if len(got) != 19 {
+		t.Fatalf("read %d entries after refill, want 19", len(got))
 	}
 }

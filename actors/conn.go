@@ -347,6 +347,16 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 			})
 	case wire.CmdMetrics:
 		a.reply(ctx, r, n.metricsReply())
+	case wire.CmdNodes:
+		a.reply(ctx, r, n.nodesReply())
+	case wire.CmdRemoveNode:
+		self, seq, id := ctx.Self(), r.seq, q.Offset
+		go func() {
+			rctx, cancel := ctxTimeout(n, n.cfg.RequestTimeout)
+			defer cancel()
+			err := n.host.RemoveNode(rctx, id)
+			n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)})
+		}()
 	case wire.CmdLeader:
 		t := n.host.State().Topics[q.Topic]
 		if t == nil {

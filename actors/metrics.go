@@ -68,6 +68,36 @@ func (n *Node) localHWM(topic string) (uint64, bool) {
 	return v.(*atomic.Uint64).Load(), true
 }
 
+// nodeJSON is one member in NODES' reply.
+type nodeJSON struct {
+	ID       uint64 `json:"id"`
+	Raft     string `json:"raft"`
+	Client   string `json:"client"`
+	HTTP     string `json:"http,omitempty"`
+	Live     bool   `json:"live"`
+	Suffrage string `json:"suffrage"` // voter, nonvoter, or none (not in raft's configuration)
+}
+
+// nodesReply is NODES' reply: raw JSON, the members in id order.
+func (n *Node) nodesReply() []byte {
+	st := n.host.State()
+	suffrage := n.host.suffrages()
+	out := []nodeJSON{}
+	for _, id := range st.NodeIDs() {
+		ni := st.Nodes[id]
+		s, ok := suffrage[uint64(id)]
+		if !ok {
+			s = "none"
+		}
+		out = append(out, nodeJSON{ID: uint64(id), Raft: ni.RaftAddr, Client: ni.ClientAddr, HTTP: ni.HTTPAddr, Live: ni.Live, Suffrage: s})
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return wire.AppendReplyError(nil, err.Error())
+	}
+	return wire.AppendReplyRaw(nil, b)
+}
+
 // metricsReply is METRICS' reply: raft's view in the reference's shape.
 func (n *Node) metricsReply() []byte {
 	b, err := json.Marshal(n.host.Metrics())

@@ -3,6 +3,7 @@ package raftfsm
 import (
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -480,4 +481,27 @@ func TestSetReplicasLongList(t *testing.T) {
 	h.fails(SetReplicas{Topic: "t", Segment: 1, Replicas: long}, ErrUnknownNode)
 	long[len(long)-1] = 1
 	h.fails(SetReplicas{Topic: "t", Segment: 1, Replicas: long}, ErrInvalid)
+}
+
+func TestReplacementPicksLeastLoadedLiveNode(t *testing.T) {
+	s := NewState()
+	for id := NodeID(1); id <= 4; id++ {
+		s.Nodes[id] = &NodeInfo{ID: id, RaftAddr: "x", Live: id != 4}
+	}
+	t1 := &Topic{Name: "a", RF: 3, Segments: []*Segment{
+		{ID: 1, Leader: 9, Replicas: []NodeID{9, 1, 2}, Epoch: 1, State: SegSealed, Count: 5},
+		{ID: 2, Leader: 1, Replicas: []NodeID{1, 2, 3}, Epoch: 1, State: SegOpen, Base: 5},
+	}}
+	s.Topics["a"] = t1
+	if got := s.UnderReplicated(); len(got) != 1 || got[0].Segment.ID != 1 {
+		t.Fatalf("under-replicated: %+v", got)
+	}
+	reps, ok := s.Replacement(t1.Segments[0])
+	// node 3 holds one replica, nodes 1 and 2 two each; node 4 is not live
+	if !ok || !slices.Equal(reps, []NodeID{3, 1, 2}) {
+		t.Fatalf("replacement %v %v", reps, ok)
+	}
+	if _, ok := s.Replacement(t1.Segments[1]); ok {
+		t.Fatal("a segment on members only needs no replacement")
+	}
 }

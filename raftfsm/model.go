@@ -348,3 +348,60 @@ func distinctNodes(ids []NodeID) bool {
 	}
 	return true
 }
+
+// UnderReplicated returns the retained sealed segments holding a replica on
+// a node that is no longer a member, ordered by topic then segment id: the
+// copies that re-replication must re-create elsewhere.
+func (s *State) UnderReplicated() []SegmentRef {
+	return s.segmentsWhere(func(g *Segment) bool {
+		if !g.Sealed() {
+			return false
+		}
+		for _, r := range g.Replicas {
+			if _, ok := s.Nodes[r]; !ok {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// Replacement picks the node that takes over a sealed segment's replica on a
+// removed node: the live member holding the fewest replicas that is not
+// already in the set (lowest id on ties). It returns the new replica set
+// (the removed members replaced in place, or dropped when no node is left)
+// and whether anything changed. Deterministic: a pure function of s.
+func (s *State) Replacement(g *Segment) ([]NodeID, bool) {
+	load := map[NodeID]int{}
+	for _, t := range s.Topics {
+		for _, seg := range t.Segments {
+			for _, r := range seg.Replicas {
+				load[r]++
+			}
+		}
+	}
+	out := make([]NodeID, 0, len(g.Replicas))
+	changed := false
+	inSet := func(id NodeID) bool { return slices.Contains(out, id) || slices.Contains(g.Replicas, id) }
+	for _, r := range g.Replicas {
+		if _, ok := s.Nodes[r]; ok {
+			out = append(out, r)
+			continue
+		}
+		changed = true
+		best, found := NodeID(0), false
+		for _, c := range s.Candidates() {
+			if inSet(c) || !s.Nodes[c].Live {
+				continue
+			}
+			if !found || load[c] < load[best] {
+				best, found = c, true
+			}
+		}
+		if found {
+			out = append(out, best)
+			load[best]++
+		}
+	}
+	return out, changed && len(out) > 0
+}

@@ -23,6 +23,9 @@ const (
 	CmdCommit    = "COMMIT"
 	CmdLeader    = "LEADER"
 	CmdGetW      = "GETW"
+	// Cluster administration (docs/wire.md "Administration").
+	CmdNodes      = "NODES"
+	CmdRemoveNode = "REMOVENODE"
 )
 
 // Limits of our additive commands' arguments.
@@ -92,17 +95,19 @@ type command struct {
 
 // commands is the command table: adding a command is adding one row.
 var commands = map[string]command{
-	CmdRegister:  {name: CmdRegister, parse: parseRegister, appendArgs: appendRegister},
-	CmdPut:       {name: CmdPut, parse: parsePut, appendArgs: appendRef},
-	CmdGet:       {name: CmdGet, parse: requireTopic(ErrGetRequiresTopic), appendArgs: appendRef},
-	CmdState:     {name: CmdState, parse: requireTopic(ErrStateRequiresTopic), appendArgs: appendRef},
-	CmdMetrics:   {name: CmdMetrics, parse: parseMetrics, appendArgs: appendRef},
-	CmdRead:      {name: CmdRead, parse: parseRead, appendArgs: appendRead},
-	CmdMPut:      {name: CmdMPut, raw: true, parse: parseMPut, appendArgs: appendMPut},
-	CmdGroupRead: {name: CmdGroupRead, parse: parseGroupRead, appendArgs: appendGroupRead},
-	CmdCommit:    {name: CmdCommit, parse: parseCommit, appendArgs: appendCommit},
-	CmdLeader:    {name: CmdLeader, parse: parseLeader, appendArgs: appendTopicOnly},
-	CmdGetW:      {name: CmdGetW, parse: parseGetW, appendArgs: appendGetW},
+	CmdRegister:   {name: CmdRegister, parse: parseRegister, appendArgs: appendRegister},
+	CmdPut:        {name: CmdPut, parse: parsePut, appendArgs: appendRef},
+	CmdGet:        {name: CmdGet, parse: requireTopic(ErrGetRequiresTopic), appendArgs: appendRef},
+	CmdState:      {name: CmdState, parse: requireTopic(ErrStateRequiresTopic), appendArgs: appendRef},
+	CmdMetrics:    {name: CmdMetrics, parse: parseMetrics, appendArgs: appendRef},
+	CmdRead:       {name: CmdRead, parse: parseRead, appendArgs: appendRead},
+	CmdMPut:       {name: CmdMPut, raw: true, parse: parseMPut, appendArgs: appendMPut},
+	CmdGroupRead:  {name: CmdGroupRead, parse: parseGroupRead, appendArgs: appendGroupRead},
+	CmdCommit:     {name: CmdCommit, parse: parseCommit, appendArgs: appendCommit},
+	CmdLeader:     {name: CmdLeader, parse: parseLeader, appendArgs: appendTopicOnly},
+	CmdNodes:      {name: CmdNodes, parse: parseNodes, appendArgs: func(dst []byte, _ *Request) []byte { return dst }},
+	CmdRemoveNode: {name: CmdRemoveNode, parse: parseRemoveNode, appendArgs: appendRemoveNode},
+	CmdGetW:       {name: CmdGetW, parse: parseGetW, appendArgs: appendGetW},
 }
 
 // TrimRequest drops trailing white space from a request body, exactly as
@@ -541,4 +546,36 @@ func parseUint(b []byte) (uint64, bool) {
 		n = n*10 + d
 	}
 	return n, true
+}
+
+// --- administration ---------------------------------------------------------
+
+func parseNodes(args []byte, hasArgs bool) (req Request, err error) {
+	if hasArgs {
+		return req, errTooMany(CmdNodes)
+	}
+	return req, nil
+}
+
+// parseRemoveNode reads "REMOVENODE <id>": the node id goes in Offset.
+func parseRemoveNode(args []byte, hasArgs bool) (req Request, err error) {
+	var f [1][]byte
+	n := fields(args, hasArgs, f[:])
+	if n < 0 {
+		return req, errTooMany(CmdRemoveNode)
+	}
+	if n < 1 {
+		return req, errRequires(CmdRemoveNode, "a node id")
+	}
+	id, ok := parseUint(f[0])
+	if !ok || id == 0 {
+		return req, &Error{CmdRemoveNode + " node id must be a positive integer"}
+	}
+	req.Offset = id
+	return req, nil
+}
+
+func appendRemoveNode(dst []byte, req *Request) []byte {
+	dst = append(dst, ' ')
+	return strconv.AppendUint(dst, req.Offset, 10)
 }

@@ -235,3 +235,27 @@ func TestParseRequestAllocations(t *testing.T) {
 }
 
 func b(s string) []byte { return []byte(s) }
+
+func TestAdministrationCommands(t *testing.T) {
+	for body, want := range map[string]string{
+		"NODES x":        "NODES has too many arguments",
+		"REMOVENODE":     "REMOVENODE requires a node id",
+		"REMOVENODE 0":   "REMOVENODE node id must be a positive integer",
+		"REMOVENODE x":   "REMOVENODE node id must be a positive integer",
+		"REMOVENODE 1 2": "REMOVENODE has too many arguments",
+	} {
+		if _, err := ParseRequest([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %q", body, err, want)
+		}
+	}
+	r, err := ParseRequest([]byte("REMOVENODE 4"))
+	if err != nil || r.Cmd != CmdRemoveNode || r.Offset != 4 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if got := string(AppendRequest(nil, &r)); got != "REMOVENODE 4" {
+		t.Fatalf("round trip: %q", got)
+	}
+	if r, err := ParseRequest([]byte("NODES")); err != nil || r.Cmd != CmdNodes {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
