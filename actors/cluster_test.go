@@ -591,3 +591,41 @@ func TestClusterWipedNodeIsRefilled(t *testing.T) {
 		t.Fatalf("read %d entries after refill, want 19", len(got))
 	}
 }
+
+func TestClusterRetentionDropsOldSegmentsEverywhere(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 3 })
+	a := c.client(1)
+	a.must("REGISTER ret", "OK")
+	a.must("RETENTION nope max_segments=1", "ERR unknown topic nope")
+	for i := 0; i < 6; i++ {
+		a.must(fmt.Sprintf("PUT ret x%02d", i), "OK")
+	}
+	a.must("GET ret", "OK x00")
+	a.must("RETENTION ret max_segments=2", "OK")
+	for i := 6; i < 14; i++ {
+		a.must(fmt.Sprintf("PUT ret x%02d", i), "OK")
+	}
+	// 14 entries, 3 per segment: segments 1-4 sealed, 5 active; keep 2 sealed
+	c.waitFor("segments 1 and 2 dropped from metadata and every disk", 10*time.Second, func() bool {
+		t := c.nodes[1].State().Topics["ret"]
+		if t.Segments[0].ID != 3 {
+			return false
+		}
+		for _, n := range c.nodes {
+			for _, info := range n.wal.Segments() {
+				if info.Key.Topic == "ret" && info.Key.Segment < 3 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	b := c.client(2)
+	b.must("READ ret 0", "ERR offset 0 was deleted by retention; the first offset is 6")
+	b.must("READ ret 6 1", batch(6, "x06"))
+	// the shared cursor pointed into deleted data: it skips forward
+	b.must("GET ret", "OK x06")
+	if st := b.do("STATE ret"); !strings.Contains(st, `"first_offset":6`) || !strings.Contains(st, `"sealed_segments":{"3":3,"4":3}`) {
+		t.Fatalf("STATE after retention: %s", st)
+	}
+}

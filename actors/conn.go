@@ -347,6 +347,16 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 			})
 	case wire.CmdMetrics:
 		a.reply(ctx, r, n.metricsReply())
+	case wire.CmdRetention:
+		if n.host.State().Topics[q.Topic] == nil {
+			a.unknownTopic(ctx, r)
+			return
+		}
+		p := q.Retention
+		self, seq := ctx.Self(), r.seq
+		n.proposeAsync(self, &raftfsm.SetRetention{Topic: q.Topic, Retention: raftfsm.Retention{
+			MaxAgeMs: int64(p.MaxAgeMs), MaxBytes: int64(p.MaxBytes), MaxSegments: int(min(p.MaxSegments, 1<<30))}},
+			n.cfg.RequestTimeout, func(err error) any { return replyMsg{seq: seq, frame: okOrErr(err)} })
 	case wire.CmdNodes:
 		a.reply(ctx, r, n.nodesReply())
 	case wire.CmdRemoveNode:

@@ -117,7 +117,21 @@ func (c *controller) tick(ctx actor.Context) {
 		}
 	}
 	c.rereplicate(ctx, st)
+	c.retention(ctx, st, names)
 	c.promote(ctx, dead)
+}
+
+// retention drops the sealed segments a topic's policy no longer keeps
+// (raftfsm.Topic.RetentionCut); every replica deletes their files when it
+// sees them leave the metadata. One proposal in flight at a time.
+func (c *controller) retention(ctx actor.Context, st *raftfsm.State, names []string) {
+	now := c.n.now().UnixMilli()
+	for _, name := range names {
+		if below, ok := st.Topics[name].RetentionCut(now); ok {
+			c.propose(ctx, "retention", &raftfsm.DeleteSegments{Topic: name, Below: below})
+			return
+		}
+	}
 }
 
 func hasRemoved(st *raftfsm.State, g *raftfsm.Segment) bool {

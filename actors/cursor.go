@@ -90,6 +90,11 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 		c.serve(ctx)
 	case cursorMetaMsg:
 		c.topic = m.topic
+		if first := m.topic.FirstOffset(); c.pos < first {
+			// retention dropped what the cursor (and its prefetch) held
+			c.pos, c.buf = first, nil
+			c.commit(ctx, false)
+		}
 		c.serve(ctx)
 	case cursorFetched:
 		c.onFetched(ctx, m)

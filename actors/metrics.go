@@ -10,12 +10,13 @@ import (
 
 // nodeMetrics are the node's own counters (exported on /metrics).
 type nodeMetrics struct {
-	putEntries  atomic.Uint64
-	getEntries  atomic.Uint64
-	rollovers   atomic.Uint64
-	recoveries  atomic.Uint64
-	walErrors   atomic.Uint64
-	connections atomic.Int64
+	putEntries      atomic.Uint64
+	getEntries      atomic.Uint64
+	rollovers       atomic.Uint64
+	recoveries      atomic.Uint64
+	walErrors       atomic.Uint64
+	segmentsDeleted atomic.Uint64
+	connections     atomic.Int64
 }
 
 func newNodeMetrics() *nodeMetrics { return &nodeMetrics{} }

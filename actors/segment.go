@@ -609,7 +609,16 @@ func (s *segmentActor) maybeSeal() {
 	s.sealing = true
 	s.n.metrics.rollovers.Add(1)
 	s.n.proposeAsync(s.self, &raftfsm.SealSegment{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Count: count,
-		AtMs: s.n.now().UnixMilli()}, 10*time.Second, func(err error) any { return sealDoneMsg{err: err} })
+		AtMs: s.n.now().UnixMilli(), Bytes: s.bytes()}, 10*time.Second, func(err error) any { return sealDoneMsg{err: err} })
+}
+
+// bytes is the local file's payload size as the WAL reports it.
+func (s *segmentActor) bytes() int64 {
+	info, err := s.n.wal.Info(s.key)
+	if err != nil {
+		return 0
+	}
+	return info.Bytes
 }
 
 func (s *segmentActor) leaderHint() uint64 {
@@ -763,7 +772,7 @@ func (s *segmentActor) onFence(m fenceMsg) {
 	if s.role == roleNone || s.role == roleFollower {
 		s.role = roleFenced
 	}
-	answer := func() { m.reply(messages.FenceResp{End: s.durable}) }
+	answer := func() { m.reply(messages.FenceResp{End: s.durable, Bytes: s.bytes()}) }
 	if s.pending > 0 {
 		s.whenIdle = append(s.whenIdle, answer)
 		return

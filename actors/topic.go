@@ -7,7 +7,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/walrus-go/walrus/raftfsm"
-	"github.com/walrus-go/walrus/wal"
 )
 
 // segReq routes a request to one of the topic's segment actors.
@@ -34,6 +33,8 @@ type topicActor struct {
 	segments map[uint64]*actor.PID
 	cursors  map[string]*actor.PID
 	term     uint64
+	// gcBelow: local files of segments below it were deleted
+	gcBelow uint64
 	// stopping: protoactor still delivers user messages to a stopping
 	// actor; spawning a child then would keep the stop from completing.
 	stopping bool
@@ -112,10 +113,10 @@ func (t *topicActor) onMeta(ctx actor.Context, m topicMetaMsg) {
 		if !present[id] {
 			ctx.Stop(pid)
 			delete(t.segments, id)
-			if err := t.n.wal.Delete(wal.SegmentKey{Topic: t.name, Segment: id}); err != nil {
-				t.n.log.Warn("delete retained-out segment", "topic", t.name, "segment", id, "err", err)
-			}
 		}
+	}
+	if m.caughtUp && len(m.topic.Segments) > 0 {
+		t.collectGarbage(m.topic.Segments[0].ID)
 	}
 	if m.leaderTerm != t.term {
 		// leadership changed: cursors of the old reign stop (their waiting
@@ -129,6 +130,27 @@ func (t *topicActor) onMeta(ctx actor.Context, m topicMetaMsg) {
 	for _, pid := range t.cursors {
 		ctx.Send(pid, cursorMetaMsg{topic: m.topic})
 	}
+}
+
+// collectGarbage deletes local files of this topic's segments below first,
+// the lowest retained id: retention removed them from the metadata, maybe
+// while this node was down. Only once the node has caught up, so a lagging
+// view never deletes data.
+func (t *topicActor) collectGarbage(first uint64) {
+	if first <= t.gcBelow {
+		return
+	}
+	for _, info := range t.n.wal.Segments() {
+		if info.Key.Topic != t.name || info.Key.Segment >= first {
+			continue
+		}
+		if err := t.n.wal.Delete(info.Key); err != nil {
+			t.n.log.Warn("delete a segment retention dropped", "topic", t.name, "segment", info.Key.Segment, "err", err)
+			return
+		}
+		t.n.metrics.segmentsDeleted.Add(1)
+	}
+	t.gcBelow = first
 }
 
 func (t *topicActor) routeCursor(ctx actor.Context, m cursorReq) {

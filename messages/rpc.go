@@ -188,6 +188,8 @@ type FenceReq struct {
 type FenceResp struct {
 	Err Err    `msgpack:"err"`
 	End uint64 `msgpack:"end"`
+	// Bytes is the replica's payload bytes (for size-based retention).
+	Bytes int64 `msgpack:"bytes,omitempty"`
 }
 
 type SyncReq struct {

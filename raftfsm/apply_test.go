@@ -505,3 +505,36 @@ func TestReplacementPicksLeastLoadedLiveNode(t *testing.T) {
 		t.Fatal("a segment on members only needs no replacement")
 	}
 }
+
+func TestRetentionCut(t *testing.T) {
+	seg := func(id uint64, at, bytes int64) *Segment {
+		return &Segment{ID: id, State: SegSealed, SealedAtMs: at, Bytes: bytes, Count: 1, Base: id - 1}
+	}
+	mk := func(r Retention) *Topic {
+		return &Topic{Name: "t", Retention: r, Segments: []*Segment{
+			seg(3, 100, 10), seg(4, 200, 20), seg(5, 300, 30), {ID: 6, State: SegOpen, Base: 5},
+		}}
+	}
+	cases := []struct {
+		name  string
+		r     Retention
+		now   int64
+		below uint64
+		ok    bool
+	}{
+		{"no policy", Retention{}, 1000, 0, false},
+		{"segments within limit", Retention{MaxSegments: 3}, 1000, 0, false},
+		{"keep two sealed", Retention{MaxSegments: 2}, 1000, 4, true},
+		{"age drops a prefix", Retention{MaxAgeMs: 150}, 400, 5, true},
+		{"age keeps everything young", Retention{MaxAgeMs: 1000}, 400, 0, false},
+		{"bytes", Retention{MaxBytes: 50}, 0, 4, true},
+		{"bytes can drop every sealed segment, never the active", Retention{MaxBytes: 1}, 0, 6, true},
+		{"strictest rule wins", Retention{MaxSegments: 2, MaxAgeMs: 150}, 400, 5, true},
+	}
+	for _, c := range cases {
+		below, ok := mk(c.r).RetentionCut(c.now)
+		if below != c.below || ok != c.ok {
+			t.Errorf("%s: got %d %v, want %d %v", c.name, below, ok, c.below, c.ok)
+		}
+	}
+}

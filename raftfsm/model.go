@@ -75,6 +75,8 @@ type Segment struct {
 	// SealedAtMs is the proposer's wall clock (Unix ms) at sealing, carried
 	// in the SealSegment command; used for age-based retention.
 	SealedAtMs int64 `msgpack:"sealed_at"`
+	// Bytes is the sealed segment's payload size (SealSegment.Bytes).
+	Bytes int64 `msgpack:"bytes,omitempty"`
 }
 
 // Sealed reports whether the segment is sealed.
@@ -404,4 +406,47 @@ func (s *State) Replacement(g *Segment) ([]NodeID, bool) {
 		}
 	}
 	return out, changed && len(out) > 0
+}
+
+// RetentionCut decides which sealed segments the topic's retention policy
+// drops at nowMs (the proposer's clock): every segment with an id below the
+// returned one. ok is false when nothing is due. Only a prefix of the
+// sealed segments is ever dropped, never the active segment:
+//   - MaxSegments: keep at most that many sealed segments;
+//   - MaxAgeMs: drop sealed segments sealed longer ago than that;
+//   - MaxBytes: drop the oldest sealed segments until the sealed ones left
+//     hold at most that many payload bytes.
+func (t *Topic) RetentionCut(nowMs int64) (below uint64, ok bool) {
+	r := t.Retention
+	if len(t.Segments) < 2 || (r.MaxSegments <= 0 && r.MaxAgeMs <= 0 && r.MaxBytes <= 0) {
+		return 0, false
+	}
+	sealed := t.Segments[:len(t.Segments)-1]
+	k := 0
+	if r.MaxSegments > 0 && len(sealed) > r.MaxSegments {
+		k = len(sealed) - r.MaxSegments
+	}
+	if r.MaxAgeMs > 0 {
+		i := 0
+		for i < len(sealed) && sealed[i].SealedAtMs+r.MaxAgeMs < nowMs {
+			i++
+		}
+		k = max(k, i)
+	}
+	if r.MaxBytes > 0 {
+		var total int64
+		for _, g := range sealed {
+			total += g.Bytes
+		}
+		i := 0
+		for i < len(sealed) && total > r.MaxBytes {
+			total -= sealed[i].Bytes
+			i++
+		}
+		k = max(k, i)
+	}
+	if k == 0 {
+		return 0, false
+	}
+	return t.Segments[k].ID, true
 }

@@ -259,3 +259,27 @@ func TestAdministrationCommands(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
+
+func TestRetentionCommand(t *testing.T) {
+	r, err := ParseRequest([]byte("RETENTION logs max_segments=3 max_age_ms=60000"))
+	if err != nil || r.Topic != "logs" || r.Retention != (RetentionPolicy{MaxAgeMs: 60000, MaxSegments: 3}) {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if got := string(AppendRequest(nil, &r)); got != "RETENTION logs max_age_ms=60000 max_segments=3" {
+		t.Fatalf("round trip %q", got)
+	}
+	if r, err := ParseRequest([]byte("RETENTION logs")); err != nil || r.Retention != (RetentionPolicy{}) {
+		t.Fatalf("clearing the policy: %+v %v", r, err)
+	}
+	for body, want := range map[string]string{
+		"RETENTION":                           "RETENTION requires a topic",
+		"RETENTION t size=3":                  `RETENTION option "size=3" must be max_age_ms=N, max_bytes=N or max_segments=N`,
+		"RETENTION t max_bytes=-1":            `RETENTION option "max_bytes=-1" must be max_age_ms=N, max_bytes=N or max_segments=N`,
+		"RETENTION t max_bytes=1 max_bytes=2": "RETENTION option max_bytes given twice",
+		"RETENTION t max_bytes=1 max_age_ms=1 max_segments=1 x": "RETENTION has too many arguments",
+	} {
+		if _, err := ParseRequest([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %q", body, err, want)
+		}
+	}
+}
