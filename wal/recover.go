@@ -184,7 +184,7 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 		return nil, false, &CorruptError{File: path, Offset: size,
 			Reason: fmt.Sprintf("sealed file holds %d entries, its name says %d", expect, pn.count)}
 	}
-	s.count, s.size = expect, size
+	s.count, s.size, s.nextOff = expect, size, expect
 	s.durable.Store(expect)
 	s.durableSize.Store(size)
 	s.sealed.Store(pn.sealed)
