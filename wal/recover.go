@@ -25,7 +25,7 @@ func (w *WAL) recover() error {
 		}
 	}
 	sort.Strings(names)
-	buf := make([]byte, recoverBufSize)
+	var buf []byte // read window, grown to min(recoverBufSize, largest file)
 	removed := false
 	for _, name := range names {
 		pn, ok := parseName(name)
@@ -77,6 +77,9 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 		return nil, false, fmt.Errorf("wal: stat %s: %w", path, err)
 	}
 	size := st.Size()
+	if want := min(size, recoverBufSize); int64(len(*bufp)) < want {
+		*bufp = make([]byte, want)
+	}
 
 	// Header. Its length follows from the topic in the name when the name is
 	// not hashed, else from the header's own topic length field.
