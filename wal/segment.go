@@ -65,7 +65,9 @@ type segment struct {
 	deleted      bool
 	taken        uint64 // queued entries taken by the committer in the current round
 	inFix        bool   // already in the committer's fix list this round
-	// Per-batch scratch.
+	inCycle      bool   // in WAL.cycle
+	inDirty      bool   // in WAL.dirty
+	// Per-round scratch.
 	inBatch   bool
 	bEntries  uint64
 	bBytes    int
