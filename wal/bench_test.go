@@ -170,7 +170,10 @@ func BenchmarkReopen(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds a 1 GiB WAL")
 	}
+	base := b.TempDir() // removed when BenchmarkReopen and all its sub-benchmarks end
 	for _, size := range []int{128, 4096} {
+		dir := filepath.Join(base, fmt.Sprint(size))
+		var once sync.Once
 		for _, cold := range []bool{false, true} {
 			name := fmt.Sprintf("size=%d/cache=warm", size)
 			if cold {
@@ -179,23 +182,16 @@ func BenchmarkReopen(b *testing.B) {
 				}
 				name = fmt.Sprintf("size=%d/cache=cold", size)
 			}
-			b.Run(name, func(b *testing.B) { benchReopen(b, size, cold) })
+			b.Run(name, func(b *testing.B) {
+				once.Do(func() { buildReopenWAL(b, dir, size) })
+				benchReopen(b, dir, cold)
+			})
 		}
 	}
 }
 
-var reopenDirs sync.Map // entry size -> dir holding a built 1 GiB WAL
-
-func reopenDir(b *testing.B, size int) string {
-	if d, ok := reopenDirs.Load(size); ok {
-		return d.(string)
-	}
-	dir, err := os.MkdirTemp("", "wal-reopen-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Removed when the test binary's benchmarks finish (see TestMain-free
-	// cleanup below): register on the top-level benchmark.
+// buildReopenWAL writes ~1 GiB of size-byte entries into 8 segments.
+func buildReopenWAL(b *testing.B, dir string, size int) {
 	w, err := Open(dir, Options{Sync: SyncNever})
 	if err != nil {
 		b.Fatal(err)
@@ -219,15 +215,12 @@ func reopenDir(b *testing.B, size int) string {
 			}
 		}
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Close(); err != nil { // syncs: the pages are clean, so they can be dropped
 		b.Fatal(err)
 	}
-	reopenDirs.Store(size, dir)
-	return dir
 }
 
-func benchReopen(b *testing.B, size int, cold bool) {
-	dir := reopenDir(b, size)
+func benchReopen(b *testing.B, dir string, cold bool) {
 	var bytes int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -253,15 +246,4 @@ func benchReopen(b *testing.B, size int, cold bool) {
 	b.StopTimer()
 	b.ReportMetric(float64(bytes)/(1<<30), "GiB")
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/open")
-}
-
-// TestMain-free cleanup of the reopen benchmark's directories: a cleanup
-// test that runs last would not run under -run '^$', so the directories are
-// removed by BenchmarkZZCleanup, which sorts after every other benchmark.
-func BenchmarkZZCleanup(b *testing.B) {
-	reopenDirs.Range(func(k, v any) bool {
-		_ = os.RemoveAll(v.(string))
-		reopenDirs.Delete(k)
-		return true
-	})
 }

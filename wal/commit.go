@@ -12,6 +12,9 @@ import (
 // requests keep arriving (SyncEveryBatch).
 const maxCycleBytes = 4 << 20
 
+// maxRetainedBuf bounds the encode buffer the committer keeps between rounds.
+const maxRetainedBuf = 8 << 20
+
 // run is the committer goroutine: the only code that writes, syncs,
 // truncates, renames or removes files, and the only one that changes the
 // segment map.
@@ -200,10 +203,16 @@ func (w *WAL) writeRound(reqs []request) {
 		s.bBytes += r.bytes
 		total += r.bytes
 	}
-	if cap(w.wbuf) < total {
-		w.wbuf = make([]byte, total+total/4)
+	var buf []byte
+	switch {
+	case total > maxRetainedBuf:
+		buf = make([]byte, total) // a rare giant round: do not keep its buffer
+	case cap(w.wbuf) < total:
+		w.wbuf = make([]byte, min(total*2, maxRetainedBuf))
+		fallthrough
+	default:
+		buf = w.wbuf[:total]
 	}
-	buf := w.wbuf[:total]
 	at := 0
 	for _, s := range touched {
 		s.bStart, s.bCur = at, at
@@ -521,7 +530,7 @@ func (w *WAL) doTruncate(s *segment, count uint64) error {
 // truncateTo cuts s to count entries and syncs. Committer only; count < s.count.
 func (w *WAL) truncateTo(s *segment, count uint64) error {
 	w.addFix(s)
-	pos, err := s.seek(count, s.size)
+	pos, err := s.seek(count, s.size, 0)
 	if err != nil {
 		return err
 	}
