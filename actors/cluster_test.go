@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -627,5 +629,76 @@ func TestClusterRetentionDropsOldSegmentsEverywhere(t *testing.T) {
 	b.must("GET ret", "OK x06")
 	if st := b.do("STATE ret"); !strings.Contains(st, `"first_offset":6`) || !strings.Contains(st, `"sealed_segments":{"3":3,"4":3}`) {
 		t.Fatalf("STATE after retention: %s", st)
+	}
+}
+
+// scrape fetches a node's /metrics and returns the value of every sample
+// whose line starts with one of the names (with labels, as written).
+func scrape(t *testing.T, n *Node) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+func TestClusterMetricsEndpointMovesWithTraffic(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.HTTPAddr = "127.0.0.1:0" })
+	n := c.nodes[1]
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + n.HTTPAddr() + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	before := scrape(t, n)
+	a := c.client(1)
+	a.must("REGISTER met", "OK")
+	for i := 0; i < 20; i++ {
+		a.must(fmt.Sprintf("PUT met m%d", i), "OK")
+	}
+	a.must(mput("met", "x", "y", "z"), "OK 20 3")
+	a.must("GET met", "OK m0")
+	a.do("READ met 0 5")
+	a.must("PUT nope x", "ERR unknown topic nope")
+	after := scrape(t, n)
+	moved := func(series string, by float64) {
+		t.Helper()
+		if d := after[series] - before[series]; d < by {
+			t.Errorf("%s moved by %v, want at least %v (before %v, after %v)", series, d, by, before[series], after[series])
+		}
+	}
+	moved(`walrus_requests_total{command="PUT",result="ok"}`, 20)
+	moved(`walrus_requests_total{command="PUT",result="error"}`, 1)
+	moved(`walrus_requests_total{command="GET",result="ok"}`, 1)
+	moved(`walrus_request_seconds_count{command="PUT"}`, 21)
+	moved(`walrus_put_batch_entries_sum`, 23)
+	moved(`walrus_read_entries_total`, 5)
+	moved(`walrus_get_entries_total`, 1)
+	moved(`walrus_wal_batches_total`, 1)
+	moved(`walrus_wal_append_seconds_count`, 1)
+	if after[`walrus_raft_state{state="Leader"}`] != 1 || after[`walrus_write_lease`] != 1 {
+		t.Errorf("node 1 should lead raft and hold its lease: %v %v", after[`walrus_raft_state{state="Leader"}`], after[`walrus_write_lease`])
+	}
+	if after[`walrus_client_connections`] < 1 || after[`walrus_segments{state="open"}`] < 1 {
+		t.Errorf("connections %v, open segments %v", after[`walrus_client_connections`], after[`walrus_segments{state="open"}`])
+	}
+	if _, ok := after["go_goroutines"]; !ok {
+		t.Error("runtime metrics missing")
 	}
 }

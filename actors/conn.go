@@ -81,7 +81,7 @@ func (n *Node) acceptClients() {
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		n.metrics.connections.Add(1)
+		n.metrics.connections.Inc()
 		n.system.Root.Send(pid, newConnMsg{c: c})
 	}
 }
@@ -98,6 +98,7 @@ type request struct {
 	deadline time.Time
 	attempt  int
 	lastErr  messages.Err
+	start    time.Time // when the frame was read
 	synced   bool // a metadata read barrier ran for this request
 	waitSet  bool // GROUPREAD's wait was added to the deadline
 }
@@ -179,7 +180,7 @@ func (a *connActor) writeLoop() {
 	defer func() {
 		_ = w.Flush()
 		a.c.Close()
-		a.n.metrics.connections.Add(-1)
+		a.n.metrics.connections.Dec()
 	}()
 	for f := range a.out {
 		if f == nil {
@@ -221,7 +222,7 @@ func (a *connActor) onFrame(ctx actor.Context, body []byte) {
 		return
 	}
 	a.seq++
-	r := &request{seq: a.seq}
+	r := &request{seq: a.seq, start: a.n.now()}
 	req, err := wire.ParseRequest(body)
 	a.byseq[r.seq] = r
 	a.queue = append(a.queue, r)
@@ -264,6 +265,9 @@ func (a *connActor) complete(ctx actor.Context, seq uint64, frame []byte) {
 			break
 		}
 		delete(a.ready, a.next)
+		if r := a.byseq[a.next]; r != nil {
+			a.n.metrics.observe(metricCmd(r), replyResult(f), a.n.now().Sub(r.start))
+		}
 		delete(a.byseq, a.next)
 		if len(a.queue) > 0 && a.queue[0].seq == a.next {
 			a.queue = a.queue[1:]
@@ -414,6 +418,9 @@ func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
 	entries := q.Entries
 	if q.Cmd == wire.CmdPut {
 		entries = [][]byte{q.Payload}
+	}
+	if r.done == 0 && r.attempt == 0 {
+		n.metrics.putBatch.Observe(float64(len(entries)))
 	}
 	entries = entries[r.done:]
 	act := t.Active()
@@ -723,7 +730,31 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 		a.replyErr(ctx, r, "unavailable: "+msg)
 		return
 	}
+	a.n.metrics.readEntries.Add(float64(len(m.resp.Entries)))
 	a.reply(ctx, r, wire.AppendReplyBatch(nil, m.base+m.idx, m.resp.Entries))
+}
+
+// metricCmd labels a request for metrics ("invalid" when it did not parse).
+func metricCmd(r *request) string {
+	if r.req.Cmd == "" {
+		return "invalid"
+	}
+	return r.req.Cmd
+}
+
+// replyResult classifies a reply frame for metrics: ok, empty or error.
+func replyResult(frame []byte) string {
+	if len(frame) < 4 {
+		return "error"
+	}
+	body := frame[4:]
+	switch {
+	case len(body) >= 3 && string(body[:3]) == "ERR":
+		return "error"
+	case string(body) == "EMPTY":
+		return "empty"
+	}
+	return "ok"
 }
 
 // pickReplica chooses which replica serves a sealed segment: this node if

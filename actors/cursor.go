@@ -134,7 +134,7 @@ func (c *cursorActor) serve(ctx actor.Context) {
 			first := c.pos
 			c.pos += uint64(k)
 			g.reply(messages.GetResp{First: first, Entries: out})
-			c.n.metrics.getEntries.Add(uint64(k))
+			c.n.metrics.getEntries.Add(float64(k))
 			c.commit(ctx, false)
 			continue
 		}

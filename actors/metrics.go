@@ -8,19 +8,6 @@ import (
 	"github.com/walrus-go/walrus/wire"
 )
 
-// nodeMetrics are the node's own counters (exported on /metrics).
-type nodeMetrics struct {
-	putEntries      atomic.Uint64
-	getEntries      atomic.Uint64
-	rollovers       atomic.Uint64
-	recoveries      atomic.Uint64
-	walErrors       atomic.Uint64
-	segmentsDeleted atomic.Uint64
-	connections     atomic.Int64
-}
-
-func newNodeMetrics() *nodeMetrics { return &nodeMetrics{} }
-
 // stateJSON is STATE's reply: COMPAT's keys first (raftfsm.CompatState),
 // then what only the live segment leader knows.
 type stateJSON struct {

@@ -23,7 +23,7 @@ func (n *Node) startRecovery(topic string, seg uint64) {
 	if _, running := n.recovering.LoadOrStore(key, true); running {
 		return
 	}
-	n.metrics.recoveries.Add(1)
+	n.metrics.recoveries.Inc()
 	n.goBackground(func() {
 		defer n.recovering.Delete(key)
 		n.recoverSegment(topic, seg)

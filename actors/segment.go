@@ -45,6 +45,7 @@ type (
 	walDoneMsg struct {
 		end uint64
 		err error
+		at  time.Time // when it was queued
 		// follower appends answer the leader once durable
 		reply func(messages.ReplicateResp)
 	}
@@ -52,6 +53,7 @@ type (
 		follower uint64
 		resp     *messages.ReplicateResp
 		err      error
+		sentAt   time.Time
 	}
 	fetchedMsg struct {
 		from    uint64
@@ -338,6 +340,7 @@ func (s *segmentActor) stopLeading(e messages.Err) {
 		}
 	}
 	s.n.leaders.CompareAndDelete(s.topic, s.self)
+	s.n.metrics.dropLag(s.topic)
 	s.ld = nil
 	s.buf = nil
 	if s.monitor != nil {
@@ -387,15 +390,17 @@ func (s *segmentActor) appendLocal(first uint64, ents [][]byte, reply func(messa
 	s.pending++
 	self := s.self
 	sys := s.n.system
+	at := s.n.now()
 	s.n.wal.AppendAt(s.key, first, ents, func(_ uint64, err error) {
-		sys.Root.Send(self, walDoneMsg{end: first + uint64(len(ents)), err: err, reply: reply})
+		sys.Root.Send(self, walDoneMsg{end: first + uint64(len(ents)), err: err, reply: reply, at: at})
 	})
 }
 
 func (s *segmentActor) onWALDone(m walDoneMsg) {
 	s.pending--
+	s.n.metrics.walAppend.Observe(s.n.now().Sub(m.at).Seconds())
 	if m.err != nil {
-		s.n.metrics.walErrors.Add(1)
+		s.n.metrics.walErrors.Inc()
 		s.n.log.Error("wal append failed", append(s.log(), "err", m.err)...)
 		if info, err := s.n.wal.Info(s.key); err == nil {
 			s.end, s.durable = info.Count, info.Count
@@ -448,7 +453,7 @@ func (s *segmentActor) advance(ids []uint64) {
 			continue
 		}
 		delete(s.waiters, id)
-		s.n.metrics.putEntries.Add(uint64(w.accepted))
+		s.n.metrics.putEntries.Add(float64(w.accepted))
 		w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: w.accepted, Segment: s.id})
 	}
 	if moved {
@@ -537,11 +542,11 @@ func (s *segmentActor) sendReplicate(f uint64, from uint64, ents [][]byte) {
 	}
 	req := &messages.ReplicateReq{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Leader: s.n.cfg.NodeID,
 		Replicas: reps, First: from, Entries: ents, HWM: s.hwm}
-	self := s.self
+	self, sentAt := s.self, s.n.now()
 	s.n.goCall(f, messages.KindReplicate, req, 5*time.Second, func() any { return &messages.ReplicateResp{} },
 		func(resp any, err error) {
 			r, _ := resp.(*messages.ReplicateResp)
-			s.n.system.Root.Send(self, replicatedMsg{follower: f, resp: r, err: err})
+			s.n.system.Root.Send(self, replicatedMsg{follower: f, resp: r, err: err, sentAt: sentAt})
 		})
 }
 
@@ -567,7 +572,11 @@ func (s *segmentActor) onReplicated(m replicatedMsg) {
 		s.ld.Rewind(m.follower, m.resp.Durable)
 		s.backoff[m.follower] = s.n.now().Add(100 * time.Millisecond)
 	default:
+		s.n.metrics.replicaAck.Observe(s.n.now().Sub(m.sentAt).Seconds())
 		s.advance(s.ld.Durable(m.follower, m.resp.Durable))
+	}
+	if s.ld != nil {
+		s.n.metrics.setLag(s.topic, s.ld.Lag())
 	}
 	s.pump()
 }
@@ -607,7 +616,7 @@ func (s *segmentActor) maybeSeal() {
 		return
 	}
 	s.sealing = true
-	s.n.metrics.rollovers.Add(1)
+	s.n.metrics.rollovers.Inc()
 	s.n.proposeAsync(s.self, &raftfsm.SealSegment{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Count: count,
 		AtMs: s.n.now().UnixMilli(), Bytes: s.bytes()}, 10*time.Second, func(err error) any { return sealDoneMsg{err: err} })
 }

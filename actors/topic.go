@@ -148,7 +148,7 @@ func (t *topicActor) collectGarbage(first uint64) {
 			t.n.log.Warn("delete a segment retention dropped", "topic", t.name, "segment", info.Key.Segment, "err", err)
 			return
 		}
-		t.n.metrics.segmentsDeleted.Add(1)
+		t.n.metrics.segmentsDeleted.Inc()
 	}
 	t.gcBelow = first
 }
