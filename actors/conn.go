@@ -99,8 +99,8 @@ type request struct {
 	attempt  int
 	lastErr  messages.Err
 	start    time.Time // when the frame was read
-	synced   bool // a metadata read barrier ran for this request
-	waitSet  bool // GROUPREAD's wait was added to the deadline
+	synced   bool      // a metadata read barrier ran for this request
+	waitSet  bool      // GROUPREAD's wait was added to the deadline
 }
 
 // connActor serves one client connection. Requests are answered strictly

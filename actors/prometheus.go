@@ -162,4 +162,3 @@ func (n *Node) HTTPAddr() string {
 	}
 	return n.http.ln.Addr().String()
 }
-
