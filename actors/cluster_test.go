@@ -21,20 +21,20 @@ import (
 // testCluster is a cluster of in-process nodes on loopback TCP with real
 // raft, bolt stores and WAL files: node 1 bootstraps, the others join it.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	nodes map[uint64]*Node
 	cfgs  map[uint64]Config
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("WALRUS_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newTestCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
+func newTestCluster(t testing.TB, size int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[uint64]*Node{}, cfgs: map[uint64]Config{}}
 	for id := uint64(1); id <= uint64(size); id++ {
@@ -139,7 +139,7 @@ func (c *testCluster) describe() string {
 
 // client is a minimal protocol client for tests.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	c  net.Conn
 	fr *wire.FrameReader
 	w  *bufio.Writer
