@@ -1,11 +1,14 @@
 package actors
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/raftfsm"
 )
 
 // benchCluster starts a 3-node in-process cluster (real TCP on loopback,
@@ -75,3 +78,46 @@ func benchPut(b *testing.B, conns, batchN, size int) {
 // BenchmarkClusterPutSerial is one connection, one request at a time: the
 // latency of one acknowledged PUT.
 func BenchmarkClusterPutSerial(b *testing.B) { benchPut(b, 1, 1, 128) }
+
+// BenchmarkProposeOnLeader measures metadata proposals/s committed through
+// raft on the leader (16 proposers, CommitCursor commands).
+func BenchmarkProposeOnLeader(b *testing.B) { benchPropose(b, true) }
+
+// BenchmarkProposeForwarded is the same from a follower: each proposal is
+// forwarded to the leader over the internal port.
+func BenchmarkProposeForwarded(b *testing.B) { benchPropose(b, false) }
+
+func benchPropose(b *testing.B, onLeader bool) {
+	c := benchCluster(b, "meta")
+	var n *Node
+	for _, x := range c.nodes {
+		if x.IsRaftLeader() == onLeader {
+			n = x
+		}
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				ctx, cancel := ctxTimeout(n, 10*time.Second)
+				err := n.host.Propose(ctx, &raftfsm.CommitCursor{Topic: "meta", Group: fmt.Sprintf("g%d", g), Offset: uint64(i)})
+				cancel()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "proposals/s")
+}

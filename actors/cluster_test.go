@@ -702,3 +702,84 @@ func TestClusterMetricsEndpointMovesWithTraffic(t *testing.T) {
 		t.Error("runtime metrics missing")
 	}
 }
+
+// TestClusterRaftLeaderCrash kills the raft leader: a new one is elected
+// and accepts proposals (REGISTER) within 3 s, and the data path goes on.
+func TestClusterRaftLeaderCrash(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.client(2).must("REGISTER before", "OK")
+	c.client(2).must("PUT before x", "OK")
+	var old uint64
+	for id, n := range c.nodes {
+		if n.IsRaftLeader() {
+			old = id
+		}
+	}
+	c.nodes[old].Crash()
+	delete(c.nodes, old)
+	other := uint64(1)
+	for other == old {
+		other++
+	}
+	start := time.Now()
+	c.client(other).must("REGISTER after", "OK")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("a proposal took %v after the raft leader died, want <= 3s", d)
+	}
+	t.Logf("new raft leader accepted a proposal %v after the crash", time.Since(start))
+	c.client(other).must("PUT after y", "OK")
+	c.client(other).must("GET after", "OK y")
+}
+
+// TestClusterBootstrapWithInitialPeers forms a cluster the other way: every
+// node starts with the same --initial-peer list and no --join.
+func TestClusterBootstrapWithInitialPeers(t *testing.T) {
+	dir := t.TempDir()
+	ports := make([]string, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().String()
+		l.Close()
+	}
+	peers := []string{"1@" + ports[0], "2@" + ports[1], "3@" + ports[2]}
+	c := &testCluster{t: t, dir: dir, nodes: map[uint64]*Node{}, cfgs: map[uint64]Config{}}
+	t.Cleanup(c.stopAll)
+	for id := uint64(1); id <= 3; id++ {
+		c.start(Config{NodeID: id, DataDir: dir, ClientAddr: "127.0.0.1:0", RaftAddr: ports[id-1],
+			InitialPeers: peers, Logger: testLogger(t), RaftHeartbeat: 300 * time.Millisecond})
+	}
+	c.waitFor("a leader and all three nodes announced", 20*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if n.IsRaftLeader() && len(n.State().Nodes) == 3 {
+				return true
+			}
+		}
+		return false
+	})
+	c.client(3).must("REGISTER boot", "OK")
+	c.client(2).must("PUT boot z", "OK")
+	c.client(1).must("GET boot", "OK z")
+	if bad := c.client(1).do("NODES"); strings.Count(bad, `"suffrage":"voter"`) != 3 {
+		t.Fatalf("NODES: %s", bad)
+	}
+}
+
+// TestClientIdleAndStalledFramesTimeOut: a connection that sends nothing,
+// or stops in the middle of a frame, is closed; others are unaffected.
+func TestClientIdleAndStalledFramesTimeOut(t *testing.T) {
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.ClientIdleTimeout = 300 * time.Millisecond })
+	idle := c.client(1)
+	stalled := c.client(1)
+	stalled.c.Write([]byte{10, 0, 0, 0, 'P', 'U'}) // header says 10 bytes, 2 sent
+	for _, cl := range []*client{idle, stalled} {
+		_ = cl.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 16)
+		if n, err := cl.c.Read(buf); err == nil {
+			t.Fatalf("connection still open after the idle timeout (read %q)", buf[:n])
+		}
+	}
+	c.client(1).must("REGISTER alive", "OK")
+}

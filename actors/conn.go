@@ -15,10 +15,6 @@ import (
 	"github.com/walrus-go/walrus/wire"
 )
 
-// clientIdleTimeout bounds how long a connection may sit between requests
-// or in the middle of a frame before it is closed.
-const clientIdleTimeout = 5 * time.Minute
-
 type (
 	newConnMsg struct{ c net.Conn }
 	frameMsg   struct{ body []byte }
@@ -161,7 +157,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 func (a *connActor) readLoop() {
 	fr := wire.NewFrameReader(bufio.NewReaderSize(a.c, 64<<10), a.n.cfg.MaxFrame)
 	for {
-		_ = a.c.SetReadDeadline(a.n.now().Add(clientIdleTimeout))
+		_ = a.c.SetReadDeadline(time.Now().Add(a.n.cfg.ClientIdleTimeout))
 		body, err := fr.ReadFrame()
 		if err != nil {
 			if errors.Is(err, wire.ErrInvalidFrameLength) {

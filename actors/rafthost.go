@@ -285,7 +285,9 @@ func (h *raftHost) proposeOnce(ctx context.Context, data []byte) (uint64, error)
 	}
 	var resp messages.ProposeResp
 	if err := h.n.call(ctx, leader, messages.KindPropose, &messages.ProposeReq{Cmd: data}, &resp); err != nil {
-		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) {
+		// the leader we knew is gone or moved: ask again once raft names
+		// another (commands are guarded, so a repeat is harmless)
+		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) || isCode(err, messages.CodeNotSent) {
 			return 0, errNotLeaderRetry
 		}
 		return 0, err
@@ -313,7 +315,8 @@ func (h *raftHost) waitApplied(ctx context.Context, index uint64) error {
 func (h *raftHost) syncMeta(ctx context.Context) error {
 	for {
 		err := h.syncMetaOnce(ctx)
-		if !errors.Is(err, ErrNoLeader) && !isCode(err, messages.CodeNotLeader) && !isCode(err, messages.CodeUnavailable) {
+		if !errors.Is(err, ErrNoLeader) && !isCode(err, messages.CodeNotLeader) && !isCode(err, messages.CodeUnavailable) &&
+			!isCode(err, messages.CodeNotSent) {
 			return err
 		}
 		select {
