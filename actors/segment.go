@@ -588,11 +588,8 @@ func (s *segmentActor) trimBuffer() {
 	if s.ld == nil {
 		return
 	}
-	low := s.durable
-	for _, f := range s.ld.Followers() {
-		from, _ := s.ld.ToSend(f, 0)
-		low = min(low, from)
-	}
+	// every replica (this one included) holds everything below low
+	low := s.ld.Next() - s.ld.Lag()
 	if s.bufBytes > maxBufferedBytes {
 		low = max(low, min(s.durable, s.bufBase+uint64(len(s.buf))/2))
 	}
