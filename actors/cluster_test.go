@@ -783,3 +783,44 @@ func TestClientIdleAndStalledFramesTimeOut(t *testing.T) {
 	}
 	c.client(1).must("REGISTER alive", "OK")
 }
+
+// TestClusterReadYourWrites: an acknowledged PUT is readable at once by READ
+// and GET through any node, even when two followers made it durable before
+// the leader's own fsync (the leader serves it from its replication buffer).
+func TestClusterReadYourWrites(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.client(1).must("REGISTER ryw", "OK")
+	cls := []*client{c.client(1), c.client(2), c.client(3)}
+	for i := 0; i < 300; i++ {
+		cl := cls[i%3]
+		p := fmt.Sprintf("e%03d", i)
+		cl.must("PUT ryw "+p, "OK")
+		cl.must(fmt.Sprintf("READ ryw %d 1", i), batch(i, p))
+		cl.must("GET ryw", "OK "+p)
+	}
+}
+
+// TestClusterRestartedFollowerKeepsReplicating: a follower restarted while
+// the leader keeps writing catches up on the open segment it holds and
+// counts toward the quorum again.
+func TestClusterRestartedFollowerKeepsReplicating(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.client(1).must("REGISTER f", "OK")
+	leader := uint64(c.nodes[1].State().Topics["f"].Active().Leader)
+	follower, other := leader%3+1, (leader+1)%3+1
+	ld := c.client(leader)
+	for i := 0; i < 5; i++ {
+		ld.must(fmt.Sprintf("PUT f a%d", i), "OK")
+	}
+	c.restart(follower)
+	c.waitFor("the restarted follower caught up", 10*time.Second, func() bool { return c.nodes[follower].caughtUp.Load() })
+	for i := 0; i < 5; i++ {
+		ld.must(fmt.Sprintf("PUT f b%d", i), "OK")
+	}
+	c.nodes[other].Crash()
+	delete(c.nodes, other)
+	ld.must("PUT f c0", "OK")
+	if got := ld.readAll("f"); len(got) != 11 || got[10] != "c0" {
+		t.Fatalf("entries: %v", got)
+	}
+}

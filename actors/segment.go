@@ -726,13 +726,50 @@ func (s *segmentActor) answerRead(m readMsg) {
 		if mb <= 0 {
 			mb = 1 << 20
 		}
-		ents, err := s.n.wal.Read(s.key, m.req.From, max, mb)
+		ents, err := s.readRange(m.req.From, limit, max, mb)
 		if err != nil {
 			resp.Err = errToWire(err)
 		}
 		resp.Entries = ents
 	}
 	m.reply(resp)
+}
+
+// readRange reads up to max entries (and about maxBytes) from [from, limit).
+// The leader's high-water mark may run ahead of its own disk (two followers
+// made an entry durable before the leader's fsync finished): entries this
+// node does not hold durably yet come from the replication buffer, which
+// keeps every entry some replica lacks, so an acknowledged entry is
+// readable the moment its writer is told OK.
+func (s *segmentActor) readRange(from, limit uint64, max, maxBytes int) ([][]byte, error) {
+	var out [][]byte
+	if from < s.durable {
+		ents, err := s.n.wal.Read(s.key, from, min(max, int(min(limit, s.durable)-from)), maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		out = ents
+		from += uint64(len(ents))
+		if len(ents) < max && from < s.durable {
+			return out, nil // stopped at maxBytes
+		}
+	}
+	if s.role != roleLeader || from >= limit || from < s.bufBase {
+		return out, nil
+	}
+	bytes := 0
+	for _, e := range out {
+		bytes += len(e)
+	}
+	for i := from; i < limit && len(out) < max; i++ {
+		e := s.buf[i-s.bufBase]
+		if bytes+len(e) > maxBytes && len(out) > 0 {
+			break
+		}
+		bytes += len(e)
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 func (s *segmentActor) onReadTimeout(id uint64) {
