@@ -25,15 +25,20 @@ type (
 		seq   uint64
 		frame []byte
 	}
-	retryMsg struct{ seq uint64 }
+	retryMsg      struct{ seq uint64 }
+	registeredMsg struct {
+		seq uint64
+		err error
+	}
 	// putResultMsg / getResultMsg carry a routed request's outcome back.
 	putResultMsg struct {
-		seq  uint64
-		resp messages.PutResp
-		err  error
-		sent bool // the request may have reached the leader
+		topic string
+		batch uint64
+		resp  messages.PutResp
+		err   error
 	}
-	getResultMsg struct {
+	retryWritesMsg struct{ topic string }
+	getResultMsg   struct {
 		seq  uint64
 		resp messages.GetResp
 		err  error
@@ -114,10 +119,12 @@ type connActor struct {
 	byseq  map[uint64]*request
 	ready  map[uint64][]byte
 	closed bool
+	writes map[string]*writeQueue // per topic: see writeQueue
 }
 
 func newConnActor(n *Node, c net.Conn) *connActor {
-	return &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1}
+	return &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1,
+		writes: map[string]*writeQueue{}}
 }
 
 func (a *connActor) Receive(ctx actor.Context) {
@@ -144,6 +151,20 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onGetResult(ctx, m)
 	case readResultMsg:
 		a.onReadResult(ctx, m)
+	case registeredMsg:
+		if r, ok := a.byseq[m.seq]; ok {
+			if errors.Is(m.err, raftfsm.ErrNoNodes) {
+				// a cluster that just formed has not recorded its nodes yet
+				a.retry(ctx, r, clientError(m.err))
+				return
+			}
+			a.complete(ctx, m.seq, okOrErr(m.err))
+		}
+	case retryWritesMsg:
+		if wq := a.writes[m.topic]; wq != nil {
+			wq.retrying = false
+			a.sendWrites(ctx, m.topic)
+		}
 	case retryMsg:
 		if r, ok := a.byseq[m.seq]; ok {
 			a.dispatch(ctx, r)
@@ -312,10 +333,7 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 		}
 		self, seq := ctx.Self(), r.seq
 		n.proposeAsync(self, &raftfsm.CreateTopic{Name: q.Topic, RF: rf}, n.cfg.RequestTimeout, func(err error) any {
-			if err != nil {
-				return replyMsg{seq: seq, frame: wire.AppendReplyError(nil, clientError(err))}
-			}
-			return replyMsg{seq: seq, frame: wire.AppendReplyOK(nil)}
+			return registeredMsg{seq: seq, err: err}
 		})
 	case wire.CmdPut, wire.CmdMPut:
 		a.dispatchPut(ctx, r)
@@ -403,45 +421,103 @@ func (a *connActor) unknownTopic(ctx actor.Context, r *request) {
 
 // ---- writes ----
 
+// writeQueue orders one connection's writes to one topic. Writes are sent in
+// batches, one batch in flight at a time: a batch keeps its order inside the
+// segment leader, and the next batch (everything queued meanwhile) goes only
+// once this one is settled, so a retry (leader not ready, segment full,
+// leader unreachable) can never let a later write overtake an earlier one.
+// Under pipelining the batches grow, which is also what makes it fast.
+type writeQueue struct {
+	inflight []*request // the batch in flight, in request order
+	waiting  []*request // queued behind it, in request order
+	retrying bool       // a retry timer is armed
+	batch    uint64     // id of the batch in flight
+	synced   bool       // a metadata barrier ran since the topic was last unknown
+}
+
+const (
+	maxWriteBatchEntries = 10000
+	maxWriteBatchBytes   = 4 << 20
+)
+
+// entriesOf is a write request's entries not yet appended.
+func entriesOf(r *request) [][]byte {
+	if r.req.Cmd == wire.CmdPut {
+		return [][]byte{r.req.Payload}[r.done:]
+	}
+	return r.req.Entries[r.done:]
+}
+
 func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
-	n := a.n
 	q := &r.req
-	t := n.host.State().Topics[q.Topic]
-	if t == nil {
-		a.unknownTopic(ctx, r)
+	if r.attempt == 0 {
+		a.n.metrics.putBatch.Observe(float64(len(entriesOf(r))))
+	}
+	wq := a.writes[q.Topic]
+	if wq == nil {
+		wq = &writeQueue{}
+		a.writes[q.Topic] = wq
+	}
+	wq.waiting = append(wq.waiting, r)
+	a.sendWrites(ctx, q.Topic)
+}
+
+// sendWrites sends the topic's queued writes as one batch, unless a batch
+// is in flight or a retry is pending.
+func (a *connActor) sendWrites(ctx actor.Context, topic string) {
+	wq := a.writes[topic]
+	if wq == nil || len(wq.inflight) > 0 || wq.retrying || len(wq.waiting) == 0 {
 		return
 	}
-	entries := q.Entries
-	if q.Cmd == wire.CmdPut {
-		entries = [][]byte{q.Payload}
+	n := a.n
+	t := n.host.State().Topics[topic]
+	if t == nil {
+		a.unknownWriteTopic(ctx, topic)
+		return
 	}
-	if r.done == 0 && r.attempt == 0 {
-		n.metrics.putBatch.Observe(float64(len(entries)))
+	wq.synced = false
+	// take whole requests while the batch stays within its limits
+	var entries [][]byte
+	bytes := 0
+	k := 0
+	for k < len(wq.waiting) {
+		es := entriesOf(wq.waiting[k])
+		size := 0
+		for _, e := range es {
+			size += len(e)
+		}
+		if k > 0 && (len(entries)+len(es) > maxWriteBatchEntries || bytes+size > maxWriteBatchBytes) {
+			break
+		}
+		entries = append(entries, es...)
+		bytes += size
+		k++
 	}
-	entries = entries[r.done:]
+	wq.inflight = append(wq.inflight[:0], wq.waiting[:k]...)
+	wq.waiting = wq.waiting[k:]
+	wq.batch++
 	act := t.Active()
 	if act.State != raftfsm.SegOpen {
 		// failover under way: the next segment opens shortly
-		r.lastErr = messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(q.Topic, act.ID).Msg}
-		a.retry(ctx, r, r.lastErr.Msg)
+		a.retryWrites(ctx, topic, wire.NotLeader(topic, act.ID).Msg)
 		return
 	}
-	self, seq := ctx.Self(), r.seq
+	self, batch := ctx.Self(), wq.batch
 	if uint64(act.Leader) == n.cfg.NodeID {
-		pid, ok := n.leaders.Load(q.Topic)
+		pid, ok := n.leaders.Load(topic)
 		if !ok {
-			r.lastErr = messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(q.Topic, act.ID).Msg}
-			a.retry(ctx, r, r.lastErr.Msg)
+			a.retryWrites(ctx, topic, wire.NotLeader(topic, act.ID).Msg)
 			return
 		}
 		ctx.Send(pid.(*actor.PID), putMsg{entries: entries, reply: func(resp messages.PutResp) {
-			n.system.Root.Send(self, putResultMsg{seq: seq, resp: resp, sent: true})
+			n.system.Root.Send(self, putResultMsg{topic: topic, batch: batch, resp: resp})
 		}})
 		return
 	}
-	n.goCall(uint64(act.Leader), messages.KindPut, &messages.PutReq{Topic: q.Topic, Entries: entries},
-		max(time.Until(r.deadline), time.Second), func() any { return &messages.PutResp{} }, func(resp any, err error) {
-			m := putResultMsg{seq: seq, err: err, sent: true}
+	timeout := max(wq.inflight[0].deadline.Sub(n.now()), time.Second)
+	n.goCall(uint64(act.Leader), messages.KindPut, &messages.PutReq{Topic: topic, Entries: entries}, timeout,
+		func() any { return &messages.PutResp{} }, func(resp any, err error) {
+			m := putResultMsg{topic: topic, batch: batch, err: err}
 			if p, ok := resp.(*messages.PutResp); ok {
 				m.resp = *p
 			}
@@ -449,54 +525,146 @@ func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
 		})
 }
 
-func (a *connActor) onPutResult(ctx actor.Context, m putResultMsg) {
-	r, ok := a.byseq[m.seq]
-	if !ok {
+// unknownWriteTopic answers the queued writes "unknown topic" after one
+// metadata barrier (the topic may have been registered through another
+// node a moment ago); the queue keeps their order meanwhile.
+func (a *connActor) unknownWriteTopic(ctx actor.Context, topic string) {
+	wq := a.writes[topic]
+	if wq.synced {
+		wq.synced = false
+		for _, r := range wq.waiting {
+			a.replyErr(ctx, r, wire.UnknownTopic(topic).Msg)
+		}
+		wq.waiting = nil
 		return
 	}
-	q := &r.req
-	if isCode(m.err, messages.CodeNotSent) {
+	wq.synced, wq.retrying = true, true
+	self, n := ctx.Self(), a.n
+	go func() {
+		sctx, cancel := ctxTimeout(n, 5*time.Second)
+		defer cancel()
+		_ = n.host.syncMeta(sctx)
+		n.system.Root.Send(self, retryWritesMsg{topic: topic})
+	}()
+}
+
+// retryWrites puts the batch in flight back at the head of the queue and
+// sends it again after a back-off; writes past their deadline are answered
+// with why (nothing of them was appended).
+func (a *connActor) retryWrites(ctx actor.Context, topic, why string) {
+	wq := a.writes[topic]
+	wq.waiting = append(append([]*request(nil), wq.inflight...), wq.waiting...)
+	wq.inflight = wq.inflight[:0]
+	now := a.n.now()
+	keep := wq.waiting[:0]
+	for _, r := range wq.waiting {
+		if !now.Before(r.deadline) {
+			if len(r.ranges) > 0 {
+				why += " (after part of the batch was appended)"
+			}
+			a.replyErr(ctx, r, why)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	wq.waiting = keep
+	if len(keep) == 0 || wq.retrying {
+		return
+	}
+	wq.retrying = true
+	head := keep[0]
+	head.attempt++
+	d := min(5*time.Millisecond<<min(head.attempt, 6), 200*time.Millisecond)
+	self := ctx.Self()
+	a.n.cfg.Clock.AfterFunc(d, func() { a.n.system.Root.Send(self, retryWritesMsg{topic: topic}) })
+}
+
+func (a *connActor) onPutResult(ctx actor.Context, m putResultMsg) {
+	wq := a.writes[m.topic]
+	if wq == nil || m.batch != wq.batch || len(wq.inflight) == 0 {
+		return
+	}
+	topic := m.topic
+	switch {
+	case isCode(m.err, messages.CodeNotSent):
 		// the leader could not be reached at all (down, failing over):
 		// nothing was written, so route again once the metadata moves on
-		a.retry(ctx, r, "unavailable: "+m.err.Error())
+		a.retryWrites(ctx, topic, "unavailable: "+m.err.Error())
 		return
-	}
-	if m.err != nil {
-		// the forward failed: the write may or may not have happened
-		a.replyErr(ctx, r, "unavailable: "+m.err.Error()+" (outcome unknown)")
+	case m.err != nil:
+		// the forward failed: the writes may or may not have happened
+		a.failWrites(ctx, topic, "unavailable: "+m.err.Error()+" (outcome unknown)")
 		return
 	}
 	switch m.resp.Err.Code {
 	case messages.CodeOK:
 	case messages.CodeFull, messages.CodeNotLeader:
 		// rejected before any offset was assigned: safe to route again
-		// once the metadata moves on
-		a.retry(ctx, r, wire.NotLeader(q.Topic, a.activeSegment(q.Topic)).Msg)
+		a.retryWrites(ctx, topic, wire.NotLeader(topic, a.activeSegment(topic)).Msg)
 		return
 	case messages.CodeUnknownTopic:
-		a.retry(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		// the leader's metadata lags ours: route again
+		a.retryWrites(ctx, topic, wire.UnknownTopic(topic).Msg)
 		return
 	default:
-		a.replyErr(ctx, r, m.resp.Err.Msg)
+		a.failWrites(ctx, topic, m.resp.Err.Msg)
 		return
 	}
-	r.ranges = append(r.ranges, [2]uint64{m.resp.First, uint64(m.resp.Accepted)})
-	r.done += m.resp.Accepted
-	total := 1
-	if q.Cmd == wire.CmdMPut {
-		total = len(q.Entries)
+	// hand the accepted offsets out in request order
+	off, left := m.resp.First, uint64(m.resp.Accepted)
+	done := 0
+	for _, r := range wq.inflight {
+		need := uint64(len(entriesOf(r)))
+		take := min(need, left)
+		if take > 0 {
+			r.ranges = appendRange(r.ranges, off, take)
+			r.done += int(take)
+			off += take
+			left -= take
+		}
+		if take < need {
+			break
+		}
+		done++
 	}
-	if r.done < total {
+	finished := wq.inflight[:done]
+	rest := wq.inflight[done:]
+	for _, r := range finished {
+		if r.req.Cmd == wire.CmdPut {
+			a.reply(ctx, r, wire.AppendReplyOK(nil))
+		} else {
+			a.reply(ctx, r, appendMPutReply(r.ranges))
+		}
+	}
+	if len(rest) > 0 {
 		// the segment filled: the rest goes to the next one
-		r.attempt = 0
-		a.dispatch(ctx, r)
+		wq.inflight = rest
+		a.retryWrites(ctx, topic, wire.NotLeader(topic, a.activeSegment(topic)).Msg)
 		return
 	}
-	if q.Cmd == wire.CmdPut {
-		a.reply(ctx, r, wire.AppendReplyOK(nil))
-		return
+	wq.inflight = wq.inflight[:0]
+	a.sendWrites(ctx, topic)
+}
+
+// failWrites answers every write of the batch in flight with msg.
+func (a *connActor) failWrites(ctx actor.Context, topic, msg string) {
+	wq := a.writes[topic]
+	batch := wq.inflight
+	wq.inflight = nil
+	for _, r := range batch {
+		a.replyErr(ctx, r, msg)
 	}
-	a.reply(ctx, r, appendMPutReply(r.ranges))
+	a.sendWrites(ctx, topic)
+}
+
+// appendRange adds [first, first+n) to ranges, merging with the last range
+// when contiguous.
+func appendRange(ranges [][2]uint64, first, n uint64) [][2]uint64 {
+	if k := len(ranges); k > 0 && ranges[k-1][0]+ranges[k-1][1] == first {
+		ranges[k-1][1] += n
+		return ranges
+	}
+	return append(ranges, [2]uint64{first, n})
 }
 
 // appendMPutReply is "OK <first> <count>" for one contiguous range, with

@@ -35,6 +35,9 @@ type (
 		err error
 	}
 	cursorWake struct{}
+	// flushMsg asks for the position to be committed; reply runs once it is
+	// (or the commit failed).
+	flushMsg struct{ reply func(error) }
 )
 
 const cursorPrefetch = 512
@@ -66,6 +69,7 @@ type cursorActor struct {
 	replica  int // rotates over replicas of sealed segments on failure
 	failures int
 	armed    bool
+	flushers []func(error)
 	// waitingSeg: the last fetch found the segment between leaders
 	waitingSeg bool
 }
@@ -98,10 +102,23 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 		c.serve(ctx)
 	case cursorFetched:
 		c.onFetched(ctx, m)
+	case flushMsg:
+		if c.pos == c.committed && !c.proposing {
+			m.reply(nil)
+			return
+		}
+		c.flushers = append(c.flushers, m.reply)
+		c.commit(ctx, false)
 	case cursorCommitted:
 		c.proposing = false
 		if m.err == nil && m.pos > c.committed {
 			c.committed = m.pos
+		}
+		if c.pos == c.committed || m.err != nil {
+			for _, f := range c.flushers {
+				f(m.err)
+			}
+			c.flushers = nil
 		}
 		if m.err != nil {
 			c.n.log.Warn("cursor commit failed; will retry", "topic", c.topicName, "group", c.group, "err", m.err)

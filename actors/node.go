@@ -161,6 +161,19 @@ func (n *Node) stop(graceful bool) {
 		if n.clientLn != nil {
 			n.clientLn.Close()
 		}
+		if graceful && n.host != nil {
+			// have the raft leader commit every cursor position while this
+			// node still takes part in raft: when the whole cluster stops at
+			// once, the leader's own flush would find no quorum otherwise
+			ctx, cancel := ctxTimeout(n, 2*time.Second)
+			if leader, _ := n.host.Leader(); leader != 0 {
+				var resp messages.FlushResp
+				if err := n.call(ctx, leader, messages.KindFlush, &messages.FlushReq{}, &resp); err == nil {
+					err = resp.Err.AsError()
+				}
+			}
+			cancel()
+		}
 		if n.http != nil {
 			n.http.stop()
 		}
@@ -206,6 +219,31 @@ func (n *Node) liveActors() []string {
 		}
 	}
 	return out
+}
+
+// flushCursors commits every running cursor's position (raft leader only).
+func (n *Node) flushCursors(ctx context.Context) error {
+	var pending []chan error
+	n.topics.Range(func(_, pid any) bool {
+		ch := make(chan error, 1)
+		pending = append(pending, ch)
+		n.system.Root.Send(pid.(*actor.PID), cursorReq{group: "", existing: true,
+			msg:  flushMsg{reply: func(err error) { ch <- err }},
+			fail: func(err error) { ch <- err }})
+		return true
+	})
+	var first error
+	for _, ch := range pending {
+		select {
+		case err := <-ch:
+			if err != nil && first == nil {
+				first = err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
 }
 
 // ID is this node's id.

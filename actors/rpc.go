@@ -97,6 +97,14 @@ func (h rpcHandler) Handle(ctx context.Context, kind uint8, body []byte) (uint8,
 			return syncMsg{req: &req, reply: reply}
 		}, func(e messages.Err) messages.SyncResp { return messages.SyncResp{Err: e} })
 		resp = &r
+	case messages.KindFlush:
+		r := messages.FlushResp{}
+		if !n.host.IsLeader() {
+			r.Err = *errNotCursorOwner
+		} else if err := n.flushCursors(ctx); err != nil {
+			r.Err = errToWire(err)
+		}
+		resp = &r
 	case messages.KindStatus:
 		var req messages.StatusReq
 		if err := messages.Decode(k, body, &req); err != nil {

@@ -172,7 +172,7 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 		s.n.log.Debug("segment actor started", append(s.log(), "count", s.durable)...)
 	case *actor.Restarting, *actor.Stopping:
 		s.stopping = true
-		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment actor stopping"})
+		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "unavailable: segment leader stopping (outcome unknown)"})
 		if s.monitor != nil {
 			s.monitor.Stop()
 		}

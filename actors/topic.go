@@ -22,6 +22,9 @@ type cursorReq struct {
 	group string
 	msg   any
 	fail  func(error)
+	// existing: deliver only to a cursor actor already running (flush);
+	// otherwise answer fail(nil).
+	existing bool
 }
 
 // topicActor supervises the segment actors of the segments this node
@@ -159,6 +162,10 @@ func (t *topicActor) routeCursor(ctx actor.Context, m cursorReq) {
 		return
 	}
 	pid, ok := t.cursors[m.group]
+	if !ok && m.existing {
+		m.fail(nil)
+		return
+	}
 	if !ok {
 		name := "cursor/" + m.group
 		if m.group == "" {

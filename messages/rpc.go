@@ -22,6 +22,7 @@ const (
 	KindFence     Kind = 9  // FenceReq -> FenceResp (recovery: fence a replica, learn its end)
 	KindSync      Kind = 10 // SyncReq -> SyncResp (recovery: copy missing entries from a source)
 	KindStatus    Kind = 11 // StatusReq -> StatusResp (a node's view, for tooling and tests)
+	KindFlush     Kind = 12 // FlushReq -> FlushResp (commit every cursor position now: before a graceful stop)
 	KindError     Kind = 0xFF
 )
 
@@ -227,6 +228,13 @@ type SegmentStatus struct {
 	Sealed  bool   `msgpack:"sealed"`
 	Leader  bool   `msgpack:"leader"`
 	HWM     uint64 `msgpack:"hwm"`
+}
+
+// FlushReq asks the raft leader to commit every cursor position now.
+type FlushReq struct{}
+
+type FlushResp struct {
+	Err Err `msgpack:"err"`
 }
 
 // Encode marshals v with msgpack.
