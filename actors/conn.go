@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -560,7 +561,11 @@ func (a *connActor) retryWrites(ctx actor.Context, topic, why string) {
 	for _, r := range wq.waiting {
 		if !now.Before(r.deadline) {
 			if len(r.ranges) > 0 {
-				why += " (after part of the batch was appended)"
+				// never a retryable-looking error for a batch partly in
+				// the log: a client retrying it would duplicate that part
+				a.replyErr(ctx, r, fmt.Sprintf("MPUT partly appended (%s); the rest was not: %s",
+					strings.TrimPrefix(string(appendMPutReply(r.ranges)[4:]), "OK "), why))
+				continue
 			}
 			a.replyErr(ctx, r, why)
 			continue

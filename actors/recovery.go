@@ -133,10 +133,14 @@ func (n *Node) fenceReplicas(topic string, sg *raftfsm.Segment) (ends map[uint64
 func (n *Node) syncReplicas(topic string, sg *raftfsm.Segment, ends map[uint64]uint64, end, src uint64) bool {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	holding := 0
-	for r, e := range ends {
+	holding := 0 // guarded by mu once the goroutines start
+	for _, e := range ends {
 		if e >= end {
 			holding++
+		}
+	}
+	for r, e := range ends {
+		if e >= end {
 			continue
 		}
 		wg.Add(1)
