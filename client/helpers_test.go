@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -54,3 +55,5 @@ func waitForNoLeak(t *testing.T, before int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func getenv(k string) string { return os.Getenv(k) }
