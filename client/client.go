@@ -48,6 +48,10 @@ type leaderEntry struct {
 // errIdle retires a connection idle for longer than the idle timeout.
 var errIdle = errors.New("walrus: connection idle for too long")
 
+// errConnSilent breaks a connection on which a request got no reply in
+// time.
+var errConnSilent = errors.New("walrus: connection presumed dead: a request on it got no reply in time")
+
 // Dial returns a client of the cluster whose nodes listen for clients at
 // addrs (any subset of the nodes: the client sends requests to these, and
 // to segment leaders it learns about). It connects to the first reachable
@@ -194,11 +198,14 @@ func (c *Client) roundTrip(ctx context.Context, addr string, frame []byte, o *op
 		}
 		return nil, &transportError{addr: addr, err: err}
 	}
-	cl := newCall(frame, o.wait > 0)
-	if err := cn.submit(cl); err != nil {
+	cl := newCall(frame, o.wait)
+	ahead, err := cn.submit(cl)
+	if err != nil {
 		return nil, &transportError{addr: addr, err: err}
 	}
-	timer := time.NewTimer(c.cfg.requestTimeout + max(o.wait, 0))
+	// the server answers within its own deadline, plus the time it may
+	// hold this request (GETW, GROUPREAD) and those ahead of it
+	timer := time.NewTimer(c.cfg.requestTimeout + cl.wait + ahead)
 	defer timer.Stop()
 	select {
 	case <-cl.done:
@@ -206,7 +213,14 @@ func (c *Client) roundTrip(ctx context.Context, addr string, frame []byte, o *op
 	case <-ctx.Done():
 		return abandon(addr, cn, cl, ctx.Err())
 	case <-timer.C:
-		return abandon(addr, cn, cl, ErrTimeout)
+		reply, err := abandon(addr, cn, cl, ErrTimeout)
+		var te *transportError
+		if errors.As(err, &te) && te.sent {
+			// a live server would have answered: presume the connection
+			// dead (calls behind this one fail with unknown outcome)
+			cn.fail(errConnSilent)
+		}
+		return reply, err
 	}
 }
 

@@ -18,16 +18,16 @@ import (
 // touch which field is decided under conn.mu; reply and err are read by the
 // caller only after done is closed.
 type call struct {
-	frame    []byte // whole frame: length prefix + body
-	blocking bool   // may occupy the server for long (GETW, GROUPREAD with a wait)
-	sent     bool   // guarded by conn.mu: handed to the writer
-	done     chan struct{}
-	reply    []byte // reply body (owned by the call)
-	err      error  // the connection's failure
+	frame []byte        // whole frame: length prefix + body
+	wait  time.Duration // how long the server may hold it (GETW, GROUPREAD)
+	sent  bool          // guarded by conn.mu: handed to the writer
+	done  chan struct{}
+	reply []byte // reply body (owned by the call)
+	err   error  // the connection's failure
 }
 
-func newCall(frame []byte, blocking bool) *call {
-	return &call{frame: frame, blocking: blocking, done: make(chan struct{})}
+func newCall(frame []byte, wait time.Duration) *call {
+	return &call{frame: frame, wait: max(wait, 0), done: make(chan struct{})}
 }
 
 // conn is one pipelined client connection. The writer goroutine moves
@@ -43,11 +43,12 @@ type conn struct {
 	writeTimeout time.Duration
 
 	mu       sync.Mutex
-	queue    []*call // accepted, not yet handed to the writer
-	pending  []*call // written (or being written), awaiting replies in order
-	blocking int     // calls in queue+pending with blocking set
-	err      error   // non-nil once broken; then queue and pending are empty
-	maxDepth int     // most calls ever in flight at once (for tests)
+	queue    []*call       // accepted, not yet handed to the writer
+	pending  []*call       // written (or being written), awaiting replies in order
+	blocking int           // calls in queue+pending with a wait
+	waits    time.Duration // sum of their waits: how long they may hold the calls behind them
+	err      error         // non-nil once broken; then queue and pending are empty
+	maxDepth int           // most calls ever in flight at once (for tests)
 
 	wake     chan struct{} // cap 1: there is work for the writer
 	done     chan struct{} // closed when broken
@@ -72,25 +73,34 @@ func newConn(addr string, nc net.Conn, maxFrame int, writeTimeout time.Duration)
 }
 
 // submit queues cl for writing, or returns the connection's error (cl was
-// not sent).
-func (c *conn) submit(cl *call) error {
+// not sent). ahead is how long calls already in flight may hold the server
+// (their waits): cl's reply may be delayed that much beyond its own time.
+func (c *conn) submit(cl *call) (ahead time.Duration, err error) {
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return err
+		return 0, err
 	}
+	ahead = c.waits
 	c.queue = append(c.queue, cl)
-	if cl.blocking {
-		c.blocking++
-	}
+	c.track(cl, 1)
 	c.maxDepth = max(c.maxDepth, len(c.queue)+len(c.pending))
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return nil
+	return ahead, nil
+}
+
+// track counts cl in (sign 1) or out (sign -1) of the waits in flight.
+// Called with c.mu held.
+func (c *conn) track(cl *call, sign int) {
+	if cl.wait > 0 {
+		c.blocking += sign
+		c.waits += time.Duration(sign) * cl.wait
+	}
 }
 
 // withdraw removes cl if it has not been handed to the writer yet and
@@ -104,9 +114,7 @@ func (c *conn) withdraw(cl *call) (withdrawn bool) {
 	for i, q := range c.queue {
 		if q == cl {
 			c.queue = append(c.queue[:i], c.queue[i+1:]...)
-			if cl.blocking {
-				c.blocking--
-			}
+			c.track(cl, -1)
 			return true
 		}
 	}
@@ -196,9 +204,7 @@ func (c *conn) readLoop(maxFrame int) {
 		cl := c.pending[0]
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
-		if cl.blocking {
-			c.blocking--
-		}
+		c.track(cl, -1)
 		c.mu.Unlock()
 		cl.reply = reply
 		close(cl.done)
@@ -215,7 +221,7 @@ func (c *conn) fail(err error) {
 	}
 	c.err = err
 	calls := append(c.pending, c.queue...)
-	c.queue, c.pending, c.blocking = nil, nil, 0
+	c.queue, c.pending, c.blocking, c.waits = nil, nil, 0, 0
 	c.mu.Unlock()
 	close(c.done)
 	_ = c.nc.Close()

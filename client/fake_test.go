@@ -401,19 +401,46 @@ func TestFakeUnreachableSeedIsSkipped(t *testing.T) {
 func TestFakeRequestTimeout(t *testing.T) {
 	never := make(chan struct{})
 	defer close(never)
-	s := newFakeServer(t, func(req string) fakeAction { return fakeAction{reply: "OK", hold: never} })
-	c := dialFake(t, []string{s.addr()}, WithRequestTimeout(50*time.Millisecond))
-	err := c.Put(testCtx(t, 10*time.Second), "t", []byte("x"))
+	release := make(chan struct{})
+	s := newFakeServer(t, func(req string) fakeAction {
+		switch {
+		case req == "PUT t first":
+			return fakeAction{reply: "OK", hold: never}
+		case strings.HasPrefix(req, "GETW"):
+			return fakeAction{reply: "OK late", hold: release}
+		}
+		return reply("OK")
+	})
+	c := dialFake(t, []string{s.addr()}, WithRequestTimeout(50*time.Millisecond), WithPoolSize(1))
+	ctx := testCtx(t, 10*time.Second)
+	err := c.Put(ctx, "t", []byte("first"))
 	if !errors.Is(err, ErrTimeout) || !IsOutcomeUnknown(err) {
 		t.Fatalf("got %v, want a timeout with unknown outcome", err)
 	}
 	if got := s.count("PUT "); got != 1 {
 		t.Fatalf("PUT sent %d times, want 1", got)
 	}
+	// the silent connection was dropped: the next request gets a new one
+	mustOK(t, "Put after a timeout", c.Put(ctx, "t", []byte("second")))
+
+	// a GETW may take its wait on top of the request timeout
+	got := make(chan error, 1)
+	go func() {
+		p, ok, err := c.GetWait(ctx, "t", 5*time.Second)
+		if err == nil && (!ok || string(p) != "late") {
+			err = errors.New("GetWait returned " + string(p))
+		}
+		got <- err
+	}()
+	waitFor(t, "GETW received", 5*time.Second, func() bool { return s.count("GETW") == 1 })
+	time.Sleep(100 * time.Millisecond) // twice the request timeout
+	close(release)
+	mustOK(t, "GetWait held longer than the request timeout", <-got)
+
 	// a cancelled context ends the call too, and is not retried
-	ctx, cancel := context.WithCancel(context.Background())
+	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.State(ctx, "t"); !errors.Is(err, context.Canceled) {
+	if _, err := c.State(cctx, "t"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("State with a cancelled context: %v", err)
 	}
 }
