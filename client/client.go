@@ -140,6 +140,9 @@ func (c *Client) do(ctx context.Context, o *op) ([]byte, error) {
 	frame := wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(o.body)), o.body)
 	tried := map[string]bool{}
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil && attempt == 1 {
+			return nil, err // nothing sent
+		}
 		addr := c.route(ctx, o, tried)
 		body, err := c.roundTrip(ctx, addr, frame, o)
 		if err == nil {
