@@ -35,6 +35,7 @@ func TestServerBugGroupReadAdvances(t *testing.T) {
 	mustOK(t, "Register", c.Register(ctx, "g"))
 	_, err := c.PutBatch(ctx, "g", [][]byte{[]byte("a"), []byte("b"), []byte("c")})
 	mustOK(t, "PutBatch", err)
+	readExactly(t, c, "g", 0, 3)
 	first, entries, err := c.GroupRead(ctx, "g", "billing", 2, 0)
 	if err != nil || first != 0 || len(entries) != 2 {
 		t.Fatalf("first GroupRead = %d %q %v, want 0 [a b]", first, entries, err)
@@ -70,6 +71,7 @@ func TestServerBugCommitViaFollowerIgnored(t *testing.T) {
 	mustOK(t, "Register", c.Register(ctx, "g"))
 	_, err = c.PutBatch(ctx, "g", [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("d")})
 	mustOK(t, "PutBatch", err)
+	readExactly(t, c, "g", 0, 4)
 	if _, _, err := c.GroupRead(ctx, "g", "billing", 1, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -193,4 +195,51 @@ func TestServerBugStoppingSegmentErrorHidesUnknownOutcome(t *testing.T) {
 	}
 	t.Errorf("%d writes answered \"segment actor stopping\" (IsOutcomeUnknown false); %d of them were appended anyway",
 		len(stopping), applied)
+}
+
+// A segment leader acknowledges a write once a quorum of its replicas hold
+// it durably, and the quorum may be the two followers while the leader's
+// own WAL append is still running (segment.Leader.recompute counts every
+// replica alike). READ (and the GET cursor's fetch) of the active segment
+// is answered by the leader from its local WAL, bounded by the high-water
+// mark but not by what the WAL holds (actors/segment.go answerRead): a
+// READ issued after the write was acknowledged can come back short or
+// EMPTY, with no error. Seen on about 1 READ in 100 straight after an
+// MPUT on loopback. Expected: entries acknowledged to a client are
+// readable by its next request (answer from the WAL only up to its own
+// durable end and wait, or read the rest from a follower).
+func TestServerBugReadAfterAckMayBeShort(t *testing.T) {
+	skipKnownBug(t, "READ right after an acknowledged write may be short or EMPTY (leader's own WAL lags the quorum, actors/segment.go answerRead)")
+	cl := startCluster(t, 3, nil)
+	c := cl.dial()
+	ctx := testCtx(t, 120*time.Second)
+	mustOK(t, "Register", c.Register(ctx, "r"))
+	short := 0
+	for i := range 2000 {
+		rs, err := c.PutBatch(ctx, "r", [][]byte{fmt.Appendf(nil, "e%d", i), []byte("x")})
+		mustOK(t, "PutBatch", err)
+		first, entries, err := c.Read(ctx, "r", rs[0].First, 2)
+		if err != nil || first != rs[0].First || len(entries) != 2 {
+			short++
+			t.Logf("MPUT acknowledged %v; the next READ = %d %q %v", rs, first, entries, err)
+		}
+	}
+	if short > 0 {
+		t.Errorf("%d of 2000 READs right after an acknowledged MPUT were short", short)
+	}
+}
+
+// actors/recovery.go, syncReplicas: the loop over the replicas' ends does
+// "holding++" without the mutex while goroutines it started for earlier
+// replicas do "holding++" under it: a data race (a lost increment makes
+// recovery misjudge the quorum). The failover test trips the race
+// detector on it about once in 20 runs. Run:
+//
+//	WALRUS_RUN_BUG_TESTS=1 go test -race -count=20 -run TestServerBugRecoveryDataRace ./client/
+func TestServerBugRecoveryDataRace(t *testing.T) {
+	skipKnownBug(t, "data race on holding in actors/recovery.go syncReplicas, seen by -race during failover")
+	if !raceEnabled {
+		t.Skip("shows only under the race detector: go test -race")
+	}
+	testPutBatchThroughFailover(t, false)
 }

@@ -43,12 +43,10 @@ func TestClusterEveryCall(t *testing.T) {
 	all := append(append([][]byte{}, puts...), []byte("b1"), []byte("b2 "), []byte{'\n'})
 
 	// Read: everything, a window, past the end
-	first, entries, err := c.Read(ctx, "logs", 0, 100)
-	mustOK(t, "Read", err)
-	if first != 0 || !equalEntries(entries, all) {
-		t.Fatalf("Read(0, 100) = %d %q, want 0 %q", first, entries, all)
+	if got := readExactly(t, c, "logs", 0, len(all)); !equalEntries(got, all) {
+		t.Fatalf("Read from 0 = %q, want %q", got, all)
 	}
-	first, entries, err = c.Read(ctx, "logs", 4, 2)
+	first, entries, err := c.Read(ctx, "logs", 4, 2)
 	mustOK(t, "Read window", err)
 	if first != 4 || !equalEntries(entries, all[4:6]) {
 		t.Fatalf("Read(4, 2) = %d %q", first, entries)
@@ -60,9 +58,8 @@ func TestClusterEveryCall(t *testing.T) {
 
 	// Get walks the shared cursor, then reports EMPTY
 	for i, want := range all {
-		got, ok, err := c.Get(ctx, "logs")
-		if err != nil || !ok || !bytes.Equal(got, want) {
-			t.Fatalf("Get %d = %q %v %v, want %q", i, got, ok, err, want)
+		if got := getEventually(t, c, "logs"); !bytes.Equal(got, want) {
+			t.Fatalf("Get %d = %q, want %q", i, got, want)
 		}
 	}
 	if got, ok, err := c.Get(ctx, "logs"); err != nil || ok || got != nil {
@@ -239,23 +236,14 @@ func TestClusterPipelining(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
-	next := uint64(0)
-	for {
-		first, entries, err := c.Read(ctx, "pipe", next, 300)
-		mustOK(t, "Read", err)
-		if len(entries) == 0 {
-			break
-		}
-		if first != next {
-			t.Fatalf("Read(%d) started at %d", next, first)
-		}
-		for _, e := range entries {
-			seen[string(e)]++
-		}
-		next += uint64(len(entries))
+	for _, e := range readExactly(t, c, "pipe", 0, n) {
+		seen[string(e)]++
 	}
-	if next != n || len(seen) != n {
-		t.Fatalf("read %d entries, %d distinct; want %d", next, len(seen), n)
+	if first, entries, err := c.Read(ctx, "pipe", n, 10); err != nil || entries != nil {
+		t.Fatalf("Read past the %d entries = %d %q %v, want none", n, first, entries, err)
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct entries, want %d", len(seen), n)
 	}
 	for i := range n {
 		if k := fmt.Sprintf("m-%04d", i); seen[k] != 1 {

@@ -28,6 +28,10 @@ func TestClusterPutBatchThroughFailover(t *testing.T) {
 }
 
 func testPutBatchThroughFailover(t *testing.T, retryUnknown bool) {
+	if raceEnabled {
+		skipKnownBug(t, "a data race in the server's segment recovery (actors/recovery.go syncReplicas, "+
+			"TestServerBugRecoveryDataRace) fails this test under -race now and then; it runs without -race")
+	}
 	cl := startCluster(t, 3, func(cfg *actors.Config) { cfg.MaxSegmentEntries = 25 })
 	c := cl.dial(RetryUnknownWrites(retryUnknown),
 		WithRetry(RetryPolicy{Attempts: 0, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}))
@@ -92,13 +96,9 @@ func testPutBatchThroughFailover(t *testing.T, retryUnknown bool) {
 		}
 		i := 0
 		for _, rg := range r.ranges {
-			first, entries, err := c.Read(ctx, "fo", rg.First, rg.Count)
-			if err != nil || first != rg.First || len(entries) != rg.Count {
-				t.Fatalf("batch %d range %+v: Read = %d, %d entries, %v", b, rg, first, len(entries), err)
-			}
-			for _, e := range entries {
-				if !bytes.Equal(e, r.payloads[i]) {
-					t.Fatalf("batch %d: offset %d holds %q, want %q", b, rg.First+uint64(i), e, r.payloads[i])
+			for _, e := range readExactly(t, c, "fo", rg.First, rg.Count) {
+				if i >= size || !bytes.Equal(e, r.payloads[i]) {
+					t.Fatalf("batch %d (ranges %v): entry %d is %q", b, r.ranges, i, e)
 				}
 				i++
 			}
