@@ -139,6 +139,7 @@ func (c *Client) do(ctx context.Context, o *op) ([]byte, error) {
 	}
 	frame := wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(o.body)), o.body)
 	tried := map[string]bool{}
+	unknown := false // an earlier attempt of this write may have taken effect
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil && attempt == 1 {
 			return nil, err // nothing sent
@@ -154,16 +155,34 @@ func (c *Client) do(ctx context.Context, o *op) ([]byte, error) {
 		}
 		c.noteFailure(o, addr, err, tried)
 		if !retryable(o.kind, err, c.cfg.retryUnknownWrites) {
-			return nil, err
+			return nil, unknownBefore(err, unknown)
 		}
 		if p := c.cfg.retry; p.Attempts > 0 && attempt >= p.Attempts {
-			return nil, err
+			return nil, unknownBefore(err, unknown)
 		}
+		unknown = unknown || (o.kind == opWrite && IsOutcomeUnknown(err))
 		if serr := c.sleep(ctx, c.backoff(attempt)); serr != nil {
-			return nil, &gaveUpError{last: err, why: serr}
+			return nil, unknownBefore(&gaveUpError{last: err, why: serr}, unknown)
 		}
 	}
 }
+
+// unknownBefore marks err as leaving the outcome open when an earlier
+// attempt's outcome was unknown (a write retried under RetryUnknownWrites
+// that then failed for good may still have been appended by that attempt).
+func unknownBefore(err error, unknown bool) error {
+	if !unknown || IsOutcomeUnknown(err) {
+		return err
+	}
+	return &earlierUnknownError{err}
+}
+
+type earlierUnknownError struct{ err error }
+
+func (e *earlierUnknownError) Error() string {
+	return e.err.Error() + " (an earlier attempt's outcome is unknown)"
+}
+func (e *earlierUnknownError) Unwrap() []error { return []error{e.err, ErrOutcomeUnknown} }
 
 // gaveUpError: the context ended or the client closed while waiting to
 // retry after last.

@@ -267,6 +267,24 @@ func TestFakePutOutcomeUnknownRetriedWhenOptedIn(t *testing.T) {
 	if got := s.count("PUT t x"); got != 3 {
 		t.Fatalf("server saw %d PUTs, want 3", got)
 	}
+
+	// a retry that fails for good still reports the first attempt's doubt
+	var dropped bool
+	s2 := newFakeServer(t, func(req string) fakeAction {
+		mu.Lock()
+		defer mu.Unlock()
+		if !dropped {
+			dropped = true
+			return fakeAction{drop: true}
+		}
+		return reply("ERR unknown topic t")
+	})
+	c2 := dialFake(t, []string{s2.addr()}, RetryUnknownWrites(true))
+	err := c2.Put(testCtx(t, 10*time.Second), "t", []byte("x"))
+	var se *ServerError
+	if !errors.As(err, &se) || se.Msg != "unknown topic t" || !IsOutcomeUnknown(err) {
+		t.Fatalf("got %v, want the server's error marked outcome unknown", err)
+	}
 }
 
 func TestFakeServerOutcomeUnknownIsNotRetried(t *testing.T) {
