@@ -137,15 +137,6 @@ func (c *conn) load() (n int, broken bool) {
 	return len(c.queue) + len(c.pending) + 1000*c.blocking, c.err != nil
 }
 
-func (c *conn) isBroken() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
 	w := bufio.NewWriterSize(c.nc, 64<<10)

@@ -53,11 +53,8 @@ func (p *nodePool) get(ctx context.Context) (*conn, error) {
 	if free < 0 && len(p.conns) < p.cl.cfg.poolSize {
 		free = len(p.conns)
 	}
-	if best != nil && (bestLoad == 0 || free < 0) {
-		return best, nil
-	}
-	if free < 0 {
-		return best, nil
+	if free < 0 || (best != nil && bestLoad == 0) {
+		return best, nil // the pool is full of live connections, or one is idle
 	}
 	c, err := p.dial(ctx)
 	if err != nil {
@@ -98,14 +95,6 @@ func (p *nodePool) isDown(now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return now.Before(p.downUntil)
-}
-
-// markDown makes routing avoid this node for a moment (its connection
-// broke).
-func (p *nodePool) markDown(d time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.downUntil = time.Now().Add(d)
 }
 
 // close breaks every connection with ErrClosed and waits for their
