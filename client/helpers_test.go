@@ -58,15 +58,13 @@ func waitForNoLeak(t *testing.T, before int) {
 
 func getenv(k string) string { return os.Getenv(k) }
 
-// readExactly reads n entries of topic from offset first. A READ right
-// after an acknowledged write may come back short or EMPTY (server bug,
-// TestServerBugReadAfterAckMayBeShort), so short reads are retried until
-// the entries show up or the deadline passes; anything else fails.
+// readExactly reads n entries of topic from offset first. Every entry was
+// acknowledged, so each READ must return at least one (READ stops at a
+// segment boundary, so several may be needed): an EMPTY reply fails.
 func readExactly(t *testing.T, c *Client, topic string, first uint64, n int) [][]byte {
 	t.Helper()
 	ctx := testCtx(t, 30*time.Second)
 	var out [][]byte
-	deadline := time.Now().Add(10 * time.Second)
 	for next := first; len(out) < n; {
 		got, entries, err := c.Read(ctx, topic, next, n-len(out))
 		if err != nil {
@@ -76,11 +74,7 @@ func readExactly(t *testing.T, c *Client, topic string, first uint64, n int) [][
 			t.Fatalf("Read(%s, %d) started at %d", topic, next, got)
 		}
 		if len(entries) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("Read(%s, %d): still nothing after 10s; %d of %d entries from %d read", topic, next, len(out), n, first)
-			}
-			time.Sleep(5 * time.Millisecond)
-			continue
+			t.Fatalf("Read(%s, %d): EMPTY though %d acknowledged entries from %d are unread", topic, next, n-len(out), first)
 		}
 		out = append(out, entries...)
 		next += uint64(len(entries))
@@ -88,24 +82,16 @@ func readExactly(t *testing.T, c *Client, topic string, first uint64, n int) [][
 	return out
 }
 
-// getEventually is Get that retries EMPTY (which consumes nothing) until
-// an entry shows up: a GET right after an acknowledged write may answer
-// EMPTY (server bug, TestServerBugReadAfterAckMayBeShort).
+// getEventually is Get of an entry that was acknowledged: EMPTY fails.
 func getEventually(t *testing.T, c *Client, topic string) []byte {
 	t.Helper()
 	ctx := testCtx(t, 30*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p, ok, err := c.Get(ctx, topic)
-		if err != nil {
-			t.Fatalf("Get(%s): %v", topic, err)
-		}
-		if ok {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Get(%s): EMPTY for 10s", topic)
-		}
-		time.Sleep(5 * time.Millisecond)
+	p, ok, err := c.Get(ctx, topic)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", topic, err)
 	}
+	if !ok {
+		t.Fatalf("Get(%s): EMPTY after an acknowledged write", topic)
+	}
+	return p
 }

@@ -8,17 +8,9 @@ import (
 	"time"
 )
 
-// Server bugs found while writing the client. Each test states the
-// documented behaviour and fails against the current server; it is skipped
-// so the suite stays green. Run with WALRUS_RUN_BUG_TESTS=1 to see it fail;
-// delete the skip once the server is fixed.
-
-func skipKnownBug(t *testing.T, why string) {
-	t.Helper()
-	if getenv("WALRUS_RUN_BUG_TESTS") == "" {
-		t.Skip("known server bug: " + why)
-	}
-}
+// Server bugs found while writing the client, each fixed in the server;
+// these tests state the documented behaviour and keep it that way. (The
+// comments describe the bug as it was.)
 
 // docs/wire.md, GROUPREAD: "It does **not** move the position: commit with
 // COMMIT after processing (at-least-once)." The server's cursor actor
@@ -27,8 +19,7 @@ func skipKnownBug(t *testing.T, why string) {
 // moves and commits the group's position: a consumer that crashes before
 // COMMIT loses the entries it read (at-most-once), and re-reading without
 // a COMMIT skips ahead.
-func TestServerBugGroupReadAdvances(t *testing.T) {
-	skipKnownBug(t, "GROUPREAD moves the group's position (actors/cursor.go serve), docs/wire.md says it does not")
+func TestRegressionGroupReadAdvances(t *testing.T) {
 	cl := startCluster(t, 3, nil)
 	c := cl.dial()
 	ctx := testCtx(t, 30*time.Second)
@@ -54,8 +45,7 @@ func TestServerBugGroupReadAdvances(t *testing.T) {
 // in-memory position and never learns of the commit (cursorMetaMsg only
 // replaces its topic); its own next commit even overwrites the value.
 // Through the raft leader the same COMMIT works (seekMsg).
-func TestServerBugCommitViaFollowerIgnored(t *testing.T) {
-	skipKnownBug(t, "COMMIT through a non-leader node is ignored by the group's live cursor (actors/conn.go dispatchCommit)")
+func TestRegressionCommitViaFollowerIgnored(t *testing.T) {
 	cl := startCluster(t, 3, nil)
 	var follower string
 	for id, n := range cl.nodes {
@@ -94,8 +84,7 @@ func TestServerBugCommitViaFollowerIgnored(t *testing.T) {
 // for the next segment leader up to RequestTimeout) never runs. Expected:
 // the node retries a forward that was never sent, as it does for
 // NotLeaderForPartition, and the PUT succeeds once the segment fails over.
-func TestServerBugUnsentForwardReportedOutcomeUnknown(t *testing.T) {
-	skipKnownBug(t, "a forward refused at dial time is answered \"(outcome unknown)\" instead of being retried (actors/conn.go onPutResult)")
+func TestRegressionUnsentForwardReportedOutcomeUnknown(t *testing.T) {
 	cl := startCluster(t, 3, nil)
 	c := cl.dial()
 	ctx := testCtx(t, 30*time.Second)
@@ -130,8 +119,7 @@ func TestServerBugUnsentForwardReportedOutcomeUnknown(t *testing.T) {
 // stopping (outcome unknown)" or similar. The stop has to catch writes in
 // flight, so this test is timing dependent (it catches some most runs):
 // it reports what it saw and skips when no write was caught.
-func TestServerBugStoppingSegmentErrorHidesUnknownOutcome(t *testing.T) {
-	skipKnownBug(t, "\"segment actor stopping\" answers writes whose outcome is unknown without saying so (actors/segment.go)")
+func TestRegressionStoppingSegmentErrorHidesUnknownOutcome(t *testing.T) {
 	cl := startCluster(t, 3, nil)
 	ctx := testCtx(t, 60*time.Second)
 	admin := cl.dial()
@@ -215,8 +203,7 @@ func TestServerBugStoppingSegmentErrorHidesUnknownOutcome(t *testing.T) {
 // MPUT on loopback. Expected: entries acknowledged to a client are
 // readable by its next request (answer from the WAL only up to its own
 // durable end and wait, or read the rest from a follower).
-func TestServerBugReadAfterAckMayBeShort(t *testing.T) {
-	skipKnownBug(t, "READ right after an acknowledged write may be short or EMPTY (leader's own WAL lags the quorum, actors/segment.go answerRead)")
+func TestRegressionReadAfterAckMayBeShort(t *testing.T) {
 	cl := startCluster(t, 3, nil)
 	c := cl.dial()
 	ctx := testCtx(t, 120*time.Second)
@@ -242,9 +229,8 @@ func TestServerBugReadAfterAckMayBeShort(t *testing.T) {
 // recovery misjudge the quorum). The failover test trips the race
 // detector on it about once in 20 runs. Run:
 //
-//	WALRUS_RUN_BUG_TESTS=1 go test -race -count=20 -run TestServerBugRecoveryDataRace ./client/
-func TestServerBugRecoveryDataRace(t *testing.T) {
-	skipKnownBug(t, "data race on holding in actors/recovery.go syncReplicas, seen by -race during failover")
+//	go test -race -count=20 -run TestRegressionRecoveryDataRace ./client/
+func TestRegressionRecoveryDataRace(t *testing.T) {
 	if !raceEnabled {
 		t.Skip("shows only under the race detector: go test -race")
 	}
