@@ -50,6 +50,14 @@ commands (our additions):
                                       does not commit
   commit <topic> <group> <offset>     set the group's next offset; prints OK
   leader <topic>                      prints <segment> <node_id> <client_addr>
+  retention <topic> [max_age_ms=N] [max_bytes=N] [max_segments=N]
+                                      set the topic's retention (omitted = unlimited)
+
+cluster administration:
+  nodes                               the members as JSON (addresses, liveness,
+                                      voter or not)
+  remove-node <id>                    remove a node for good; its segments are
+                                      re-replicated; prints OK
 
 With no command, walrus-cli reads requests from stdin, one per line (e.g.
 "PUT logs hello"), sends each as is and prints the reply; exit, quit or q
@@ -147,17 +155,20 @@ func (cc *cmdContext) withWait(wait time.Duration) (context.Context, context.Can
 type command func(cc *cmdContext, args []string, out io.Writer) error
 
 var commands = map[string]command{
-	"register":  cmdRegister,
-	"put":       cmdPut,
-	"get":       cmdGet,
-	"state":     cmdState,
-	"metrics":   cmdMetrics,
-	"getw":      cmdGetW,
-	"read":      cmdRead,
-	"mput":      cmdMPut,
-	"groupread": cmdGroupRead,
-	"commit":    cmdCommit,
-	"leader":    cmdLeader,
+	"register":    cmdRegister,
+	"put":         cmdPut,
+	"get":         cmdGet,
+	"state":       cmdState,
+	"metrics":     cmdMetrics,
+	"getw":        cmdGetW,
+	"read":        cmdRead,
+	"mput":        cmdMPut,
+	"groupread":   cmdGroupRead,
+	"commit":      cmdCommit,
+	"leader":      cmdLeader,
+	"retention":   cmdRetention,
+	"nodes":       cmdNodes,
+	"remove-node": cmdRemoveNode,
 }
 
 func nargs(args []string, lo, hi int, form string) error {
@@ -397,6 +408,46 @@ func cmdCommit(cc *cmdContext, args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "OK")
 	return nil
+}
+
+// raw sends one request and prints the reply body: JSON replies as they
+// came, OK as OK; an ERR reply becomes the error.
+func raw(cc *cmdContext, req string, out io.Writer) error {
+	body, err := cc.c.Do(cc.ctx, []byte(req))
+	if err != nil {
+		return err
+	}
+	if msg, isErr := strings.CutPrefix(string(body), "ERR "); isErr {
+		return &client.ServerError{Msg: msg}
+	}
+	out.Write(body)
+	fmt.Fprintln(out)
+	return nil
+}
+
+func cmdRetention(cc *cmdContext, args []string, out io.Writer) error {
+	if err := nargs(args, 1, 4, "retention <topic> [max_age_ms=N] [max_bytes=N] [max_segments=N]"); err != nil || cc == nil {
+		return err
+	}
+	return raw(cc, wire.CmdRetention+" "+strings.Join(args, " "), out)
+}
+
+func cmdNodes(cc *cmdContext, args []string, out io.Writer) error {
+	if err := nargs(args, 0, 0, "nodes"); err != nil || cc == nil {
+		return err
+	}
+	return raw(cc, wire.CmdNodes, out)
+}
+
+func cmdRemoveNode(cc *cmdContext, args []string, out io.Writer) error {
+	if err := nargs(args, 1, 1, "remove-node <id>"); err != nil {
+		return err
+	}
+	id, err := parseUint("node id", args[0])
+	if err != nil || cc == nil {
+		return err
+	}
+	return raw(cc, fmt.Sprintf("%s %d", wire.CmdRemoveNode, id), out)
 }
 
 func cmdLeader(cc *cmdContext, args []string, out io.Writer) error {

@@ -141,6 +141,17 @@ func TestCLI(t *testing.T) {
 	want(args("groupread", "logs", "audit", "10", "0"), "3\tb c\n", "", 0)
 	want(args("groupread", "logs", "done", "10", "20"), "0\thello world\n1\t\"tab\\there\"\n2\ta\n3\tb c\n", "", 0)
 
+	// administration and retention
+	want(args("retention", "logs", "max_segments=5"), "OK\n", "", 0)
+	want(args("retention", "nope", "max_segments=5"), "", "ERR unknown topic nope\n", 1)
+	want(args("retention", "logs", "size=1"), "", "ERR RETENTION option \"size=1\" must be max_age_ms=N, max_bytes=N or max_segments=N\n", 1)
+	if r := cli(t, bin, "", args("remove-node", "x")...); r.code != 2 || !strings.Contains(r.stderr, `node id "x" is not a non-negative integer`) {
+		t.Fatalf("remove-node x: %+v", r)
+	}
+	if r := cli(t, bin, "", args("nodes")...); r.code != 0 || !strings.HasPrefix(r.stdout, `[{"id":1,`) {
+		t.Fatalf("nodes: %+v", r)
+	}
+
 	// JSON outputs
 	r := cli(t, bin, "", args("state", "logs")...)
 	var st map[string]any
