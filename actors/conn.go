@@ -739,6 +739,11 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 func (n *Node) askCursor(topic, group string, msg any, fail func(error)) {
 	pid, ok := n.topics.Load(topic)
 	if !ok {
+		if n.host.State().Topics[topic] != nil {
+			// registered a moment ago: its actor is being started
+			fail(&messages.Err{Code: messages.CodeUnavailable, Msg: "topic " + topic + " not ready yet"})
+			return
+		}
 		fail(&messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(topic).Msg})
 		return
 	}

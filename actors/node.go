@@ -50,16 +50,19 @@ type Node struct {
 	hwms sync.Map // string -> *atomic.Uint64
 
 	metaPending atomic.Bool
-	crashed     atomic.Bool               // Crash: actors must not flush or propose while dying
-	readyTerm   atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
-	rootPID     atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
-	caughtUp    atomic.Bool
-	ctx         context.Context
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	stopOnce    sync.Once
-	connSeq     atomic.Uint64
-	metrics     *nodeMetrics
+	// joining: a join is under way (no catch-up before it answers);
+	// rejoined: the join said this node was already a member.
+	joining, rejoined atomic.Bool
+	crashed           atomic.Bool               // Crash: actors must not flush or propose while dying
+	readyTerm         atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
+	rootPID           atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
+	caughtUp          atomic.Bool
+	ctx               context.Context
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
+	stopOnce          sync.Once
+	connSeq           atomic.Uint64
+	metrics           *nodeMetrics
 
 	// recovering holds the segments whose recovery runs on this node.
 	recovering sync.Map // wal.SegmentKey -> bool
@@ -128,6 +131,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n.mux.SetRPCHandler(rpcHandler{n})
 	n.host.observe()
 	if !n.host.hadState && len(cfg.Join) > 0 {
+		n.joining.Store(true)
 		n.goBackground(func() { n.host.join(n.ctx) })
 	}
 	n.goBackground(n.pingLoop)

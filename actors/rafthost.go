@@ -455,7 +455,7 @@ func (h *raftHost) handleJoin(ctx context.Context, req *messages.JoinReq) messag
 	}
 	err := h.Propose(ctx, &raftfsm.UpsertNode{Node: raftfsm.NodeInfo{ID: raftfsm.NodeID(node.ID), RaftAddr: node.RaftAddr,
 		ClientAddr: node.ClientAddr, HTTPAddr: node.HTTPAddr, Live: true}})
-	return messages.JoinResp{Err: fsmErrToWire(err)}
+	return messages.JoinResp{Err: fsmErrToWire(err), Rejoined: known}
 }
 
 // RemoveNode takes a node out of the raft configuration and the metadata
@@ -495,7 +495,9 @@ func (h *raftHost) join(ctx context.Context) {
 				err = resp.Err.AsError()
 			}
 			if err == nil {
-				h.n.log.Info("joined the cluster", "via", addr)
+				h.n.rejoined.Store(resp.Rejoined)
+				h.n.joining.Store(false)
+				h.n.log.Info("joined the cluster", "via", addr, "rejoined", resp.Rejoined)
 				return
 			}
 			if attempt%20 == 0 {

@@ -95,6 +95,9 @@ type JoinReq struct {
 
 type JoinResp struct {
 	Err Err `msgpack:"err"`
+	// Rejoined: the node was already a member (it lost its state and came
+	// back): it may be named leader of segments it led in its earlier life.
+	Rejoined bool `msgpack:"rejoined,omitempty"`
 }
 
 type RemoveReq struct {
