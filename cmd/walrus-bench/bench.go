@@ -38,8 +38,12 @@ type Config struct {
 	Register bool // REGISTER the topics first
 	RF       int  // REGISTER rf=N (0: cluster default)
 
-	DrainTimeout  time.Duration // how long to wait for replies/consumers after producers stop
-	Progress      io.Writer     // a line per ProgressEvery (nil: none)
+	DrainTimeout time.Duration // how long to wait for replies/consumers after producers stop
+	// Settle is how long a consumer keeps polling, after the producers
+	// finished, reads that answer EMPTY although it has not yet read as
+	// many entries as were acknowledged (0: give up at the first).
+	Settle        time.Duration
+	Progress      io.Writer // a line per ProgressEvery (nil: none)
 	ProgressEvery time.Duration
 }
 
@@ -103,7 +107,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	b := &run{cfg: cfg, prod: newStats(), cons: newStats(), producersDone: make(chan struct{})}
+	b := &run{cfg: cfg, prod: newStats(), cons: newStats(), producersDone: make(chan struct{}),
+		acked: make([]atomic.Int64, cfg.Topics), consumed: make([]atomic.Int64, cfg.Topics)}
 	b.budget.Store(cfg.Messages)
 	hard, cancelHard := context.WithCancel(ctx)
 	defer cancelHard()
@@ -118,7 +123,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer cancelIssue()
 	}
 	for i := range cfg.Producers {
-		p := &producer{b: b, id: i, addr: cfg.Addrs[i%len(cfg.Addrs)], topic: cfg.topic(i)}
+		p := &producer{b: b, id: i, addr: cfg.Addrs[i%len(cfg.Addrs)], topic: cfg.topic(i), t: i % cfg.Topics}
 		pwg.Add(1)
 		go func() { defer pwg.Done(); p.run(issueCtx, hard) }()
 	}
@@ -144,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for j := range cfg.Consumers {
 		t := j % cfg.Topics
-		c := &consumer{b: b, addr: cfg.Addrs[j%len(cfg.Addrs)], topic: cfg.topic(t),
+		c := &consumer{b: b, addr: cfg.Addrs[j%len(cfg.Addrs)], topic: cfg.topic(t), t: t,
 			stripe: j / cfg.Topics, stripes: perTopic[t], start: starts[t]}
 		cwg.Add(1)
 		go func() { defer cwg.Done(); c.run(consCtx) }()
@@ -183,7 +188,12 @@ type run struct {
 	budget        atomic.Int64 // messages left to claim (Messages mode)
 	prod, cons    *stats
 	producersDone chan struct{}
-	lastConsumed  atomic.Int64 // unix nanos of the last consumed message
+	// per topic: messages acknowledged by this run's producers, and
+	// consumed by its consumers
+	acked, consumed []atomic.Int64
+	// earlyEmpty counts reads answered EMPTY after the producers finished
+	// although acknowledged entries were still unread there
+	earlyEmpty atomic.Int64
 }
 
 // claim reserves up to n messages of the --messages budget.

@@ -16,7 +16,9 @@
 // omission). Latency is per request: a PUT's, or a whole MPUT batch's.
 //
 // A progress line goes to stderr every second; the report goes to stdout,
-// as text or (--json) as one JSON object.
+// as text or (--json) as one JSON object. The exit status is 1 when a
+// message was not acknowledged or a consumer did not read to the end, 2 on
+// bad flags or when the cluster could not be set up.
 package main
 
 import (
@@ -55,6 +57,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Register, "register", false, "REGISTER the topics before starting")
 	fs.IntVar(&cfg.RF, "rf", 0, "replication factor for --register (0: the cluster's default)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long to wait for outstanding replies and for consumers to catch up after producers stop")
+	fs.DurationVar(&cfg.Settle, "settle", time.Second, "after producers finish, how long consumers keep polling reads that answer EMPTY before everything acknowledged was read")
 	jsonOut := fs.Bool("json", false, "print the report as one JSON object")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -91,7 +94,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	} else {
 		rep.writeText(stdout)
 	}
-	if rep.Produce != nil && rep.Produce.Errors > 0 || rep.Consume != nil && rep.Consume.Errors > 0 {
+	// exit 1 when a message was not acknowledged or a consumer did not
+	// read to the end (consumers' retried request errors do not count)
+	if rep.Produce != nil && rep.Produce.Errors > 0 || rep.Consume != nil && rep.Consume.CaughtUp < rep.Consume.Consumers {
 		return 1
 	}
 	return 0

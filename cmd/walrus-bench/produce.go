@@ -17,6 +17,7 @@ type producer struct {
 	id    int
 	addr  string
 	topic string
+	t     int // topic index
 }
 
 // pending is a request written and not yet answered.
@@ -173,6 +174,7 @@ func (p *producer) onReply(rec *worker, body []byte, pd pending, now time.Time) 
 			rec.fail("bad reply: PUT answered OK with a payload", pd.n)
 			return
 		}
+		p.b.acked[p.t].Add(int64(pd.n))
 		rec.ok(pd.n, int64(pd.n*p.b.cfg.Size), now.Sub(pd.sched), now)
 	case wire.ReplyErr:
 		rec.failReply(string(r.Payload), p.topic, pd.n)

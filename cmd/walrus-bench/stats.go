@@ -276,12 +276,16 @@ type ProduceReport struct {
 	Throughput
 }
 
-// ConsumeReport: Errors count failed requests. CaughtUp is how many
-// consumers read to the end of what was acknowledged.
+// ConsumeReport: Errors count failed requests (retried). CaughtUp is how
+// many consumers read to the end: everything acknowledged in the run (with
+// producers), or everything there (without). EarlyEmpty counts reads
+// answered EMPTY after the producers finished although acknowledged
+// entries were unread at that position.
 type ConsumeReport struct {
-	Consumed  int64 `json:"consumed"`
-	CaughtUp  int   `json:"caught_up"`
-	Consumers int   `json:"consumers"`
+	Consumed   int64 `json:"consumed"`
+	CaughtUp   int   `json:"caught_up"`
+	Consumers  int   `json:"consumers"`
+	EarlyEmpty int64 `json:"early_empty"`
 	Throughput
 }
 
@@ -319,7 +323,7 @@ func (b *run) report(starts []uint64) *Report {
 			rep.Config.From = starts
 		}
 		rep.Consume = &ConsumeReport{Consumed: b.cons.okMsgs.Load(), CaughtUp: int(b.cons.caughtUp.Load()),
-			Consumers: cfg.Consumers, Throughput: b.cons.throughput(b.start, of)}
+			Consumers: cfg.Consumers, EarlyEmpty: b.earlyEmpty.Load(), Throughput: b.cons.throughput(b.start, of)}
 	}
 	return rep
 }
@@ -372,7 +376,10 @@ func (r *Report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "  %s msgs/s  %.1f MB/s  (%s consumed in %.2f s, %s requests)\n",
 			num(k.MsgsPerSec), k.MBPerSec, num(float64(k.Consumed)), k.Seconds, num(float64(k.Requests)))
 		writeLatency(w, k.Latency)
-		writeErrors(w, "requests", k.ErrorsByKind, k.ErrorExample)
+		if k.EarlyEmpty > 0 {
+			fmt.Fprintf(w, "  %d reads answered EMPTY after the producers finished with acknowledged entries unread\n", k.EarlyEmpty)
+		}
+		writeErrors(w, "requests, retried", k.ErrorsByKind, k.ErrorExample)
 	}
 }
 
