@@ -59,6 +59,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long to wait for outstanding replies and for consumers to catch up after producers stop")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "after producers finish, how long consumers keep polling reads that answer EMPTY before everything acknowledged was read")
 	jsonOut := fs.Bool("json", false, "print the report as one JSON object")
+	jsonFile := fs.String("json-file", "", "also write the JSON report to this file (for scripts comparing runs)")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -85,10 +86,20 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "walrus-bench:", err)
 		return 2
 	}
-	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		if err := enc.Encode(rep); err != nil {
+	js, err := json.Marshal(rep)
+	if err != nil {
+		fmt.Fprintln(stderr, "walrus-bench:", err)
+		return 1
+	}
+	js = append(js, '\n')
+	if *jsonFile != "" {
+		if err := os.WriteFile(*jsonFile, js, 0o644); err != nil {
 			fmt.Fprintln(stderr, "walrus-bench:", err)
+			return 1
+		}
+	}
+	if *jsonOut {
+		if _, err := stdout.Write(js); err != nil {
 			return 1
 		}
 	} else {
