@@ -22,12 +22,13 @@ walrus_addrs() {
 	echo "127.0.0.1:$((WALRUS_CLIENT_BASE + 1)),127.0.0.1:$((WALRUS_CLIENT_BASE + 2)),127.0.0.1:$((WALRUS_CLIENT_BASE + 3))"
 }
 
-# build_walrus: the node and the load generator into $WORK/bin.
+# build_walrus: the node, the load generator and the helpers into $WORK/bin.
 build_walrus() {
 	mkdir -p "$WORK/bin"
 	(cd "$ROOT" && go build -o "$WORK/bin/walrus" ./cmd/walrus &&
 		go build -o "$WORK/bin/walrus-bench" ./cmd/walrus-bench &&
-		go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate)
+		go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate &&
+		go build -o "$WORK/bin/redisread" ./bench/redisread)
 }
 
 # fsync_baseline: the disk's append+fdatasync rate in $WORK.
@@ -88,10 +89,13 @@ nats_start() {
 		"$NATS_SERVER" -c "$dir/n$i.conf" -l "$dir/n$i.log" &
 		echo $! >>"$WORK/pids"
 	done
+	# ready once an R3 stream can be created (meta leader elected, all
+	# three servers in the cluster)
 	local t
 	for t in $(seq 150); do
-		if "$NATS" --server "$(nats_urls)" server check jetstream >/dev/null 2>&1 &&
-			"$NATS" --server "$(nats_urls)" server list 3 >/dev/null 2>&1; then
+		if "$NATS" --server "$(nats_urls)" stream add ready --subjects ready --replicas 3 --storage file \
+			--defaults >/dev/null 2>&1; then
+			"$NATS" --server "$(nats_urls)" stream rm ready -f >/dev/null 2>&1
 			return 0
 		fi
 		sleep 0.2
