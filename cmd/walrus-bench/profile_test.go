@@ -11,8 +11,9 @@ import (
 // cluster (RF 3, fsync always, real TCP on loopback, WAL files under a temp
 // dir), so that `go test -cpuprofile` can profile the node, which has no
 // pprof endpoint. b.N is the number of messages. Client and nodes share
-// the process: in pprof, `-ignore '^main\.'` leaves the nodes' samples only
-// (every client goroutine runs under a main.* frame, no node goroutine
+// the process: in pprof, `-ignore 'cmd/walrus-bench\.'` leaves the nodes' samples only
+// (in a test binary package main is named by its import path, and
+// every client goroutine runs under such a frame; no node goroutine
 // does). bench/profile.sh runs them.
 //
 //	go test -run '^$' -bench ClusterMPut -benchtime 1000000x -cpuprofile cpu.prof ./cmd/walrus-bench
