@@ -75,6 +75,11 @@ func (w *WAL) run() {
 			}
 			w.flush()
 		}
+		if w.opts.Sync != SyncEveryBatch {
+			// Same reason as above: let the appenders just called back queue
+			// their next requests, so the next round is one write for many.
+			runtime.Gosched()
+		}
 		if tick != nil {
 			select {
 			case <-tick:
