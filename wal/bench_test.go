@@ -75,6 +75,9 @@ func benchAppend(b *testing.B, mode SyncMode, size, appenders, segs int) {
 	b.ReportMetric(float64(b.N)/el, "entries/s")
 	b.ReportMetric(float64(b.N)*float64(size)/el/1e6, "MB/s")
 	st := w.Stats()
+	if st.Batches > 0 {
+		b.ReportMetric(float64(st.Entries)/float64(st.Batches), "entries/round")
+	}
 	if st.Syncs > uint64(segs) { // Create synced each segment once
 		b.ReportMetric(float64(st.Entries)/float64(st.Syncs-uint64(segs)), "entries/sync")
 	}

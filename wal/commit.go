@@ -25,7 +25,8 @@ const maxRetainedBuf = 8 << 20
 // durable ends and call every request back in queue order. While the
 // committer writes or syncs, new requests queue up, so cycles grow with load.
 // Under SyncInterval and SyncNever a cycle is a single round and nothing is
-// synced (SyncInterval syncs on its ticker).
+// synced (SyncInterval syncs on its ticker); the committer yields once
+// between rounds so that rounds, not single requests, get written.
 func (w *WAL) run() {
 	defer close(w.stopped)
 	var tick <-chan time.Time
@@ -74,6 +75,11 @@ func (w *WAL) run() {
 				}
 			}
 			w.flush()
+		}
+		if w.opts.Sync != SyncEveryBatch {
+			// Same reason as above: let the appenders just called back queue
+			// their next requests, so the next round is one write for many.
+			runtime.Gosched()
 		}
 		if tick != nil {
 			select {
