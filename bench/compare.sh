@@ -2,7 +2,7 @@
 # Walrus against NATS JetStream and Redis, on this machine, in one run
 # (issue 8). From the repository root:
 #
-#   bench/compare.sh            (or: just -f bench/justfile compare)
+#   bench/compare.sh            (or: just bench-compare)
 #
 # It installs what is missing (redis-server from apt; nats-server v2.15.2
 # and the nats CLI v0.5.0 with `go install` into a scratch GOBIN), then for

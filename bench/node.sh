@@ -2,7 +2,7 @@
 # Node and cluster throughput and latency (issues 4 and 7), from the
 # repository root:
 #
-#   bench/node.sh            (or: just -f bench/justfile node)
+#   bench/node.sh            (or: just bench-node)
 #
 # Builds the node and walrus-bench, starts a local 3-node cluster the way
 # `walrus dev` does (node 1 bootstraps, 2 and 3 join; fresh data dir under

@@ -2,7 +2,7 @@
 # CPU profile of the node under the batched workload, from the repository
 # root:
 #
-#   bench/profile.sh            (or: just -f bench/justfile profile)
+#   bench/profile.sh            (or: just bench-profile)
 #
 # The node has no pprof endpoint, so this runs BenchmarkClusterMPut
 # (cmd/walrus-bench/profile_test.go): an in-process 3-node cluster (RF 3,
