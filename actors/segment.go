@@ -61,11 +61,12 @@ type (
 		err     error
 		source  uint64
 	}
-	sealDoneMsg  struct{ err error }
-	segTickMsg   struct{}
-	reconcileMsg struct{}
-	readTimeout  struct{ id uint64 }
-	retryPumpMsg struct{}
+	sealDoneMsg   struct{ err error }
+	writeFlushMsg struct{}
+	segTickMsg    struct{}
+	reconcileMsg  struct{}
+	readTimeout   struct{ id uint64 }
+	retryPumpMsg  struct{}
 )
 
 type segRole int
@@ -138,8 +139,12 @@ type segmentActor struct {
 	inflight  map[uint64]int
 	backoff   map[uint64]time.Time
 	pumpArmed bool
-	sealing   bool
-	monitor   interface{ Stop() bool }
+	// flushed: entries below it were handed to the WAL; flushArmed: a
+	// writeFlushMsg is on its way (see onPut)
+	flushed    uint64
+	flushArmed bool
+	sealing    bool
+	monitor    interface{ Stop() bool }
 
 	stopping bool
 
@@ -187,6 +192,8 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 		}
 	case putMsg:
 		s.onPut(m)
+	case writeFlushMsg:
+		s.onFlush()
 	case replicateMsg:
 		s.onReplicate(m)
 	case walDoneMsg:
@@ -312,7 +319,7 @@ func (s *segmentActor) becomeLeader(seg *raftfsm.Segment) {
 		Limit: s.n.cfg.MaxSegmentEntries, AckBeforeQuorum: s.n.cfg.AckBeforeQuorum})
 	s.role = roleLeader
 	s.fenced = seg.Epoch
-	s.end, s.durable, s.hwm = 0, 0, 0
+	s.end, s.durable, s.hwm, s.flushed = 0, 0, 0, 0
 	s.buf, s.bufBase, s.bufBytes = nil, 0, 0
 	s.n.leaders.Store(s.topic, s.self)
 	s.n.publishHWM(s.topic, seg.Base)
@@ -377,10 +384,27 @@ func (s *segmentActor) onPut(m putMsg) {
 	id := s.reqSeq
 	s.waiters[id] = putWaiter{reply: m.reply, first: first, accepted: k}
 	s.end = first + uint64(k)
-	s.appendLocal(first, ents, nil)
-	if s.ld.Await(id, first+uint64(k)) {
-		s.advance([]uint64{id})
+	s.ld.Await(id, first+uint64(k))
+	// Writes already waiting in the mailbox join this one: the WAL append
+	// and the replication sends happen once they are all assigned (the
+	// flush message queues behind them), one append and one batch per
+	// follower for the lot.
+	if !s.flushArmed {
+		s.flushArmed = true
+		s.n.system.Root.Send(s.self, writeFlushMsg{})
 	}
+}
+
+// onFlush hands the entries assigned since the last flush to the WAL and
+// sends them to the followers.
+func (s *segmentActor) onFlush() {
+	s.flushArmed = false
+	if s.ld == nil || s.end <= s.flushed {
+		return
+	}
+	ents := s.buf[s.flushed-s.bufBase : s.end-s.bufBase]
+	s.appendLocal(s.flushed, ents, nil)
+	s.flushed = s.end
 	s.pump()
 }
 
