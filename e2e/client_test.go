@@ -191,6 +191,38 @@ func (cn *conn) readAll(topic string) []string {
 	}
 }
 
+// tryReadAll is readAll for a wait condition: an ERR reply (a segment
+// still recovering after a restart, say) is an error, not a failure.
+func (c *cluster) tryReadAll(id int, topic string) ([]string, error) {
+	cl, err := dialClient(c.node(id).clientAddr())
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var out []string
+	for {
+		req := fmt.Sprintf("READ %s %d 1000", topic, len(out))
+		r, err := cl.roundTrip([]byte(req))
+		if err != nil {
+			return nil, fmt.Errorf("node %d: %s: %v", id, req, err)
+		}
+		if string(r) == "EMPTY" {
+			return out, nil
+		}
+		rep := wire.ParseReply(r)
+		if rep.Kind != wire.ReplyOK {
+			return nil, fmt.Errorf("node %d: %s: %s", id, req, quote(r))
+		}
+		_, es, err := wire.ParseBatchReply(rep.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("node %d: %s: %v", id, req, err)
+		}
+		for _, e := range es {
+			out = append(out, string(e))
+		}
+	}
+}
+
 // getAll consumes the topic's shared cursor with GET until EMPTY.
 func (cn *conn) getAll(topic string) []string {
 	cn.t.Helper()
