@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -73,6 +72,7 @@ func TestRolloverSealsExactCountsRoundRobin(t *testing.T) {
 	expectInt(t, st, "leader_node", leaders["7"])
 
 	b := c.dial(2)
+	b.waitVisible("roll", 60)
 	for i := range 60 {
 		b.mustDo("GET roll", fmt.Sprintf("OK e%02d", i))
 	}
@@ -92,6 +92,7 @@ func TestPutGetThroughEveryNode(t *testing.T) {
 	var written, read []string
 	get := func(cn *conn) {
 		t.Helper()
+		cn.waitVisible("mix", len(read)+1)
 		r := cn.do("GET mix")
 		p, ok := strings.CutPrefix(r, "OK ")
 		if !ok {
@@ -124,6 +125,10 @@ func TestPutGetThroughEveryNode(t *testing.T) {
 // acknowledged entry and the topic metadata"): SIGTERM every node, start
 // them all again with the same flags: STATE is unchanged, GET continues
 // where it stopped, PUT and GET work.
+//
+// The shared cursor is committed through raft in batches; this test lets
+// the commit of its five GETs land before the stop.
+// TestWholeClusterStopRightAfterGetsKeepsCursor stops the cluster at once.
 func TestWholeClusterRestartKeepsEntriesMetadataAndCursor(t *testing.T) {
 	c := startCluster(t, 3, smallSegments(7))
 	a := c.dial(1)
@@ -134,6 +139,7 @@ func TestWholeClusterRestartKeepsEntriesMetadataAndCursor(t *testing.T) {
 	for i := range 5 {
 		a.mustDo("GET keep", fmt.Sprintf("OK k%02d", i))
 	}
+	c.waitCursorCommitted("keep", 5)
 	before := c.dial(2).do("STATE keep")
 
 	c.stopAll()
@@ -141,25 +147,54 @@ func TestWholeClusterRestartKeepsEntriesMetadataAndCursor(t *testing.T) {
 	c.waitReady()
 
 	b := c.dial(2)
-	after := b.do("STATE keep")
-	// "cursor" (ours, not COMPAT's) is committed in batches: before the
-	// stop it may lag the 5 GETs; a graceful stop flushes it.
-	if bs, as := withoutCursor(t, before), withoutCursor(t, after); bs != as {
+	if after := b.do("STATE keep"); after != before {
 		t.Errorf("STATE keep changed across the restart:\nbefore %s\n after %s", before, after)
-	}
-	if st, _ := decodeJSON(after); st.has("cursor") {
-		expectInt(t, st, "cursor", 5)
 	}
 	for i := 5; i < 20; i++ {
 		b.mustDo("GET keep", fmt.Sprintf("OK k%02d", i))
 	}
 	b.mustDo("GET keep", "EMPTY")
 	c.dial(3).mustDo("PUT keep after", "OK")
-	c.dial(1).mustDo("GET keep", "OK after")
+	a = c.dial(1)
+	a.waitVisible("keep", 21)
+	a.mustDo("GET keep", "OK after")
 	b.mustDo("GET keep", "EMPTY")
-	if got := c.dial(3).readAll("keep"); len(got) != 21 {
-		t.Fatalf("READ keep from 0: %d entries %v, want k00..k19 and after", len(got), got)
+	want := []string{}
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("k%02d", i))
 	}
+	want = append(want, "after")
+	if got := c.dial(3).readAll("keep"); !slices.Equal(got, want) {
+		t.Fatalf("READ keep from 0:\n got %v\nwant %v", got, want)
+	}
+}
+
+// Scenario 4a, the stop racing the cursor commit: SIGTERM every node right
+// after five GETs. A graceful stop flushes the cursor (DESIGN "Reads and
+// cursors": it survives restarts), so GET must continue at the sixth entry.
+func TestWholeClusterStopRightAfterGetsKeepsCursor(t *testing.T) {
+	skipBug(t, "a whole-cluster SIGTERM loses the shared cursor's uncommitted GETs "+
+		"(the raft leader's \"flush cursor on stop\" finds no quorum: the other nodes already stopped); "+
+		"after the restart GET repeats consumed entries")
+	c := startCluster(t, 3, smallSegments(7))
+	a := c.dial(1)
+	a.mustDo("REGISTER keep", "OK")
+	for i := range 20 {
+		a.mustDo(fmt.Sprintf("PUT keep k%02d", i), "OK")
+	}
+	for i := range 5 {
+		a.mustDo("GET keep", fmt.Sprintf("OK k%02d", i))
+	}
+
+	c.stopAll()
+	c.startAll()
+	c.waitReady()
+
+	b := c.dial(2)
+	for i := 5; i < 20; i++ {
+		b.mustDo("GET keep", fmt.Sprintf("OK k%02d", i))
+	}
+	b.mustDo("GET keep", "EMPTY")
 }
 
 // Scenario 4b: SIGKILL every node while a writer is busy. After a restart
@@ -255,7 +290,9 @@ func TestWholeClusterKillKeepsAcknowledgedEntriesAndCursor(t *testing.T) {
 	t.Logf("cursor resumed at offset %d (%d repeated)", resume, consumed-resume)
 
 	c.dial(2).mustDo("PUT crash after", "OK")
-	c.dial(3).mustDo("GET crash", "OK after")
+	r := c.dial(3)
+	r.waitVisible("crash", len(got)+1)
+	r.mustDo("GET crash", "OK after")
 	c.dial(1).mustDo("GET crash", "EMPTY")
 }
 
@@ -284,18 +321,21 @@ func intMap(v any) map[string]int64 {
 	return out
 }
 
-// withoutCursor is a STATE reply without its "cursor" key, re-encoded with
-// sorted keys.
-func withoutCursor(t *testing.T, state string) string {
-	t.Helper()
-	m, err := decodeJSON(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	delete(m, "cursor")
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+// waitCursorCommitted waits until every node's STATE shows the topic's
+// shared cursor (our "cursor" key) at pos: GETs before it are committed
+// through raft.
+func (c *cluster) waitCursorCommitted(topic string, pos int64) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("every node's STATE %s to show cursor %d", topic, pos), 10*time.Second, func() error {
+		for _, id := range c.ids() {
+			st, err := c.rawJSON(id, "STATE "+topic)
+			if err != nil {
+				return err
+			}
+			if n, ok := asInt(st.get("cursor")); !ok || n != pos {
+				return fmt.Errorf("node %d: cursor %v", id, st.get("cursor"))
+			}
+		}
+		return nil
+	})
 }

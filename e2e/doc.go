@@ -19,7 +19,9 @@
 //   - Every node runs in its own process group with a parent-death signal,
 //     and is killed by t.Cleanup. When a test fails, the last 50 lines of each
 //     node's log (E2E_LOG_LINES changes the count; 0 prints all) are printed.
-//     E2E_LOGS=1 prints them for passing tests too.
+//     E2E_LOGS=1 prints them for passing tests too; E2E_LOG_LEVEL=debug
+//     passes --log-level debug to every node.
 //
-// -short skips the whole package.
+// Tests that a known server bug makes fail are skipped with "BUG: ..." (see
+// skipBug); E2E_RUN_BUGS=1 runs them. -short skips the whole package.
 package e2e
