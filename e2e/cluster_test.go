@@ -339,3 +339,18 @@ func (c *cluster) waitCursorCommitted(topic string, pos int64) {
 		return nil
 	})
 }
+
+// segmentLeader is the node leading the topic's active segment, from node
+// 1's STATE.
+func (c *cluster) segmentLeader(topic string) int {
+	c.t.Helper()
+	st, err := c.rawJSON(1, "STATE "+topic)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	l, ok := asInt(st.get("leader_node"))
+	if !ok {
+		c.t.Fatalf("STATE %s: leader_node %#v", topic, st.get("leader_node"))
+	}
+	return int(l)
+}

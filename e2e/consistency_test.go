@@ -42,12 +42,7 @@ func TestRestartedFollowerKeepsReplicating(t *testing.T) {
 		a.mustDo("PUT f "+p, "OK")
 		want = append(want, p)
 	}
-	st, err := c.rawJSON(1, "STATE f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, _ := asInt(st.get("leader_node"))
-	leader := int(l)
+	leader := c.segmentLeader("f")
 	follower, other := leader%3+1, (leader+1)%3+1
 
 	c.restart(follower)
