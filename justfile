@@ -16,3 +16,8 @@ ci:
 # storage-engine benchmarks with the disk's own limits as the baseline
 bench-wal:
     go test -run '^$' -bench . -benchtime 2s ./wal
+
+# end-to-end tests: real node processes on loopback; node logs print on failure
+# (one scenario: just e2e -run TestBadInput -v; known-bug tests too: E2E_RUN_BUGS=1 just e2e)
+e2e *args:
+    go test -p 1 -count=1 ./e2e/ {{args}}

@@ -62,3 +62,37 @@ func TestRestartedFollowerKeepsReplicating(t *testing.T) {
 		t.Fatalf("READ f: got %v, want %v", got, want)
 	}
 }
+
+// A follower frozen for a while (SIGSTOP) misses writes the other two
+// replicas acknowledge; once it runs again it catches up, so it can stand in
+// for the other follower when that one dies.
+func TestPausedFollowerCatchesUp(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	a := c.dial(1)
+	a.mustDo("REGISTER p", "OK")
+	leader := c.segmentLeader("p")
+	follower, other := leader%3+1, (leader+1)%3+1
+	ld := c.dial(leader)
+	var want []string
+	put := func(p string) {
+		t.Helper()
+		ld.mustDo("PUT p "+p, "OK")
+		want = append(want, p)
+	}
+	put("before")
+
+	c.pause(follower)
+	for i := range 20 {
+		put(fmt.Sprintf("paused-%02d", i))
+	}
+	c.resume(follower)
+	c.waitReady()
+	put("resumed")
+
+	c.kill(other)
+	put("alone-with-leader")
+	ld.waitVisible("p", len(want))
+	if got := ld.readAll("p"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("READ p: got %v, want %v", got, want)
+	}
+}
