@@ -63,9 +63,9 @@ func (n *node) raftAddr() string   { return net.JoinHostPort("127.0.0.1", strcon
 const readyTimeout = 30 * time.Second
 
 // startCluster starts an n-node cluster: node 1 bootstraps, nodes 2..n join
-// it. It returns once node 1 lists all n as voters and every node knows a
-// leader. Every process is killed when the test ends; if the test failed,
-// the tail of each node's log is printed.
+// it. It returns once the cluster is ready (waitReady). Every process is
+// killed when the test ends; if the test failed, the tail of each node's
+// log is printed.
 func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), opts: opts}
@@ -186,8 +186,9 @@ func (c *cluster) spawn(nd *node) *process {
 	return p
 }
 
-// waitStarted waits until the launch of nd logs "node started" (its ports
-// listen), or fails with the reason if the process exits first.
+// waitStarted waits until the launch of nd logs "node started" or accepts
+// a connection on its client port (with --log-level above info it logs
+// nothing), or fails with the reason if the process exits first.
 func (c *cluster) waitStarted(nd *node, p *process) error {
 	marker := fmt.Sprintf("=== e2e: launch %d of node %d:", nd.launches, nd.id)
 	deadline := time.Now().Add(readyTimeout)
@@ -202,6 +203,10 @@ func (c *cluster) waitStarted(nd *node, p *process) error {
 			nd.proc = nil
 			return fmt.Errorf("exited (%v) before it started; its log says:\n%s", p.err, lastLines(string(after), 20))
 		default:
+		}
+		if nc, err := net.DialTimeout("tcp", nd.clientAddr(), time.Second); err == nil {
+			nc.Close()
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no %q in its log after %v", "node started", readyTimeout)
@@ -315,7 +320,7 @@ func (c *cluster) stopNodes(ids ...int) {
 		nd := c.node(id)
 		select {
 		case <-nd.proc.done:
-			if !nd.proc.exitedCleanly() {
+			if nd.proc.err != nil {
 				c.t.Errorf("node %d: SIGTERM: exited with %v, want status 0", id, nd.proc.err)
 			}
 		case <-deadline:
@@ -575,8 +580,6 @@ func (p *process) kill() {
 	p.signal(syscall.SIGKILL)
 	<-p.done
 }
-
-func (p *process) exitedCleanly() bool { return p.err == nil }
 
 // live holds every node process of the run, for the watchdog.
 var live = struct {
