@@ -501,8 +501,27 @@ func (c *cluster) cleanup() {
 		nd.proc.kill()
 		nd.proc = nil
 	}
+	c.checkLogs()
 	if c.t.Failed() || os.Getenv("E2E_LOGS") != "" {
 		c.dumpLogs()
+	}
+}
+
+// checkLogs fails the test if a node's log shows a Go panic, a fatal
+// runtime error or (E2E_RACE=1) a data race, even one the node survived.
+func (c *cluster) checkLogs() {
+	for _, nd := range c.nodes {
+		b, err := os.ReadFile(nd.logPath)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "WARNING: DATA RACE") || strings.HasPrefix(line, "panic: ") ||
+				strings.HasPrefix(line, "fatal error: ") {
+				c.t.Errorf("node %d's log %s has %q", nd.id, nd.logPath, line)
+				break
+			}
+		}
 	}
 }
 
