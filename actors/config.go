@@ -48,6 +48,9 @@ type Config struct {
 	FailureTimeout time.Duration // silence after which the raft leader fails a node over
 	RaftHeartbeat  time.Duration // hashicorp/raft heartbeat and election timeout
 	RequestTimeout time.Duration // how long a client request may wait for routing/retries
+	// ClientIdleTimeout closes a client connection that sends nothing for
+	// this long, between requests or in the middle of a frame.
+	ClientIdleTimeout time.Duration
 
 	Clock   seam.Clock
 	Network seam.Network
@@ -113,6 +116,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second
+	}
+	if c.ClientIdleTimeout == 0 {
+		c.ClientIdleTimeout = 5 * time.Minute
 	}
 	if c.Clock == nil {
 		c.Clock = seam.RealClock{}

@@ -104,14 +104,57 @@ func (c *controller) tick(ctx actor.Context) {
 	slices.Sort(names)
 	for _, name := range names {
 		a := st.Topics[name].Active()
-		if a == nil || a.Sealed() || len(a.Replicas) < 2 {
+		if a == nil || a.Sealed() {
 			continue
 		}
-		if slices.Contains(dead, uint64(a.Leader)) {
+		if len(a.Replicas) >= 2 && slices.Contains(dead, uint64(a.Leader)) {
+			c.n.startRecovery(name, a.ID)
+		}
+		// a replica on a removed node: seal the segment so the next one is
+		// placed on members only (its data is re-replicated once sealed)
+		if hasRemoved(st, a) {
 			c.n.startRecovery(name, a.ID)
 		}
 	}
+	c.rereplicate(ctx, st)
+	c.retention(ctx, st, names)
 	c.promote(ctx, dead)
+}
+
+// retention drops the sealed segments a topic's policy no longer keeps
+// (raftfsm.Topic.RetentionCut); every replica deletes their files when it
+// sees them leave the metadata. One proposal in flight at a time.
+func (c *controller) retention(ctx actor.Context, st *raftfsm.State, names []string) {
+	now := c.n.now().UnixMilli()
+	for _, name := range names {
+		if below, ok := st.Topics[name].RetentionCut(now); ok {
+			c.propose(ctx, "retention", &raftfsm.DeleteSegments{Topic: name, Below: below})
+			return
+		}
+	}
+}
+
+func hasRemoved(st *raftfsm.State, g *raftfsm.Segment) bool {
+	for _, r := range g.Replicas {
+		if _, ok := st.Nodes[r]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rereplicate gives sealed segments that kept a replica on a removed node a
+// replacement (raftfsm.State.Replacement); the new replica's segment actor
+// copies the data from the others. One proposal in flight at a time.
+func (c *controller) rereplicate(ctx actor.Context, st *raftfsm.State) {
+	for _, ref := range st.UnderReplicated() {
+		reps, ok := st.Replacement(ref.Segment)
+		if !ok {
+			continue
+		}
+		c.propose(ctx, "rereplicate", &raftfsm.SetReplicas{Topic: ref.Topic, Segment: ref.Segment.ID, Replicas: reps})
+		return
+	}
 }
 
 // promote turns caught-up non-voters into voters.

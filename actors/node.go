@@ -45,8 +45,12 @@ type Node struct {
 	leaders sync.Map // string -> *actor.PID
 	// topics maps a topic to its topic actor. Written only by the root.
 	topics sync.Map // string -> *actor.PID
+	// hwms holds the high-water mark of each topic whose active segment
+	// this node leads (topic-global offset), for STATE.
+	hwms sync.Map // string -> *atomic.Uint64
 
 	metaPending atomic.Bool
+	crashed     atomic.Bool               // Crash: actors must not flush or propose while dying
 	readyTerm   atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
 	rootPID     atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
 	caughtUp    atomic.Bool
@@ -143,15 +147,41 @@ func Start(cfg Config) (n *Node, err error) {
 // Stop shuts the node down: client port first, then actors (cursor
 // positions are flushed through raft while it still runs), then raft, the
 // internal port and the WAL.
-func (n *Node) Stop() {
+func (n *Node) Stop() { n.stop(true) }
+
+// Crash stops the node the way a power cut or kill -9 would, as far as a
+// process can: no graceful actor shutdown (cursor positions are not
+// flushed), no leadership hand-over. What the WAL had not synced is lost
+// only if its FS loses it (the testkit's simulated disk does; a real
+// process keeps the page cache). For tests and the testkit.
+func (n *Node) Crash() { n.stop(false) }
+
+func (n *Node) stop(graceful bool) {
 	n.stopOnce.Do(func() {
 		if n.clientLn != nil {
 			n.clientLn.Close()
 		}
+		if graceful && n.host != nil {
+			// have the raft leader commit every cursor position while this
+			// node still takes part in raft: when the whole cluster stops at
+			// once, the leader's own flush would find no quorum otherwise
+			ctx, cancel := ctxTimeout(n, 2*time.Second)
+			if leader, _ := n.host.Leader(); leader != 0 {
+				var resp messages.FlushResp
+				if err := n.call(ctx, leader, messages.KindFlush, &messages.FlushReq{}, &resp); err == nil {
+					err = resp.Err.AsError()
+				}
+			}
+			cancel()
+		}
 		if n.http != nil {
 			n.http.stop()
 		}
-		if n.root != nil {
+		if !graceful {
+			n.crashed.Store(true)
+			n.cancel()
+		}
+		if n.root != nil && graceful {
 			// graceful: topic actors flush cursors while raft still runs
 			if err := n.system.Root.StopFuture(n.root).Wait(); err != nil {
 				n.log.Warn("actors did not stop in time", "err", err, "alive", n.liveActors())
@@ -189,6 +219,31 @@ func (n *Node) liveActors() []string {
 		}
 	}
 	return out
+}
+
+// flushCursors commits every running cursor's position (raft leader only).
+func (n *Node) flushCursors(ctx context.Context) error {
+	var pending []chan error
+	n.topics.Range(func(_, pid any) bool {
+		ch := make(chan error, 1)
+		pending = append(pending, ch)
+		n.system.Root.Send(pid.(*actor.PID), cursorReq{group: "", existing: true,
+			msg:  flushMsg{reply: func(err error) { ch <- err }},
+			fail: func(err error) { ch <- err }})
+		return true
+	})
+	var first error
+	for _, ch := range pending {
+		select {
+		case err := <-ch:
+			if err != nil && first == nil {
+				first = err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
 }
 
 // ID is this node's id.
@@ -320,6 +375,9 @@ func wrapTransportErr(err error) error {
 	var me *messages.Err
 	if errors.As(err, &me) {
 		return err
+	}
+	if errors.Is(err, transport.ErrNotSent) {
+		return &messages.Err{Code: messages.CodeNotSent, Msg: err.Error()}
 	}
 	if errors.Is(err, transport.ErrPeerUnavailable) || errors.Is(err, transport.ErrClosed) {
 		return &messages.Err{Code: messages.CodeUnavailable, Msg: err.Error()}

@@ -285,7 +285,9 @@ func (h *raftHost) proposeOnce(ctx context.Context, data []byte) (uint64, error)
 	}
 	var resp messages.ProposeResp
 	if err := h.n.call(ctx, leader, messages.KindPropose, &messages.ProposeReq{Cmd: data}, &resp); err != nil {
-		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) {
+		// the leader we knew is gone or moved: ask again once raft names
+		// another (commands are guarded, so a repeat is harmless)
+		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) || isCode(err, messages.CodeNotSent) {
 			return 0, errNotLeaderRetry
 		}
 		return 0, err
@@ -313,7 +315,8 @@ func (h *raftHost) waitApplied(ctx context.Context, index uint64) error {
 func (h *raftHost) syncMeta(ctx context.Context) error {
 	for {
 		err := h.syncMetaOnce(ctx)
-		if !errors.Is(err, ErrNoLeader) && !isCode(err, messages.CodeNotLeader) && !isCode(err, messages.CodeUnavailable) {
+		if !errors.Is(err, ErrNoLeader) && !isCode(err, messages.CodeNotLeader) && !isCode(err, messages.CodeUnavailable) &&
+			!isCode(err, messages.CodeNotSent) {
 			return err
 		}
 		select {
@@ -524,7 +527,7 @@ func (h *raftHost) Metrics() map[string]any {
 	lastLog, _ := strconv.ParseUint(stats["last_log_index"], 10, 64)
 	m := map[string]any{
 		"id":             h.n.cfg.NodeID,
-		"state":          raftStateName(h.r.State()),
+		"state":          h.stateName(),
 		"current_term":   h.r.CurrentTerm(),
 		"current_leader": leader,
 		"last_log_index": lastLog,
@@ -545,6 +548,7 @@ func (h *raftHost) Metrics() map[string]any {
 			}
 		}
 	}
+	m["under_replicated_segments"] = len(h.State().UnderReplicated())
 	m["membership_config"] = map[string]any{
 		"log_id":     nil,
 		"membership": map[string]any{"configs": [][]uint64{voters}, "nodes": nodes, "learners": learners},
@@ -562,6 +566,32 @@ func (h *raftHost) Metrics() map[string]any {
 		m["replication"] = nil
 	}
 	return m
+}
+
+// suffrages maps each member of raft's configuration to "voter" or
+// "nonvoter".
+func (h *raftHost) suffrages() map[uint64]string {
+	out := map[uint64]string{}
+	if cf := h.r.GetConfiguration(); cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			v := "nonvoter"
+			if s.Suffrage == raft.Voter {
+				v = "voter"
+			}
+			out[parseServerID(s.ID)] = v
+		}
+	}
+	return out
+}
+
+// stateName is raft's state as the reference names it; a follower that is
+// not a voter is a "Learner".
+func (h *raftHost) stateName() string {
+	st := raftStateName(h.r.State())
+	if st == "Follower" && h.suffrages()[h.n.cfg.NodeID] == "nonvoter" {
+		return "Learner"
+	}
+	return st
 }
 
 func raftStateName(s raft.RaftState) string {

@@ -75,6 +75,8 @@ type Segment struct {
 	// SealedAtMs is the proposer's wall clock (Unix ms) at sealing, carried
 	// in the SealSegment command; used for age-based retention.
 	SealedAtMs int64 `msgpack:"sealed_at"`
+	// Bytes is the sealed segment's payload size (SealSegment.Bytes).
+	Bytes int64 `msgpack:"bytes,omitempty"`
 }
 
 // Sealed reports whether the segment is sealed.
@@ -347,4 +349,104 @@ func distinctNodes(ids []NodeID) bool {
 		}
 	}
 	return true
+}
+
+// UnderReplicated returns the retained sealed segments holding a replica on
+// a node that is no longer a member, ordered by topic then segment id: the
+// copies that re-replication must re-create elsewhere.
+func (s *State) UnderReplicated() []SegmentRef {
+	return s.segmentsWhere(func(g *Segment) bool {
+		if !g.Sealed() {
+			return false
+		}
+		for _, r := range g.Replicas {
+			if _, ok := s.Nodes[r]; !ok {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// Replacement picks the node that takes over a sealed segment's replica on a
+// removed node: the live member holding the fewest replicas that is not
+// already in the set (lowest id on ties). It returns the new replica set
+// (the removed members replaced in place, or dropped when no node is left)
+// and whether anything changed. Deterministic: a pure function of s.
+func (s *State) Replacement(g *Segment) ([]NodeID, bool) {
+	load := map[NodeID]int{}
+	for _, t := range s.Topics {
+		for _, seg := range t.Segments {
+			for _, r := range seg.Replicas {
+				load[r]++
+			}
+		}
+	}
+	out := make([]NodeID, 0, len(g.Replicas))
+	changed := false
+	inSet := func(id NodeID) bool { return slices.Contains(out, id) || slices.Contains(g.Replicas, id) }
+	for _, r := range g.Replicas {
+		if _, ok := s.Nodes[r]; ok {
+			out = append(out, r)
+			continue
+		}
+		changed = true
+		best, found := NodeID(0), false
+		for _, c := range s.Candidates() {
+			if inSet(c) || !s.Nodes[c].Live {
+				continue
+			}
+			if !found || load[c] < load[best] {
+				best, found = c, true
+			}
+		}
+		if found {
+			out = append(out, best)
+			load[best]++
+		}
+	}
+	return out, changed && len(out) > 0
+}
+
+// RetentionCut decides which sealed segments the topic's retention policy
+// drops at nowMs (the proposer's clock): every segment with an id below the
+// returned one. ok is false when nothing is due. Only a prefix of the
+// sealed segments is ever dropped, never the active segment:
+//   - MaxSegments: keep at most that many sealed segments;
+//   - MaxAgeMs: drop sealed segments sealed longer ago than that;
+//   - MaxBytes: drop the oldest sealed segments until the sealed ones left
+//     hold at most that many payload bytes.
+func (t *Topic) RetentionCut(nowMs int64) (below uint64, ok bool) {
+	r := t.Retention
+	if len(t.Segments) < 2 || (r.MaxSegments <= 0 && r.MaxAgeMs <= 0 && r.MaxBytes <= 0) {
+		return 0, false
+	}
+	sealed := t.Segments[:len(t.Segments)-1]
+	k := 0
+	if r.MaxSegments > 0 && len(sealed) > r.MaxSegments {
+		k = len(sealed) - r.MaxSegments
+	}
+	if r.MaxAgeMs > 0 {
+		i := 0
+		for i < len(sealed) && sealed[i].SealedAtMs+r.MaxAgeMs < nowMs {
+			i++
+		}
+		k = max(k, i)
+	}
+	if r.MaxBytes > 0 {
+		var total int64
+		for _, g := range sealed {
+			total += g.Bytes
+		}
+		i := 0
+		for i < len(sealed) && total > r.MaxBytes {
+			total -= sealed[i].Bytes
+			i++
+		}
+		k = max(k, i)
+	}
+	if k == 0 {
+		return 0, false
+	}
+	return t.Segments[k].ID, true
 }

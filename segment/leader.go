@@ -238,3 +238,13 @@ func (l *Leader) Close() []uint64 {
 
 // Closed reports whether Close was called.
 func (l *Leader) Closed() bool { return l.closed }
+
+// Lag is how many assigned entries the slowest replica does not yet hold
+// durably.
+func (l *Leader) Lag() uint64 {
+	low := l.next
+	for _, r := range l.replicas {
+		low = min(low, l.durable[r])
+	}
+	return l.next - low
+}

@@ -23,8 +23,12 @@ func TestLeaderReleasesOnlyAtQuorum(t *testing.T) {
 	if got := l.Durable(3, 5); !slices.Equal(got, []uint64{7}) {
 		t.Fatalf("quorum reached, released %v", got)
 	}
-	if l.HWM() != 5 {
-		t.Fatalf("hwm %d", l.HWM())
+	if l.HWM() != 5 || l.Lag() != 5 {
+		t.Fatalf("hwm %d lag %d (node 2 holds nothing)", l.HWM(), l.Lag())
+	}
+	l.Durable(2, 5)
+	if l.Lag() != 0 {
+		t.Fatalf("lag %d once every replica holds everything", l.Lag())
 	}
 }
 

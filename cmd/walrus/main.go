@@ -52,6 +52,7 @@ type nodeFlags struct {
 	maxFrame                          int
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
+	idleTimeout                       time.Duration
 	ackBeforeQuorumPlantedBugDoNotUse bool
 }
 
@@ -79,6 +80,7 @@ func newNodeFlags() *nodeFlags {
 	fs.DurationVar(&f.leaseWindow, "lease", time.Second, "write lease window")
 	fs.DurationVar(&f.failureTimeout, "failure-timeout", 2*time.Second, "silence after which a node's segments fail over (must exceed --lease)")
 	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat", 500*time.Millisecond, "raft heartbeat and election timeout")
+	fs.DurationVar(&f.idleTimeout, "client-idle-timeout", 5*time.Minute, "close client connections idle (or stalled mid-frame) this long")
 	fs.BoolVar(&f.ackBeforeQuorumPlantedBugDoNotUse, "planted-bug-ack-before-quorum", false, "TESTING ONLY: acknowledge writes before a quorum holds them")
 	return f
 }
@@ -117,6 +119,7 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 		LeaseWindow:       f.leaseWindow,
 		FailureTimeout:    f.failureTimeout,
 		RaftHeartbeat:     f.raftHeartbeat,
+		ClientIdleTimeout: f.idleTimeout,
 		Logger:            logger,
 		AckBeforeQuorum:   f.ackBeforeQuorumPlantedBugDoNotUse,
 	}
