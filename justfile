@@ -18,6 +18,6 @@ bench-wal:
     go test -run '^$' -bench . -benchtime 2s ./wal
 
 # end-to-end tests: real node processes on loopback; node logs print on failure
-# (one scenario: just e2e -run TestBadInput -v; known-bug tests too: E2E_RUN_BUGS=1 just e2e)
+# (one scenario: just e2e -run TestBadInput -v)
 e2e *args:
     go test -p 1 -count=1 ./e2e/ {{args}}

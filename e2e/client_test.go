@@ -229,31 +229,6 @@ func (c *cluster) tryReadAll(id int, topic string) ([]string, error) {
 	}
 }
 
-// waitVisible waits until READ on this connection returns the topic's
-// n-th entry (offset n-1). An acknowledged PUT should be readable at once;
-// it is not always (BUG, see TestReadYourWrites: the segment leader counts
-// a quorum of followers without itself and serves reads from its own
-// disk), so tests that read what they just wrote wait for it first, and
-// keep every check after that exact.
-func (cn *conn) waitVisible(topic string, n int) {
-	cn.t.Helper()
-	req := fmt.Sprintf("READ %s %d 1", topic, n-1)
-	want := fmt.Sprintf("OK %d 1\n", n-1)
-	err := poll(5*time.Second, func() error {
-		r, err := cn.roundTrip([]byte(req))
-		if err != nil {
-			return err
-		}
-		if !strings.HasPrefix(string(r), want) {
-			return fmt.Errorf("%s: %s", req, quote(r))
-		}
-		return nil
-	})
-	if err != nil {
-		cn.t.Fatalf("node %d: entry %d of %s never became readable: %v", cn.id, n-1, topic, err)
-	}
-}
-
 // getAll consumes the topic's shared cursor with GET until EMPTY.
 func (cn *conn) getAll(topic string) []string {
 	cn.t.Helper()

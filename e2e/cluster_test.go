@@ -72,7 +72,6 @@ func TestRolloverSealsExactCountsRoundRobin(t *testing.T) {
 	expectInt(t, st, "leader_node", leaders["7"])
 
 	b := c.dial(2)
-	b.waitVisible("roll", 60)
 	for i := range 60 {
 		b.mustDo("GET roll", fmt.Sprintf("OK e%02d", i))
 	}
@@ -92,7 +91,6 @@ func TestPutGetThroughEveryNode(t *testing.T) {
 	var written, read []string
 	get := func(cn *conn) {
 		t.Helper()
-		cn.waitVisible("mix", len(read)+1)
 		r := cn.do("GET mix")
 		p, ok := strings.CutPrefix(r, "OK ")
 		if !ok {
@@ -155,9 +153,7 @@ func TestWholeClusterRestartKeepsEntriesMetadataAndCursor(t *testing.T) {
 	}
 	b.mustDo("GET keep", "EMPTY")
 	c.dial(3).mustDo("PUT keep after", "OK")
-	a = c.dial(1)
-	a.waitVisible("keep", 21)
-	a.mustDo("GET keep", "OK after")
+	c.dial(1).mustDo("GET keep", "OK after")
 	b.mustDo("GET keep", "EMPTY")
 	want := []string{}
 	for i := range 20 {
@@ -172,10 +168,9 @@ func TestWholeClusterRestartKeepsEntriesMetadataAndCursor(t *testing.T) {
 // Scenario 4a, the stop racing the cursor commit: SIGTERM every node right
 // after five GETs. A graceful stop flushes the cursor (DESIGN "Reads and
 // cursors": it survives restarts), so GET must continue at the sixth entry.
+// Regression test: before 25c61ee the raft leader's flush found no quorum
+// (the other nodes had stopped) and GET started over at k00 in most runs.
 func TestWholeClusterStopRightAfterGetsKeepsCursor(t *testing.T) {
-	skipBug(t, "a whole-cluster SIGTERM loses the shared cursor's uncommitted GETs "+
-		"(the raft leader's \"flush cursor on stop\" finds no quorum: the other nodes already stopped); "+
-		"after the restart GET repeats consumed entries")
 	c := startCluster(t, 3, smallSegments(7))
 	a := c.dial(1)
 	a.mustDo("REGISTER keep", "OK")
@@ -290,9 +285,7 @@ func TestWholeClusterKillKeepsAcknowledgedEntriesAndCursor(t *testing.T) {
 	t.Logf("cursor resumed at offset %d (%d repeated)", resume, consumed-resume)
 
 	c.dial(2).mustDo("PUT crash after", "OK")
-	r := c.dial(3)
-	r.waitVisible("crash", len(got)+1)
-	r.mustDo("GET crash", "OK after")
+	c.dial(3).mustDo("GET crash", "OK after")
 	c.dial(1).mustDo("GET crash", "EMPTY")
 }
 

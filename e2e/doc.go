@@ -22,6 +22,5 @@
 //     E2E_LOGS=1 prints them for passing tests too; E2E_LOG_LEVEL=debug
 //     passes --log-level debug to every node.
 //
-// Tests that a known server bug makes fail are skipped with "BUG: ..." (see
-// skipBug); E2E_RUN_BUGS=1 runs them. -short skips the whole package.
+// -short skips the whole package.
 package e2e

@@ -662,17 +662,3 @@ func startProcess(cmd *exec.Cmd) (*process, error) {
 	}()
 	return p, nil
 }
-
-// skipBug skips a test that a known server bug makes fail, with
-// "BUG: <what>; see report" (the e2e branch's report has the steps, the
-// expected and actual replies and the node log lines). E2E_RUN_BUGS=1 runs
-// it anyway, to reproduce the bug or check a fix:
-//
-//	E2E_RUN_BUGS=1 go test ./e2e/ -run TestReadYourWrites -v
-func skipBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("E2E_RUN_BUGS") == "" {
-		t.Skip("BUG: " + what + "; see report")
-	}
-	t.Logf("E2E_RUN_BUGS is set: running despite BUG: %s", what)
-}

@@ -33,7 +33,6 @@ func TestThousandConcurrentConnections(t *testing.T) {
 
 	type session struct {
 		topic, put, got string
-		emptyGets       int // EMPTY before the GET saw an entry (BUG, see TestReadYourWrites)
 		err             error
 	}
 	sessions := make([]session, conns)
@@ -46,7 +45,7 @@ func TestThousandConcurrentConnections(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			s.got, s.emptyGets, s.err = registerPutGet(cl, s.topic, s.put)
+			s.got, s.err = registerPutGet(cl, s.topic, s.put)
 		}()
 	}
 	began := time.Now()
@@ -56,7 +55,6 @@ func TestThousandConcurrentConnections(t *testing.T) {
 
 	var failed []string
 	puts, gets := map[string][]string{}, map[string][]string{}
-	lagging := 0
 	for i, s := range sessions {
 		if s.err != nil {
 			failed = append(failed, fmt.Sprintf("connection %d: %v", i, s.err))
@@ -64,15 +62,9 @@ func TestThousandConcurrentConnections(t *testing.T) {
 		}
 		puts[s.topic] = append(puts[s.topic], s.put)
 		gets[s.topic] = append(gets[s.topic], s.got)
-		if s.emptyGets > 0 {
-			lagging++
-		}
 	}
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d sessions failed, e.g.:\n%s", len(failed), conns, strings.Join(failed[:min(len(failed), 10)], "\n"))
-	}
-	if lagging > 0 {
-		t.Logf("%d GETs first saw EMPTY although their own PUT was acknowledged (BUG, see TestReadYourWrites)", lagging)
 	}
 	for topic, ps := range puts {
 		slices.Sort(ps)
@@ -90,84 +82,56 @@ func TestThousandConcurrentConnections(t *testing.T) {
 	cn := c.dial(via)
 	cn.mustDo("REGISTER after-load", "OK")
 	cn.mustDo("PUT after-load x", "OK")
-	cn.waitVisible("after-load", 1)
 	cn.mustDo("GET after-load", "OK x")
 	for i := range topics {
 		cn.mustDo(fmt.Sprintf("GET many%d", i), "EMPTY")
 	}
 }
 
-// registerPutGet is one session of TestThousandConcurrentConnections: it
-// returns the payload GET returned. A GET that answers EMPTY is retried
-// for a few seconds (BUG, see TestReadYourWrites): this session's own PUT
-// was acknowledged, so an entry is there to be read.
-func registerPutGet(cl *client, topic, payload string) (got string, emptyGets int, err error) {
+// registerPutGet is one session of TestThousandConcurrentConnections:
+// REGISTER and PUT answer OK, then GET returns an entry (this session's own
+// PUT was acknowledged before it, so there is one to read); it returns
+// that entry.
+func registerPutGet(cl *client, topic, payload string) (got string, err error) {
 	for _, rt := range []struct{ req, want string }{
 		{"REGISTER " + topic, "OK"},
 		{"PUT " + topic + " " + payload, "OK"},
 	} {
 		r, err := cl.roundTrip([]byte(rt.req))
 		if err != nil {
-			return "", 0, fmt.Errorf("%s: %v", rt.req, err)
+			return "", fmt.Errorf("%s: %v", rt.req, err)
 		}
 		if string(r) != rt.want {
-			return "", 0, fmt.Errorf("%s: got %s, want %q", rt.req, quote(r), rt.want)
+			return "", fmt.Errorf("%s: got %s, want %q", rt.req, quote(r), rt.want)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r, err := cl.roundTrip([]byte("GET " + topic))
-		if err != nil {
-			return "", emptyGets, fmt.Errorf("GET %s: %v", topic, err)
-		}
-		if p, ok := strings.CutPrefix(string(r), "OK "); ok {
-			return p, emptyGets, nil
-		}
-		if string(r) != "EMPTY" || time.Now().After(deadline) {
-			return "", emptyGets, fmt.Errorf("GET %s after its PUT: got %s (after %d EMPTY)", topic, quote(r), emptyGets)
-		}
-		emptyGets++
-		time.Sleep(10 * time.Millisecond)
+	r, err := cl.roundTrip([]byte("GET " + topic))
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %v", topic, err)
 	}
+	p, ok := strings.CutPrefix(string(r), "OK ")
+	if !ok {
+		return "", fmt.Errorf("GET %s after its PUT: got %s, want \"OK <an entry>\"", topic, quote(r))
+	}
+	return p, nil
 }
 
 // Scenario 8 (COMPAT "One connection carries any number of
 // request/response pairs, strictly in order"): 500 PUTs sent back to back
 // without reading, then 500 replies, all OK; READ shows the payloads in the
 // order sent. On a fresh topic, once through the segment's leader, once
-// through a node that forwards to it.
+// through a node that forwards to it. (Before 25c61ee both reordered.)
 func TestPipelinedPuts(t *testing.T) {
-	skipBug(t, "pipelined PUTs on one connection are appended out of order: always through a node that "+
-		"forwards to the segment leader, and through the leader itself right after REGISTER")
 	c := startCluster(t, 3, clusterOpts{})
 	c.dial(1).mustDo("REGISTER pipe", "OK")
 	leader := c.segmentLeader("pipe")
 	var want []string
 	for _, via := range []int{leader, leader%3 + 1} {
 		want = append(want, c.dial(via).pipelinePuts("pipe", fmt.Sprintf("via%d", via), 500)...)
-		a := c.dial(3)
-		a.waitVisible("pipe", len(want))
-		if got := a.readAll("pipe"); !slices.Equal(got, want) {
+		if got := c.dial(3).readAll("pipe"); !slices.Equal(got, want) {
 			t.Fatalf("READ pipe after pipelining through node %d (leader %d): not in the order sent\n got %v\nwant %v",
 				via, leader, got, want)
 		}
-	}
-}
-
-// Scenario 8 where it holds today: through the segment leader, once the
-// topic has taken a write, 500 pipelined PUTs are answered OK in order and
-// appended in the order sent.
-func TestPipelinedPutsThroughSegmentLeader(t *testing.T) {
-	c := startCluster(t, 3, clusterOpts{})
-	c.dial(1).mustDo("REGISTER pipe", "OK")
-	leader := c.segmentLeader("pipe")
-	ld := c.dial(leader)
-	ld.mustDo("PUT pipe first", "OK")
-	want := append([]string{"first"}, ld.pipelinePuts("pipe", "p", 500)...)
-	a := c.dial(leader%3 + 1)
-	a.waitVisible("pipe", len(want))
-	if got := a.readAll("pipe"); !slices.Equal(got, want) {
-		t.Fatalf("READ pipe: not in the order sent\n got %v\nwant %v", got, want)
 	}
 }
 
