@@ -15,9 +15,12 @@
 //     kills every node shortly before -timeout would panic the test binary.
 //   - startCluster(t, n, opts) starts n processes on free loopback ports:
 //     node 1 bootstraps, the others --join it; it returns once node 1 sees
-//     all n as voters and every node knows a leader.
+//     all n as voters and every node knows a leader and has applied what
+//     that leader committed.
 //   - Every node runs in its own process group with a parent-death signal,
-//     and is killed by t.Cleanup. When a test fails, the last 50 lines of each
+//     and is killed by t.Cleanup. A node that died on its own, or whose log
+//     shows a panic or (E2E_RACE=1) a data race, fails the test. When a test
+//     fails, the last 50 lines of each
 //     node's log (E2E_LOG_LINES changes the count; 0 prints all) are printed.
 //     E2E_LOGS=1 prints them for passing tests too; E2E_LOG_LEVEL=debug
 //     passes --log-level debug to every node.
