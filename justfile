@@ -32,3 +32,8 @@ bench-compare:
 # CPU profile of an in-process 3-node cluster under 16 MPUT producers
 bench-profile:
     bench/profile.sh
+
+# end-to-end tests: real node processes on loopback; node logs print on failure
+# (one scenario: just e2e -run TestBadInput -v)
+e2e *args:
+    go test -p 1 -count=1 ./e2e/ {{args}}
