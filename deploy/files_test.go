@@ -220,27 +220,33 @@ func TestDockerfile(t *testing.T) {
 	if strings.HasPrefix(final.from, "golang") {
 		t.Errorf("runtime stage is %s: want a small image, not the toolchain", final.from)
 	}
-	run, out, err := df.buildCommand()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(run, "CGO_ENABLED=0") {
-		t.Errorf("build %q: CGO_ENABLED=0 missing; golang:1.26 links glibc dynamically otherwise, which %s lacks", run, final.from)
-	}
-	// the test binary was built with exactly this command: it must be static
-	if static, err := isStatic(walrusBin(t)); err != nil || !static {
-		t.Errorf("the Dockerfile's build gives a dynamically linked binary (static=%v, err=%v)", static, err)
-	}
-	// the runtime stage copies the build output and runs it
-	var dest string
-	for _, c := range final.all("COPY") {
-		f := strings.Fields(c)
-		if len(f) == 3 && f[0] == "--from="+build.name && f[1] == out {
-			dest = f[2]
+	// both binaries: built static (the tests build them with exactly these
+	// commands) and copied into the runtime stage, walrus-cli on PATH
+	copied := map[string]string{}
+	for _, b := range []struct{ pkg, bin string }{{"./cmd/walrus", walrusBin(t)}, {"./cmd/walrus-cli", walrusCLIBin(t)}} {
+		run, out, err := df.buildCommand(b.pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(run, "CGO_ENABLED=0") {
+			t.Errorf("build %q: CGO_ENABLED=0 missing; golang:1.26 links glibc dynamically otherwise, which %s lacks", run, final.from)
+		}
+		if static, err := isStatic(b.bin); err != nil || !static {
+			t.Errorf("%q gives a dynamically linked binary (static=%v, err=%v)", run, static, err)
+		}
+		for _, c := range final.all("COPY") {
+			f := strings.Fields(c)
+			if len(f) == 3 && f[0] == "--from="+build.name && f[1] == out {
+				copied[b.pkg] = f[2]
+			}
+		}
+		if copied[b.pkg] == "" {
+			t.Fatalf("the runtime stage does not COPY --from=%s %s", build.name, out)
 		}
 	}
-	if dest == "" {
-		t.Fatalf("the runtime stage does not COPY --from=%s %s", build.name, out)
+	dest := copied["./cmd/walrus"]
+	if d := copied["./cmd/walrus-cli"]; d != "/usr/local/bin/walrus-cli" {
+		t.Errorf("walrus-cli is copied to %s, want /usr/local/bin/walrus-cli (on PATH for exec)", d)
 	}
 	ep, err := jsonArray(final.last("ENTRYPOINT"))
 	if err != nil || len(ep) != 1 || ep[0] != dest {

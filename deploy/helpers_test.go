@@ -41,44 +41,50 @@ func readFile(t *testing.T, p ...string) []byte {
 // ---- the binary -----------------------------------------------------------
 
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	binMu   sync.Mutex
 	binDir  string
+	binDone = map[string]string{} // package -> built binary
 )
 
 // walrusBin builds cmd/walrus once per test run with the Dockerfile's own
 // build command (so the tests also prove that command works here) and
 // returns the binary's path.
-func walrusBin(t *testing.T) string {
+func walrusBin(t *testing.T) string { t.Helper(); return dockerBuilt(t, "./cmd/walrus") }
+
+// walrusCLIBin is walrusBin for cmd/walrus-cli.
+func walrusCLIBin(t *testing.T) string { t.Helper(); return dockerBuilt(t, "./cmd/walrus-cli") }
+
+func dockerBuilt(t *testing.T, pkg string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "walrus-deploy-test-")
-		if binErr != nil {
-			return
-		}
-		df, err := parseDockerfile(readFileNoT(repoPath("deploy", "docker", "Dockerfile")))
-		if err != nil {
-			binErr = err
-			return
-		}
-		run, out, err := df.buildCommand()
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(binDir, "walrus")
-		cmdline := strings.Replace(run, "-o "+out, "-o "+binPath, 1)
-		cmd := exec.Command("/bin/sh", "-c", cmdline)
-		cmd.Dir = repoRoot
-		if b, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("the Dockerfile's build command %q failed: %v\n%s", cmdline, err, b)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binDone[pkg]; ok {
+		return p
 	}
-	return binPath
+	if binDir == "" {
+		d, err := os.MkdirTemp("", "walrus-deploy-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = d
+	}
+	df, err := parseDockerfile(readFile(t, "deploy", "docker", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, out, err := df.buildCommand(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(binDir, filepath.Base(pkg))
+	cmdline := strings.Replace(run, "-o "+out, "-o "+p, 1)
+	cmd := exec.Command("/bin/sh", "-c", cmdline)
+	cmd.Dir = repoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the Dockerfile's build command %q failed: %v\n%s", cmdline, err, b)
+	}
+	binDone[pkg] = p
+	return p
 }
 
 func TestMain(m *testing.M) {
@@ -327,10 +333,10 @@ func (s *dockerStage) last(cmd string) string {
 var goBuildOut = regexp.MustCompile(`-o (\S+)`)
 
 // buildCommand returns the RUN command of the first stage that runs
-// `go build` of ./cmd/walrus, and the output path it gives -o.
-func (df *dockerfile) buildCommand() (run, out string, err error) {
+// `go build` of pkg (./cmd/walrus), and the output path it gives -o.
+func (df *dockerfile) buildCommand(pkg string) (run, out string, err error) {
 	for _, in := range df.stages[0].instrs {
-		if in.cmd == "RUN" && strings.Contains(in.args, "go build") && strings.Contains(in.args, "./cmd/walrus") {
+		if in.cmd == "RUN" && strings.Contains(in.args, "go build") && slices.Contains(strings.Fields(in.args), pkg) {
 			m := goBuildOut.FindStringSubmatch(in.args)
 			if m == nil {
 				return "", "", fmt.Errorf("the build RUN has no -o: %s", in.args)
@@ -338,7 +344,7 @@ func (df *dockerfile) buildCommand() (run, out string, err error) {
 			return in.args, m[1], nil
 		}
 	}
-	return "", "", fmt.Errorf("no RUN ... go build ./cmd/walrus in the first stage")
+	return "", "", fmt.Errorf("no RUN ... go build %s in the first stage", pkg)
 }
 
 // jsonArray parses an exec-form instruction argument (["a", "b"]).
