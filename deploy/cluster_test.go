@@ -427,6 +427,14 @@ func TestComposeClusterForms(t *testing.T) {
 	if err := json.Unmarshal(out, &nodes); err != nil || len(nodes) != 3 {
 		t.Errorf("walrus-req NODES printed %q (%v)", out, err)
 	}
+	// and walrus-cli, which the image also carries
+	out, err = exec.Command(walrusCLIBin(t), "--addr", fmt.Sprintf("127.0.0.1:%d", c.addrs[2].client), "nodes").Output()
+	if err != nil {
+		t.Fatalf("walrus-cli nodes: %v", err)
+	}
+	if err := json.Unmarshal(out, &nodes); err != nil || len(nodes) != 3 {
+		t.Errorf("walrus-cli nodes printed %q (%v)", out, err)
+	}
 	out, err = exec.Command("bash", repoPath("deploy", "walrus-req"), fmt.Sprintf("127.0.0.1:%d", c.addrs[0].client), "PUT", "nope", "x").Output()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || string(out) != "ERR unknown topic nope\n" {
 		t.Errorf("walrus-req on an ERR reply: %q, %v; want the error and exit status 1", out, err)
@@ -474,4 +482,25 @@ func TestKubernetesPodsFormCluster(t *testing.T) {
 	lc := startFromFile(t, specs, false)
 	lc.waitFormed()
 	lc.exercise("k8s")
+
+	// scaling down as docs/operations.md says: remove the highest node
+	// with walrus-cli; the others drop it and re-replicate its segments
+	out, err := exec.Command(walrusCLIBin(t), "--addr", fmt.Sprintf("127.0.0.1:%d", lc.addrs[0].client), "remove-node", "3").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "OK" {
+		t.Fatalf("walrus-cli remove-node 3: %q, %v", out, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r, err := lc.request(0, "METRICS")
+		var m metricsJSON
+		if err == nil && json.Unmarshal([]byte(r), &m) == nil && m.UnderReplicated != nil && *m.UnderReplicated == 0 &&
+			len(m.MembershipConfig.Membership.Configs) == 1 && slices.Equal(m.MembershipConfig.Membership.Configs[0], []uint64{1, 2}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after remove-node 3, METRICS still says %q (%v)", r, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	lc.must(1, "PUT k8s after removal", "OK")
 }

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -111,7 +112,7 @@ func TestConfigurationDocCoversEverySetting(t *testing.T) {
 type docCommand struct {
 	doc, line string
 	env       []string
-	prog      string // "walrus", "walrus dev" or "walrus-req"
+	prog      string // "walrus", "walrus dev", "walrus-cli" or "walrus-req"
 	args      []string
 }
 
@@ -137,6 +138,16 @@ func parseDocCommand(line string) (c docCommand, ok bool) {
 	if len(words) >= 3 && words[0] == "go" && words[1] == "run" && words[2] == "./cmd/walrus" {
 		words = append([]string{"walrus"}, words[3:]...)
 	}
+	// walrus-cli inside a container: docker compose ... exec node1 walrus-cli ...,
+	// kubectl exec walrus-0 -- walrus-cli ...
+	if len(words) > 0 && (words[0] == "docker" || words[0] == "kubectl") && slices.Contains(words, "exec") {
+		for i, w := range words {
+			if w == "walrus-cli" {
+				words = words[i:]
+				break
+			}
+		}
+	}
 	switch {
 	case len(words) == 0:
 		return c, false
@@ -144,6 +155,8 @@ func parseDocCommand(line string) (c docCommand, ok bool) {
 		return c, false // the tool's name or its usage line
 	case words[0] == "deploy/walrus-req":
 		c.prog, c.args = "walrus-req", words[1:]
+	case words[0] == "walrus-cli" || strings.HasSuffix(words[0], "/walrus-cli"):
+		c.prog, c.args = "walrus-cli", words[1:]
 	case slices.Contains(walrusProgs, words[0]):
 		c.prog, c.args = "walrus", words[1:]
 		if len(c.args) > 0 && c.args[0] == "dev" {
@@ -213,11 +226,54 @@ func docCommands(t *testing.T) []docCommand {
 var wireCommands = []string{wire.CmdRegister, wire.CmdPut, wire.CmdGet, wire.CmdState, wire.CmdMetrics, wire.CmdRead,
 	wire.CmdMPut, wire.CmdGroupRead, wire.CmdCommit, wire.CmdLeader, wire.CmdGetW, wire.CmdNodes, wire.CmdRetention, wire.CmdRemoveNode}
 
+// cliUsage returns walrus-cli's flags and subcommands, from its --help.
+func cliUsage(t *testing.T) (flags, commands []string) {
+	t.Helper()
+	out, err := exec.Command(walrusCLIBin(t), "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("walrus-cli --help: %v\n%s", err, out)
+	}
+	for _, m := range regexp.MustCompile(`\[--([a-z-]+) [^\]]+\]`).FindAllStringSubmatch(string(out), -1) {
+		flags = append(flags, m[1])
+	}
+	_, cmds, _ := strings.Cut(string(out), "\ncommands")
+	for _, m := range regexp.MustCompile(`(?m)^  ([a-z][a-z-]*)(?: |$)`).FindAllStringSubmatch(cmds, -1) {
+		commands = append(commands, m[1])
+	}
+	if len(flags) == 0 || len(commands) < 5 {
+		t.Fatalf("could not read walrus-cli --help:\n%s", out)
+	}
+	return flags, commands
+}
+
+// checkCLIArgs: [--flag value | --flag=value]... [subcommand args...]
+func checkCLIArgs(args, flags, commands []string) error {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if !slices.Contains(flags, name) {
+			return fmt.Errorf("walrus-cli has no flag --%s (it has %v)", name, flags)
+		}
+		args = args[1:]
+		if !hasValue {
+			if len(args) == 0 {
+				return fmt.Errorf("--%s needs a value", name)
+			}
+			args = args[1:]
+		}
+	}
+	if len(args) > 0 && !slices.Contains(commands, args[0]) {
+		return fmt.Errorf("walrus-cli has no subcommand %q (it has %v)", args[0], commands)
+	}
+	return nil
+}
+
 // TestDocsCommandsAreValid: every walrus command line in the docs uses
-// flags the binary has, and every walrus-req line an address and a command
-// the node knows.
+// flags the binary has, every walrus-cli line flags and a subcommand
+// walrus-cli has, and every walrus-req line an address and a command the
+// node knows.
 func TestDocsCommandsAreValid(t *testing.T) {
 	node, dev := helpFlags(t)
+	cliFlags, cliCommands := cliUsage(t)
 	envVars := envVarsOfNode(t)
 	cmds := docCommands(t)
 	if len(cmds) < 10 {
@@ -236,6 +292,10 @@ func TestDocsCommandsAreValid(t *testing.T) {
 			}
 		case "walrus dev":
 			if _, err := parseArgs(c.args, dev); err != nil {
+				t.Errorf("%s: %q: %v", c.doc, c.line, err)
+			}
+		case "walrus-cli":
+			if err := checkCLIArgs(c.args, cliFlags, cliCommands); err != nil {
 				t.Errorf("%s: %q: %v", c.doc, c.line, err)
 			}
 		case "walrus-req":
@@ -275,6 +335,7 @@ func TestOperationsDocClustersForm(t *testing.T) {
 			continue
 		}
 		n++
+		block := b
 		t.Run(fmt.Sprintf("block%d", n), func(t *testing.T) {
 			for _, s := range specs {
 				t.Logf("from the docs: walrus %s", strings.Join(s.args, " "))
@@ -282,9 +343,53 @@ func TestOperationsDocClustersForm(t *testing.T) {
 			c := startFromFile(t, specs, false)
 			c.waitFormed()
 			c.exercise("docs")
+			// the block's walrus-cli lines, run against this cluster
+			for _, line := range block {
+				if dc, ok := parseDocCommand(line); ok && dc.prog == "walrus-cli" {
+					c.runCLI(dc)
+				}
+			}
 		})
 	}
 	if n < 3 {
 		t.Errorf("found %d cluster blocks in operations.md, want 3 (one machine, three machines, --initial-peer)", n)
 	}
+}
+
+// runCLI runs a walrus-cli line from the docs against the cluster, its
+// --addr (default 127.0.0.1:9091, node 1) moved to where that node listens
+// here. Only subcommands that change nothing are run.
+func (c *liveCluster) runCLI(dc docCommand) {
+	c.t.Helper()
+	addr, rest := "127.0.0.1:9091", dc.args
+	for len(rest) > 1 && strings.HasPrefix(rest[0], "--") {
+		if rest[0] == "--addr" {
+			addr = rest[1]
+		}
+		rest = rest[2:]
+	}
+	if len(rest) == 0 || !slices.Contains([]string{"nodes", "metrics", "state"}, rest[0]) {
+		return
+	}
+	_, port, err := splitHostPort(addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	node := -1
+	ref := refLayout(c.t)
+	for i := range c.specs {
+		if ref(i+1).client == port {
+			node = i
+		}
+	}
+	if node < 0 {
+		c.t.Fatalf("%q: %s is no node's client address", dc.line, addr)
+	}
+	args := append([]string{"--addr", fmt.Sprintf("127.0.0.1:%d", c.addrs[node].client)}, rest...)
+	out, err := exec.Command(walrusCLIBin(c.t), args...).CombinedOutput()
+	if err != nil {
+		c.t.Errorf("%q (run as walrus-cli %s): %v\n%s", dc.line, strings.Join(args, " "), err, out)
+		return
+	}
+	c.t.Logf("%q: %s", dc.line, strings.TrimSpace(string(out)))
 }
