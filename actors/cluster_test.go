@@ -901,3 +901,42 @@ func TestClusterPipelinedPutsKeepOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterSegmentsSealedWhileANodeWasDownAreToppedUp: segments placed
+// while a node was down get two replicas; when it returns, every sealed
+// segment is brought back to RF 3 with its data copied.
+func TestClusterSegmentsSealedWhileANodeWasDownAreToppedUp(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 3 })
+	a := c.client(1)
+	a.must("REGISTER top", "OK")
+	c.stop(3)
+	c.waitFor("node 3 marked not live", 15*time.Second, func() bool {
+		ni := c.nodes[1].State().Nodes[3]
+		return ni != nil && !ni.Live
+	})
+	for i := 0; i < 12; i++ {
+		a.must(fmt.Sprintf("PUT top t%02d", i), "OK")
+	}
+	small := 0
+	for _, g := range c.nodes[1].State().Topics["top"].Segments {
+		if g.Sealed() && len(g.Replicas) == 2 {
+			small++
+		}
+	}
+	if small == 0 {
+		t.Fatal("no segment was sealed with two replicas while node 3 was down: the test lost its point")
+	}
+	c.start(c.cfgs[3])
+	c.waitFor("every sealed segment back at three full copies", 30*time.Second, func() bool {
+		for _, g := range c.anyNode().State().Topics["top"].Segments {
+			if g.Sealed() && len(g.Replicas) != 3 {
+				return false
+			}
+		}
+		ok, _ := c.holdsAll("top")
+		return ok
+	})
+	if m := a.do("METRICS"); !strings.Contains(m, `"under_replicated_segments":0`) {
+		t.Fatalf("METRICS: %s", m)
+	}
+}

@@ -27,6 +27,7 @@ type Config struct {
 	AdvertiseRaftAddr   string
 	AdvertiseClientAddr string
 	HTTPAddr            string // metrics and health; empty disables
+	AdvertiseHTTPAddr   string // what NODES reports (default: HTTPAddr)
 
 	// Join lists raft addresses of existing members; a node without raft
 	// state asks them to add it. Without Join a node without state

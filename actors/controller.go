@@ -143,12 +143,13 @@ func hasRemoved(st *raftfsm.State, g *raftfsm.Segment) bool {
 	return false
 }
 
-// rereplicate gives sealed segments that kept a replica on a removed node a
-// replacement (raftfsm.State.Replacement); the new replica's segment actor
-// copies the data from the others. One proposal in flight at a time.
+// rereplicate repairs sealed segments' replica sets: a replica on a removed
+// node is replaced, and a segment with fewer replicas than its topic's RF
+// allows is topped up (raftfsm.State.Replacement); a new replica's segment
+// actor copies the data from the others. One proposal in flight at a time.
 func (c *controller) rereplicate(ctx actor.Context, st *raftfsm.State) {
 	for _, ref := range st.UnderReplicated() {
-		reps, ok := st.Replacement(ref.Segment)
+		reps, ok := st.Replacement(st.Topics[ref.Topic], ref.Segment)
 		if !ok {
 			continue
 		}

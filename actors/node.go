@@ -283,8 +283,12 @@ func (n *Node) after(d time.Duration) <-chan struct{} {
 func (n *Node) now() time.Time { return n.cfg.Clock.Now() }
 
 func (n *Node) selfAddrs() messages.NodeAddrs {
+	http := n.cfg.AdvertiseHTTPAddr
+	if http == "" {
+		http = n.cfg.HTTPAddr
+	}
 	return messages.NodeAddrs{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr,
-		ClientAddr: n.cfg.AdvertiseClientAddr, HTTPAddr: n.cfg.HTTPAddr}
+		ClientAddr: n.cfg.AdvertiseClientAddr, HTTPAddr: http}
 }
 
 // metaChanged is called (on raft's FSM goroutine) after every applied

@@ -459,8 +459,24 @@ func (h *raftHost) handleJoin(ctx context.Context, req *messages.JoinReq) messag
 }
 
 // RemoveNode takes a node out of the raft configuration and the metadata
-// for good (walrus-cli remove-node). Its segments are re-replicated.
+// for good (walrus-cli remove-node). Its segments are re-replicated. It
+// waits out an election in progress until ctx ends.
 func (h *raftHost) RemoveNode(ctx context.Context, id uint64) error {
+	for {
+		err := h.removeNodeOnce(ctx, id)
+		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, errNotLeaderRetry) &&
+			!isCode(err, messages.CodeNotSent) && !isCode(err, messages.CodeNotLeader) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-h.n.after(100 * time.Millisecond):
+		}
+	}
+}
+
+func (h *raftHost) removeNodeOnce(ctx context.Context, id uint64) error {
 	if id == h.n.cfg.NodeID && h.IsLeader() {
 		// hand leadership over first so the cluster keeps a leader
 		if err := h.r.LeadershipTransfer().Error(); err != nil {
@@ -479,6 +495,9 @@ func (h *raftHost) RemoveNode(ctx context.Context, id uint64) error {
 		return fsmErrFromWire(resp.Err)
 	}
 	if err := h.r.RemoveServer(serverID(id), 0, 10*time.Second).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return errNotLeaderRetry
+		}
 		return err
 	}
 	return h.Propose(ctx, &raftfsm.RemoveNode{ID: raftfsm.NodeID(id)})

@@ -496,13 +496,27 @@ func TestReplacementPicksLeastLoadedLiveNode(t *testing.T) {
 	if got := s.UnderReplicated(); len(got) != 1 || got[0].Segment.ID != 1 {
 		t.Fatalf("under-replicated: %+v", got)
 	}
-	reps, ok := s.Replacement(t1.Segments[0])
+	reps, ok := s.Replacement(t1, t1.Segments[0])
 	// node 3 holds one replica, nodes 1 and 2 two each; node 4 is not live
 	if !ok || !slices.Equal(reps, []NodeID{3, 1, 2}) {
 		t.Fatalf("replacement %v %v", reps, ok)
 	}
-	if _, ok := s.Replacement(t1.Segments[1]); ok {
+	if _, ok := s.Replacement(t1, t1.Segments[1]); ok {
 		t.Fatal("a segment on members only needs no replacement")
+	}
+	// a segment sealed with two replicas while node 3 was down is topped up
+	// to RF 3 once a node can take it, and not before
+	t1.Segments = append([]*Segment{{ID: 0, Leader: 1, Replicas: []NodeID{1, 2}, Epoch: 1, State: SegSealed}}, t1.Segments...)
+	s.Nodes[3].Live = false
+	if got := s.UnderReplicated(); len(got) != 2 || got[0].Segment.ID != 0 {
+		t.Fatalf("under-replicated: %+v", got)
+	}
+	if reps, ok := s.Replacement(t1, t1.Segments[0]); ok {
+		t.Fatalf("no live node can help yet, got %v", reps)
+	}
+	s.Nodes[3].Live = true
+	if reps, ok := s.Replacement(t1, t1.Segments[0]); !ok || !slices.Equal(reps, []NodeID{1, 2, 3}) {
+		t.Fatalf("top-up: %v %v", reps, ok)
 	}
 }
 

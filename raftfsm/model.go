@@ -351,49 +351,57 @@ func distinctNodes(ids []NodeID) bool {
 	return true
 }
 
-// UnderReplicated returns the retained sealed segments holding a replica on
-// a node that is no longer a member, ordered by topic then segment id: the
-// copies that re-replication must re-create elsewhere.
+// UnderReplicated returns the retained sealed segments whose replica set
+// needs repair, ordered by topic then segment id: those holding a replica
+// on a node that is no longer a member, and those with fewer replicas than
+// the topic's RF allows now (a segment opened while nodes were down, or
+// while the cluster was smaller).
 func (s *State) UnderReplicated() []SegmentRef {
-	return s.segmentsWhere(func(g *Segment) bool {
-		if !g.Sealed() {
-			return false
-		}
-		for _, r := range g.Replicas {
-			if _, ok := s.Nodes[r]; !ok {
-				return true
+	var out []SegmentRef
+	for _, name := range s.TopicNames() {
+		t := s.Topics[name]
+		for _, g := range t.Segments {
+			if g.Sealed() && s.needsRepair(t, g) {
+				out = append(out, SegmentRef{Topic: name, Segment: g})
 			}
 		}
-		return false
-	})
+	}
+	return out
 }
 
-// Replacement picks the node that takes over a sealed segment's replica on a
-// removed node: the live member holding the fewest replicas that is not
-// already in the set (lowest id on ties). It returns the new replica set
-// (the removed members replaced in place, or dropped when no node is left)
-// and whether anything changed. Deterministic: a pure function of s.
-func (s *State) Replacement(g *Segment) ([]NodeID, bool) {
+// replicaTarget is how many replicas a segment of t should have: its RF,
+// capped by the cluster's size.
+func (s *State) replicaTarget(t *Topic) int { return min(max(t.RF, 1), len(s.Nodes)) }
+
+func (s *State) needsRepair(t *Topic, g *Segment) bool {
+	for _, r := range g.Replicas {
+		if _, ok := s.Nodes[r]; !ok {
+			return true
+		}
+	}
+	return len(g.Replicas) < s.replicaTarget(t)
+}
+
+// Replacement repairs a sealed segment's replica set: replicas on removed
+// nodes are replaced in place, then replicas are added up to the topic's
+// target, each time by the live member holding the fewest replicas that is
+// not already in the set (lowest id on ties). It returns the new set and
+// whether it differs (false when no live node can help now). Deterministic:
+// a pure function of s.
+func (s *State) Replacement(t *Topic, g *Segment) ([]NodeID, bool) {
 	load := map[NodeID]int{}
-	for _, t := range s.Topics {
-		for _, seg := range t.Segments {
+	for _, tt := range s.Topics {
+		for _, seg := range tt.Segments {
 			for _, r := range seg.Replicas {
 				load[r]++
 			}
 		}
 	}
 	out := make([]NodeID, 0, len(g.Replicas))
-	changed := false
-	inSet := func(id NodeID) bool { return slices.Contains(out, id) || slices.Contains(g.Replicas, id) }
-	for _, r := range g.Replicas {
-		if _, ok := s.Nodes[r]; ok {
-			out = append(out, r)
-			continue
-		}
-		changed = true
+	pick := func() (NodeID, bool) {
 		best, found := NodeID(0), false
-		for _, c := range s.Candidates() {
-			if inSet(c) || !s.Nodes[c].Live {
+		for _, c := range s.NodeIDs() {
+			if slices.Contains(out, c) || slices.Contains(g.Replicas, c) || !s.Nodes[c].Live {
 				continue
 			}
 			if !found || load[c] < load[best] {
@@ -401,11 +409,33 @@ func (s *State) Replacement(g *Segment) ([]NodeID, bool) {
 			}
 		}
 		if found {
-			out = append(out, best)
 			load[best]++
 		}
+		return best, found
 	}
-	return out, changed && len(out) > 0
+	changed := false
+	for _, r := range g.Replicas {
+		if _, ok := s.Nodes[r]; ok {
+			out = append(out, r)
+			continue
+		}
+		changed = true
+		if c, ok := pick(); ok {
+			out = append(out, c)
+		}
+	}
+	for len(out) < s.replicaTarget(t) {
+		c, ok := pick()
+		if !ok {
+			break
+		}
+		out = append(out, c)
+		changed = true
+	}
+	if len(out) == 0 || slices.Equal(out, g.Replicas) {
+		return nil, false
+	}
+	return out, changed
 }
 
 // RetentionCut decides which sealed segments the topic's retention policy

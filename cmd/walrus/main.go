@@ -41,6 +41,8 @@ type nodeFlags struct {
 	clientHost                        string
 	clientPort                        int
 	raftHost, raftAdvertiseHost       string
+	clientAdvertiseHost               string
+	httpAdvertiseHost                 string
 	raftPort                          int
 	httpHost                          string
 	httpPort                          int
@@ -67,7 +69,9 @@ func newNodeFlags() *nodeFlags {
 	fs.StringVar(&f.raftHost, "raft-host", "127.0.0.1", "internal port listen host (raft + node-to-node RPC)")
 	fs.IntVar(&f.raftPort, "raft-port", 0, "internal port (default 6000+node-id)")
 	fs.StringVar(&f.raftAdvertiseHost, "raft-advertise-host", "", "host other nodes reach the internal port at (default --raft-host)")
+	fs.StringVar(&f.clientAdvertiseHost, "client-advertise-host", "", "host clients reach the client port at, as NODES and LEADER report it (default --client-host)")
 	fs.StringVar(&f.httpHost, "http-host", "127.0.0.1", "metrics/health listen host")
+	fs.StringVar(&f.httpAdvertiseHost, "http-advertise-host", "", "host the metrics port is reached at, as NODES reports it (default --http-host)")
 	fs.IntVar(&f.httpPort, "http-port", -1, "metrics/health port: /metrics, /healthz, /readyz (default 8080+node-id; 0 disables)")
 	fs.Var(&f.join, "join", "raft address of an existing member to join through (repeatable)")
 	fs.Var(&f.initialPeers, "initial-peer", "id@raft-address of another founding member (repeatable)")
@@ -125,6 +129,12 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	}
 	if f.raftAdvertiseHost != "" {
 		cfg.AdvertiseRaftAddr = net.JoinHostPort(f.raftAdvertiseHost, strconv.Itoa(f.raftPort))
+	}
+	if f.clientAdvertiseHost != "" {
+		cfg.AdvertiseClientAddr = net.JoinHostPort(f.clientAdvertiseHost, strconv.Itoa(f.clientPort))
+	}
+	if f.httpAdvertiseHost != "" && f.httpPort > 0 {
+		cfg.AdvertiseHTTPAddr = net.JoinHostPort(f.httpAdvertiseHost, strconv.Itoa(f.httpPort))
 	}
 	if f.httpPort > 0 {
 		cfg.HTTPAddr = net.JoinHostPort(f.httpHost, strconv.Itoa(f.httpPort))
