@@ -940,3 +940,46 @@ func TestClusterSegmentsSealedWhileANodeWasDownAreToppedUp(t *testing.T) {
 		t.Fatalf("METRICS: %s", m)
 	}
 }
+
+// TestClusterRemovingAFollowerKeepsWritesFlowing: removing a node that
+// follows the active segment rolls the segment over gracefully: a writer
+// running meanwhile sees no error at all.
+func TestClusterRemovingAFollowerKeepsWritesFlowing(t *testing.T) {
+	c := newTestCluster(t, 4, nil)
+	c.client(1).must("REGISTER flow rf=3", "OK")
+	act := c.nodes[1].State().Topics["flow"].Active()
+	var victim, via uint64
+	for _, r := range act.Replicas {
+		if r != act.Leader {
+			victim = uint64(r)
+		}
+	}
+	for id := uint64(1); id <= 4; id++ {
+		if id != victim {
+			via = id
+		}
+	}
+	w := c.client(via)
+	done := make(chan struct{})
+	errs := make(chan string, 1000)
+	go func() {
+		defer close(done)
+		for i := 0; i < 300; i++ {
+			if r := w.do(fmt.Sprintf("PUT flow w%03d", i)); r != "OK" {
+				errs <- r
+			}
+		}
+	}()
+	c.client(via).must(fmt.Sprintf("REMOVENODE %d", victim), "OK")
+	<-done
+	close(errs)
+	for e := range errs {
+		t.Errorf("a write failed while a follower was removed: %q", e)
+	}
+	c.waitFor("the segment the removed node followed is sealed", 10*time.Second, func() bool {
+		return c.nodes[via].State().Topics["flow"].SegmentByID(act.ID).Sealed()
+	})
+	if got := c.client(via).readAll("flow"); len(got) != 300 {
+		t.Fatalf("read %d entries, want 300", len(got))
+	}
+}

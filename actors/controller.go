@@ -2,12 +2,14 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashicorp/raft"
 
+	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
 	"github.com/walrus-go/walrus/segment"
 )
@@ -111,9 +113,14 @@ func (c *controller) tick(ctx actor.Context) {
 			c.n.startRecovery(name, a.ID)
 		}
 		// a replica on a removed node: seal the segment so the next one is
-		// placed on members only (its data is re-replicated once sealed)
+		// placed on members only (its data is re-replicated once sealed).
+		// A live leader rolls it over gracefully; a removed one is fenced.
 		if hasRemoved(st, a) {
-			c.n.startRecovery(name, a.ID)
+			if _, member := st.Nodes[a.Leader]; !member {
+				c.n.startRecovery(name, a.ID)
+			} else if a.State == raftfsm.SegOpen {
+				c.rollover(ctx, name, a)
+			}
 		}
 	}
 	c.rereplicate(ctx, st)
@@ -132,6 +139,21 @@ func (c *controller) retention(ctx actor.Context, st *raftfsm.State, names []str
 			return
 		}
 	}
+}
+
+// rollover asks a segment's leader to seal it early (one request in flight
+// per segment; the next tick asks again if the segment is still open).
+func (c *controller) rollover(ctx actor.Context, topic string, a *raftfsm.Segment) {
+	key := fmt.Sprintf("rollover/%s/%d", topic, a.ID)
+	if c.busy[key] {
+		return
+	}
+	c.busy[key] = true
+	self := ctx.Self()
+	c.n.goCall(uint64(a.Leader), messages.KindRollover, &messages.RolloverReq{Topic: topic, Segment: a.ID}, 2*time.Second,
+		func() any { return &messages.RolloverResp{} }, func(any, error) {
+			c.n.system.Root.Send(self, ctrlDoneMsg{key: key})
+		})
 }
 
 func hasRemoved(st *raftfsm.State, g *raftfsm.Segment) bool {

@@ -97,6 +97,15 @@ func (h rpcHandler) Handle(ctx context.Context, kind uint8, body []byte) (uint8,
 			return syncMsg{req: &req, reply: reply}
 		}, func(e messages.Err) messages.SyncResp { return messages.SyncResp{Err: e} })
 		resp = &r
+	case messages.KindRollover:
+		var req messages.RolloverReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := askSegment(ctx, n, req.Topic, req.Segment, func(reply func(messages.RolloverResp)) any {
+			return rolloverMsg{reply: reply}
+		}, func(e messages.Err) messages.RolloverResp { return messages.RolloverResp{Err: e} })
+		resp = &r
 	case messages.KindFlush:
 		r := messages.FlushResp{}
 		if !n.host.IsLeader() {

@@ -63,6 +63,7 @@ type (
 	}
 	sealDoneMsg   struct{ err error }
 	writeFlushMsg struct{}
+	rolloverMsg   struct{ reply func(messages.RolloverResp) }
 	segTickMsg    struct{}
 	reconcileMsg  struct{}
 	readTimeout   struct{ id uint64 }
@@ -194,6 +195,15 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 		s.onPut(m)
 	case writeFlushMsg:
 		s.onFlush()
+	case rolloverMsg:
+		if s.role != roleLeader || s.ld == nil {
+			m.reply(messages.RolloverResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not leading this segment"}})
+			return
+		}
+		// writes already accepted finish; new ones go to the next segment
+		s.ld.SealHere()
+		s.maybeSeal()
+		m.reply(messages.RolloverResp{})
 	case replicateMsg:
 		s.onReplicate(m)
 	case walDoneMsg:

@@ -133,7 +133,7 @@ func startFromFile(t *testing.T, specs []nodeSpec, preferRef bool) *liveCluster 
 		for _, a := range parsed[i] {
 			v := a.Value
 			switch a.Name {
-			case "client-host", "raft-host", "http-host", "raft-advertise-host":
+			case "client-host", "raft-host", "http-host", "raft-advertise-host", "client-advertise-host", "http-advertise-host":
 				v = "127.0.0.1"
 			case "client-port", "port":
 				v = strconv.Itoa(ports[portKey{i, atoi(t, a.Name, v)}])

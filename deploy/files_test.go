@@ -138,6 +138,11 @@ func TestComposeFile(t *testing.T) {
 		if v, _ := lookup(args, "raft-advertise-host"); v != name || s.Hostname != name {
 			t.Errorf("%s: --raft-advertise-host %q, hostname %q; want the service name", name, v, s.Hostname)
 		}
+		for _, f := range []string{"client-advertise-host", "http-advertise-host"} {
+			if v, _ := lookup(args, f); v != name {
+				t.Errorf("%s: --%s %q; want the service name (NODES and LEADER must name a reachable host)", name, f, v)
+			}
+		}
 		joins := lookupAll(args, "join")
 		if id == 1 {
 			node1Raft = fmt.Sprintf("node1:%d", want.raft)
@@ -577,6 +582,11 @@ func TestKubernetesManifest(t *testing.T) {
 		args := checkNodeArgs(t, pod, podArgs(t, c, pod), ord+1, want)
 		if v, _ := lookup(args, "raft-advertise-host"); v != pod+"."+s.ServiceName {
 			t.Errorf("%s: --raft-advertise-host %q, want %s.%s", pod, v, pod, s.ServiceName)
+		}
+		for _, f := range []string{"client-advertise-host", "http-advertise-host"} {
+			if v, _ := lookup(args, f); v != pod+"."+s.ServiceName {
+				t.Errorf("%s: --%s %q, want %s.%s", pod, f, v, pod, s.ServiceName)
+			}
 		}
 		for _, h := range []string{"client-host", "raft-host", "http-host"} {
 			if v, _ := lookup(args, h); v != "0.0.0.0" {

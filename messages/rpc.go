@@ -23,6 +23,7 @@ const (
 	KindSync      Kind = 10 // SyncReq -> SyncResp (recovery: copy missing entries from a source)
 	KindStatus    Kind = 11 // StatusReq -> StatusResp (a node's view, for tooling and tests)
 	KindFlush     Kind = 12 // FlushReq -> FlushResp (commit every cursor position now: before a graceful stop)
+	KindRollover  Kind = 13 // RolloverReq -> RolloverResp (seal the active segment early, gracefully)
 	KindError     Kind = 0xFF
 )
 
@@ -231,6 +232,18 @@ type SegmentStatus struct {
 	Sealed  bool   `msgpack:"sealed"`
 	Leader  bool   `msgpack:"leader"`
 	HWM     uint64 `msgpack:"hwm"`
+}
+
+// RolloverReq asks a segment's leader to stop taking writes for it and seal
+// it as soon as a quorum holds what it accepted (the controller uses it when
+// one of the segment's replicas is removed).
+type RolloverReq struct {
+	Topic   string `msgpack:"t"`
+	Segment uint64 `msgpack:"s"`
+}
+
+type RolloverResp struct {
+	Err Err `msgpack:"err"`
 }
 
 // FlushReq asks the raft leader to commit every cursor position now.

@@ -248,3 +248,9 @@ func (l *Leader) Lag() uint64 {
 	}
 	return l.next - low
 }
+
+// SealHere stops the segment at what has been assigned so far: no further
+// offsets are handed out (writers get ErrFull and go to the next segment)
+// and SealCount reports ready once the quorum holds everything assigned.
+// Used to roll over early, e.g. when a replica's node is removed.
+func (l *Leader) SealHere() { l.limit = min(l.limit, l.next) }

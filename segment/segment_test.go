@@ -328,3 +328,20 @@ func TestRecoveryCoversAcknowledged(t *testing.T) {
 		}
 	}
 }
+
+func TestLeaderSealHere(t *testing.T) {
+	l := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2, 3}, Limit: 100})
+	l.Assign(4)
+	l.SealHere()
+	if _, _, err := l.Assign(1); !errors.Is(err, ErrFull) {
+		t.Fatalf("after SealHere: %v", err)
+	}
+	if _, ok := l.SealCount(); ok {
+		t.Fatal("sealable before the quorum holds what was assigned")
+	}
+	l.Durable(1, 4)
+	l.Durable(3, 4)
+	if c, ok := l.SealCount(); !ok || c != 4 {
+		t.Fatalf("seal count %d %v", c, ok)
+	}
+}
