@@ -290,16 +290,7 @@ func cmdMetrics(cc *cmdContext, args []string, out io.Writer) error {
 		return err
 	}
 	// raw, to print the JSON exactly as the node sent it
-	body, err := cc.c.Do(cc.ctx, []byte(wire.CmdMetrics))
-	if err != nil {
-		return err
-	}
-	if msg, isErr := strings.CutPrefix(string(body), "ERR "); isErr {
-		return &client.ServerError{Msg: msg}
-	}
-	out.Write(body)
-	fmt.Fprintln(out)
-	return nil
+	return raw(cc, wire.CmdMetrics, out)
 }
 
 func cmdRead(cc *cmdContext, args []string, out io.Writer) error {
