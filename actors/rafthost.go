@@ -157,8 +157,14 @@ func newRaftHost(n *Node, onChange func(*raftfsm.State)) (*raftHost, error) {
 	h.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  advertisedLayer{n.mux.RaftStreamLayer(n.cfg.Network.Dial), advertised(n.cfg.AdvertiseRaftAddr)},
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  logger,
+		// 1 disables raft's pipelined replication: with the default 2, a
+		// follower answering Success=false can deadlock the pipeline (the
+		// follower silently stops getting log entries and Shutdown hangs;
+		// our testkit hit it, and grafana/pyroscope#5518 describes the
+		// mechanism). Metadata traffic is small: no throughput is lost.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          logger,
 	})
 
 	rc := raft.DefaultConfig()
