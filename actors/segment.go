@@ -445,7 +445,11 @@ func (s *segmentActor) onWALDone(m walDoneMsg) {
 		if s.role == roleLeader {
 			// our copy lost entries the followers may hold: stop and let
 			// recovery pick the end from the replicas
-			s.stopLeading(errToWire(m.err))
+			e := errToWire(m.err)
+			// the followers may hold what our disk refused: recovery may
+			// keep it
+			e.Msg = "unavailable: " + e.Msg + " (outcome unknown)"
+			s.stopLeading(e)
 			s.role = roleRecovering
 			s.n.startRecovery(s.topic, s.id)
 		}
