@@ -160,6 +160,23 @@ func sealOutLeader(t *testing.T, c *cluster, topic, what string, fault, restore 
 
 	faultAt := time.Now()
 	fault(v)
+	// when recovery fenced the segment (a moment before the seal, unless
+	// recovery outran the 20 ms polls)
+	fenced := "not seen"
+	c.waitFor(fmt.Sprintf("node %d's STATE %s to show segment %d fenced or sealed", maj[0], topic, seg), failoverWait, func() error {
+		s, err := c.topicState(maj[0], topic)
+		if err != nil {
+			return err
+		}
+		if s.current == seg && s.segmentState == "fenced" {
+			fenced = time.Since(faultAt).Round(time.Millisecond).String()
+			return nil
+		}
+		if _, ok := s.sealed[fmt.Sprint(seg)]; ok {
+			return nil
+		}
+		return fmt.Errorf("%s", s)
+	})
 	count, sealedAt := c.waitSealed(topic, seg, maj[0], failoverWait)
 	tries := c.probe(h, topic, topic+"probe", maj[1], failoverWait)
 	flowing := time.Now()
@@ -188,10 +205,10 @@ func sealOutLeader(t *testing.T, c *cluster, topic, what string, fault, restore 
 			t.Logf("%s: not acknowledged: %s", topic, o)
 		}
 	}
-	t.Logf("%s: node %d (leader of segment %d, raft leader: %v) %s; segment %d sealed at %d entries %v later; "+
+	t.Logf("%s: node %d (leader of segment %d, raft leader: %v) %s; segment %d fenced %s later, sealed at %d entries %v later; "+
 		"a write through node %d acknowledged %v after the fault (%d attempts); node %d restored after %v; "+
 		"after the seal it acknowledged %d writes of segment %d (offsets %d..%d) and %d of later segments, all in the log",
-		topic, v, seg, wasRaftLeader, what, seg, count, sealedAt.Sub(faultAt).Round(time.Millisecond),
+		topic, v, seg, wasRaftLeader, what, seg, fenced, count, sealedAt.Sub(faultAt).Round(time.Millisecond),
 		maj[1], flowing.Sub(faultAt).Round(time.Millisecond), tries, v, restoredAt.Sub(faultAt).Round(time.Millisecond),
 		inSeg, seg, first, first+int(count)-1, after)
 }
