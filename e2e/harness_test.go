@@ -28,8 +28,8 @@ import (
 //	c.startAll()
 //	c.waitReady()
 type cluster struct {
-	t     *testing.T
-	dir   string // --data-dir of every node (state under node_<id>/), and the logs
+	t     testing.TB // a test, or a benchmark
+	dir   string     // --data-dir of every node (state under node_<id>/), and the logs
 	opts  clusterOpts
 	nodes []*node // nodes[id-1]
 }
@@ -78,7 +78,7 @@ const readyTimeout = 30 * time.Second
 // it. It returns once the cluster is ready (waitReady). Every process is
 // killed when the test ends; if the test failed, the tail of each node's
 // log is printed.
-func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
+func startCluster(t testing.TB, n int, opts clusterOpts) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), opts: opts}
 	t.Cleanup(c.cleanup)
