@@ -14,7 +14,9 @@
 # 2. Failover as a writer sees it: BenchmarkLeaderKillToFirstWrite
 #    (e2e/failover_bench_test.go), SIGKILL of the active segment's leader to
 #    the first OK of a write sent after it through another node, 5 kills
-#    per timing setting.
+#    (plus the one the testing package runs first) for each of: default
+#    timings and --lease 500ms --failure-timeout 1s, victim also the raft
+#    leader or not.
 #
 # The disk's fdatasync rate is measured before and after, in $WORK.
 # Knobs: DURATION (10s per run), PRODUCERS (16), KILLS (5), WORK.
