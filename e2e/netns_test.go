@@ -55,14 +55,14 @@ func newPrivateNet(t *testing.T, n int) *privateNet {
 		t.Skip("needs root to create network namespaces (ip netns)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command: ", err)
+		t.Skipf("needs iproute2's ip command: %v", err)
 	}
 	removeStaleNets(t)
 	p := &privateNet{t: t, tag: fmt.Sprintf("w%dx%d", os.Getpid(), netSeq.Add(1)), n: n, cut: map[[2]int]bool{}}
 	p.bridge = p.tag + "b"
 	k, err := freeSubnet()
 	if err != nil {
-		t.Skip("no free 10.77.K.0/24 subnet: ", err)
+		t.Skipf("no free 10.77.K.0/24 subnet: %v", err)
 	}
 	p.prefix = fmt.Sprintf("10.77.%d.", k)
 	t.Cleanup(p.teardown)
@@ -85,7 +85,7 @@ func newPrivateNet(t *testing.T, n int) *privateNet {
 	}
 	for _, s := range steps {
 		if err := ipCmd(s...); err != nil {
-			t.Skip("cannot build the network namespaces: ", err)
+			t.Skipf("cannot build the network namespaces (needs CAP_NET_ADMIN and CAP_SYS_ADMIN): %v", err)
 		}
 	}
 	t.Logf("private network %s0/24: bridge %s, namespaces %s..%s", p.prefix, p.bridge, p.ns(1), p.ns(n))
