@@ -28,8 +28,8 @@ import (
 //	c.startAll()
 //	c.waitReady()
 type cluster struct {
-	t     *testing.T
-	dir   string // --data-dir of every node (state under node_<id>/), and the logs
+	t     testing.TB // a test, or a benchmark
+	dir   string     // --data-dir of every node (state under node_<id>/), and the logs
 	opts  clusterOpts
 	nodes []*node // nodes[id-1]
 }
@@ -44,20 +44,32 @@ type clusterOpts struct {
 	args []string
 	// http gives every node an --http-port (otherwise --http-port 0).
 	http bool
+	// host returns the IP node id listens on (client, raft and HTTP
+	// ports); nil means 127.0.0.1. The test process must reach it.
+	host func(id int) string
+	// wrap returns a command prefix that launches node id's process, e.g.
+	// "ip netns exec <ns>" (see privateNet); nil runs walrus directly.
+	wrap func(id int) []string
 }
 
 // node is one member: its fixed identity (ports, folders) and the process
 // currently running it, if any.
 type node struct {
 	id                             int
+	host                           string // listen IP, 127.0.0.1 unless clusterOpts.host says otherwise
 	clientPort, raftPort, httpPort int
 	logPath                        string
 	launches                       int
 	proc                           *process // nil when not running
+	// joinVia, when set, is the member a launch of this node --joins
+	// through instead of node 1 (a node whose data dir was wiped must
+	// join, even node 1, which bootstrapped the cluster).
+	joinVia int
 }
 
-func (n *node) clientAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.clientPort)) }
-func (n *node) raftAddr() string   { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.raftPort)) }
+func (n *node) clientAddr() string { return net.JoinHostPort(n.host, strconv.Itoa(n.clientPort)) }
+func (n *node) raftAddr() string   { return net.JoinHostPort(n.host, strconv.Itoa(n.raftPort)) }
+func (n *node) httpAddr() string   { return net.JoinHostPort(n.host, strconv.Itoa(n.httpPort)) }
 
 // readyTimeout bounds every wait for a cluster to form or come back.
 const readyTimeout = 30 * time.Second
@@ -66,12 +78,16 @@ const readyTimeout = 30 * time.Second
 // it. It returns once the cluster is ready (waitReady). Every process is
 // killed when the test ends; if the test failed, the tail of each node's
 // log is printed.
-func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
+func startCluster(t testing.TB, n int, opts clusterOpts) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), opts: opts}
 	t.Cleanup(c.cleanup)
 	for id := 1; id <= n; id++ {
-		c.nodes = append(c.nodes, &node{id: id, logPath: filepath.Join(c.dir, fmt.Sprintf("node_%d.log", id))})
+		host := "127.0.0.1"
+		if opts.host != nil {
+			host = opts.host(id)
+		}
+		c.nodes = append(c.nodes, &node{id: id, host: host, logPath: filepath.Join(c.dir, fmt.Sprintf("node_%d.log", id))})
 	}
 	for _, nd := range c.nodes {
 		c.launchFresh(nd)
@@ -104,12 +120,18 @@ func (c *cluster) args(nd *node) []string {
 	a := []string{
 		"--node-id", strconv.Itoa(nd.id),
 		"--data-dir", c.dir,
-		"--client-host", "127.0.0.1", "--client-port", strconv.Itoa(nd.clientPort),
-		"--raft-host", "127.0.0.1", "--raft-port", strconv.Itoa(nd.raftPort),
+		"--client-host", nd.host, "--client-port", strconv.Itoa(nd.clientPort),
+		"--raft-host", nd.host, "--raft-port", strconv.Itoa(nd.raftPort),
 		"--http-port", strconv.Itoa(nd.httpPort),
 		"--log-file", nd.logPath,
 	}
-	if nd.id != 1 {
+	if nd.host != "127.0.0.1" {
+		a = append(a, "--http-host", nd.host)
+	}
+	switch {
+	case nd.joinVia != 0:
+		a = append(a, "--join", c.node(nd.joinVia).raftAddr())
+	case nd.id != 1:
 		a = append(a, "--join", c.nodes[0].raftAddr())
 	}
 	if lv := os.Getenv("E2E_LOG_LEVEL"); lv != "" {
@@ -176,6 +198,10 @@ func (c *cluster) spawn(nd *node) *process {
 	args := c.args(nd)
 	fmt.Fprintf(logf, "=== e2e: launch %d of node %d: walrus %s\n", nd.launches, nd.id, strings.Join(args, " "))
 	cmd := exec.Command(walrusBin, args...)
+	if c.opts.wrap != nil {
+		w := c.opts.wrap(nd.id)
+		cmd = exec.Command(w[0], append(append(w[1:len(w):len(w)], walrusBin), args...)...)
+	}
 	cmd.Env = c.env()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	p, err := startProcess(cmd)
@@ -265,6 +291,21 @@ func (c *cluster) kill(id int) {
 	}
 	nd.proc.kill()
 	nd.proc = nil
+}
+
+// wipe kills node id (SIGKILL) if it runs and deletes its whole state,
+// <data-dir>/node_<id>/ (its log stays). Its next launch joins the cluster
+// through member via, as a node without state must.
+func (c *cluster) wipe(id, via int) {
+	c.t.Helper()
+	nd := c.node(id)
+	if nd.proc != nil {
+		c.kill(id)
+	}
+	if err := os.RemoveAll(filepath.Join(c.dir, fmt.Sprintf("node_%d", id))); err != nil {
+		c.t.Fatalf("wipe node %d: %v", id, err)
+	}
+	nd.joinVia = via
 }
 
 // killAll sends SIGKILL to every running node, all before waiting for any.
