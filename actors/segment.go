@@ -268,7 +268,7 @@ func (s *segmentActor) onMeta(m segMetaMsg) {
 	switch m.seg.State {
 	case raftfsm.SegSealed:
 		if s.role == roleLeader {
-			s.stopLeading(messages.Err{Code: messages.CodeNotLeader, Msg: "segment sealed"})
+			s.stopLeadingSealed(m.seg.Count)
 		}
 		s.role = roleSealed
 		s.reconcileSealed()
@@ -364,6 +364,41 @@ func (s *segmentActor) stopLeading(e messages.Err) {
 		s.monitor.Stop()
 		s.monitor = nil
 	}
+}
+
+// stopLeadingSealed ends the leader role when metadata shows the segment
+// sealed while writers still wait (a recovery sealed it under a paused or
+// cut-off leader that missed the fence). The seal's count says exactly what
+// is in the log: entries below it are there (recovery made a quorum hold
+// them), so their writers get OK; entries at or above it are not, so their
+// writers get NotLeader and are routed to the next segment; a batch the
+// count cuts through is partly accepted. Answering "not the leader" for
+// entries that are in the log would make the entry node send them again.
+func (s *segmentActor) stopLeadingSealed(count uint64) {
+	if s.ld == nil {
+		return
+	}
+	for _, id := range s.ld.Close() {
+		w, ok := s.waiters[id]
+		if !ok {
+			continue
+		}
+		delete(s.waiters, id)
+		end := w.first + uint64(w.accepted)
+		switch {
+		case end <= count:
+			s.n.metrics.putEntries.Add(float64(w.accepted))
+			w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: w.accepted, Segment: s.id})
+		case w.first >= count:
+			w.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader,
+				Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d (sealed)", s.topic, s.id)}})
+		default:
+			k := int(count - w.first)
+			s.n.metrics.putEntries.Add(float64(k))
+			w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: k, Segment: s.id})
+		}
+	}
+	s.stopLeading(messages.Err{Code: messages.CodeNotLeader, Msg: "segment sealed"})
 }
 
 // ---- write path (leader) ----
