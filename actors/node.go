@@ -45,6 +45,9 @@ type Node struct {
 	leaders sync.Map // string -> *actor.PID
 	// topics maps a topic to its topic actor. Written only by the root.
 	topics sync.Map // string -> *actor.PID
+	// segments maps a segment replica to its actor: replication batches
+	// skip the topic actor. Written only by segment actors (start / stop).
+	segments sync.Map // wal.SegmentKey -> *actor.PID
 	// hwms holds the high-water mark of each topic whose active segment
 	// this node leads (topic-global offset), for STATE.
 	hwms sync.Map // string -> *atomic.Uint64

@@ -9,6 +9,7 @@ import (
 
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -148,13 +149,20 @@ func (h rpcHandler) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, 
 			reply(0, nil, err)
 			return true
 		}
+		msg := replicateMsg{req: &req, reply: func(r messages.ReplicateResp) { respond(&r) }}
+		if pid, ok := n.segments.Load(wal.SegmentKey{Topic: req.Topic, Segment: req.Segment}); ok {
+			// straight to the segment's actor. Batches sent through the
+			// topic actor while this one was starting may arrive after
+			// this one: the follower answers CodeGap and the leader resends.
+			n.system.Root.Send(pid.(*actor.PID), msg)
+			return true
+		}
 		pid, ok := n.topics.Load(req.Topic)
 		if !ok {
 			respond(&messages.ReplicateResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: "topic " + req.Topic + " not known here yet"}})
 			return true
 		}
-		n.system.Root.Send(pid.(*actor.PID), segReq{seg: req.Segment,
-			msg:  replicateMsg{req: &req, reply: func(r messages.ReplicateResp) { respond(&r) }},
+		n.system.Root.Send(pid.(*actor.PID), segReq{seg: req.Segment, msg: msg,
 			fail: func(err error) { respond(&messages.ReplicateResp{Err: errToWire(err)}) }})
 		return true
 	case messages.KindPut:

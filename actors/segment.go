@@ -174,9 +174,13 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.self = ctx.Self()
+		s.n.segments.Store(s.key, s.self)
 		s.loadLocal()
 		s.n.log.Debug("segment actor started", append(s.log(), "count", s.durable)...)
 	case *actor.Restarting, *actor.Stopping:
+		if _, ok := m.(*actor.Stopping); ok {
+			s.n.segments.CompareAndDelete(s.key, s.self)
+		}
 		s.stopping = true
 		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "unavailable: segment leader stopping (outcome unknown)"})
 		if s.monitor != nil {
