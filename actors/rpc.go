@@ -176,15 +176,34 @@ func (h rpcHandler) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, 
 			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}})
 			return true
 		}
-		pid, ok := n.leaders.Load(req.Topic)
+		pid, ok := n.writeTarget(req.Topic, t)
 		if !ok {
 			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}})
 			return true
 		}
-		n.system.Root.Send(pid.(*actor.PID), putMsg{entries: req.Entries, reply: func(r messages.PutResp) { respond(&r) }})
+		n.system.Root.Send(pid, putMsg{entries: req.Entries, reply: func(r messages.PutResp) { respond(&r) }})
 		return true
 	}
 	return false
+}
+
+// writeTarget is the actor that takes writes for topic t here: the leader
+// of its active segment, or, while that segment's actor is still taking up
+// the leadership metadata gave this node (creating its file), that actor:
+// the write waits in its mailbox instead of bouncing back to a retry with
+// back-off. An actor that does not lead answers CodeNotLeader as before.
+func (n *Node) writeTarget(topic string, t *raftfsm.Topic) (*actor.PID, bool) {
+	if pid, ok := n.leaders.Load(topic); ok {
+		return pid.(*actor.PID), true
+	}
+	act := t.Active()
+	if act.State != raftfsm.SegOpen || uint64(act.Leader) != n.cfg.NodeID {
+		return nil, false
+	}
+	if pid, ok := n.segments.Load(wal.SegmentKey{Topic: topic, Segment: act.ID}); ok {
+		return pid.(*actor.PID), true
+	}
+	return nil, false
 }
 
 // askSegment delivers a request to the local actor of (topic, segment) and
@@ -234,12 +253,12 @@ func (n *Node) handlePut(ctx context.Context, req *messages.PutReq) *messages.Pu
 	if t == nil {
 		return &messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}}
 	}
-	pid, ok := n.leaders.Load(req.Topic)
+	pid, ok := n.writeTarget(req.Topic, t)
 	if !ok {
 		return &messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}}
 	}
 	ch := make(chan messages.PutResp, 1)
-	n.system.Root.Send(pid.(*actor.PID), putMsg{entries: req.Entries, reply: func(r messages.PutResp) { ch <- r }})
+	n.system.Root.Send(pid, putMsg{entries: req.Entries, reply: func(r messages.PutResp) { ch <- r }})
 	select {
 	case r := <-ch:
 		return &r
