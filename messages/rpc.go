@@ -263,6 +263,17 @@ func Encode(v any) ([]byte, error) {
 	return msgpack.Marshal(v)
 }
 
+// Appender returns a function that appends v's encoding (the bytes Encode
+// returns) to a buffer, for a message with a hand-written encoder; ok is
+// false for the others. v must not change until the function has run.
+func Appender(v any) (appendTo func(dst []byte) []byte, ok bool) {
+	f, ok := v.(fastEncoder)
+	if !ok {
+		return nil, false
+	}
+	return f.appendMsgpack, true
+}
+
 // Decode unmarshals b into v, naming the kind on failure. b comes from
 // another node: a corrupt or hostile length must never make the decoder
 // allocate without bound. The hand-written decoders of the hot messages
