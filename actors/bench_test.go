@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ func benchPut(b *testing.B, conns, batchN, size int) {
 	var errs atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
+	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	for _, cl := range clients {
 		wg.Add(1)
@@ -62,6 +64,7 @@ func benchPut(b *testing.B, conns, batchN, size int) {
 	}
 	wg.Wait()
 	el := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	if errs.Load() > 0 {
 		b.Fatalf("%d errors", errs.Load())
@@ -72,7 +75,19 @@ func benchPut(b *testing.B, conns, batchN, size int) {
 	}
 	msgs := float64(b.N * batchN)
 	b.ReportMetric(msgs/el.Seconds(), "msgs/s")
+	// CPU of the whole process (3 nodes and the clients) per message: far
+	// less noisy than msgs/s on a shared machine
+	b.ReportMetric(float64(cpu.Microseconds())/msgs, "cpu-µs/msg")
 	b.ReportMetric(msgs*float64(size)/el.Seconds()/1e6, "MB/s")
+}
+
+// cpuTime is the user + system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkClusterPutSerial is one connection, one request at a time: the

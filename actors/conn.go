@@ -55,7 +55,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case newConnMsg:
 		id := l.n.connSeq.Add(1)
-		props := actor.PropsFromProducer(func() actor.Actor { return newConnActor(l.n, m.c) })
+		props := actor.PropsFromProducer(func() actor.Actor { return newConnActor(l.n, m.c) }, hotProps)
 		if _, err := ctx.SpawnNamed(props, "conn/"+strconv.FormatUint(id, 10)); err != nil {
 			l.n.log.Warn("spawn connection actor", "err", err)
 			m.c.Close()
@@ -505,12 +505,12 @@ func (a *connActor) sendWrites(ctx actor.Context, topic string) {
 	}
 	self, batch := ctx.Self(), wq.batch
 	if uint64(act.Leader) == n.cfg.NodeID {
-		pid, ok := n.leaders.Load(topic)
+		pid, ok := n.writeTarget(topic, t)
 		if !ok {
 			a.retryWrites(ctx, topic, wire.NotLeader(topic, act.ID).Msg)
 			return
 		}
-		ctx.Send(pid.(*actor.PID), putMsg{entries: entries, reply: func(resp messages.PutResp) {
+		ctx.Send(pid, putMsg{entries: entries, reply: func(resp messages.PutResp) {
 			n.system.Root.Send(self, putResultMsg{topic: topic, batch: batch, resp: resp})
 		}})
 		return
@@ -579,7 +579,9 @@ func (a *connActor) retryWrites(ctx actor.Context, topic, why string) {
 	wq.retrying = true
 	head := keep[0]
 	head.attempt++
-	d := min(5*time.Millisecond<<min(head.attempt, 6), 200*time.Millisecond)
+	// 4 ms, doubling up to 200 ms: a leader that is about to take writes
+	// (a segment just opened) is found again quickly
+	d := min(2*time.Millisecond<<min(head.attempt, 7), 200*time.Millisecond)
 	self := ctx.Self()
 	a.n.cfg.Clock.AfterFunc(d, func() { a.n.system.Root.Send(self, retryWritesMsg{topic: topic}) })
 }

@@ -45,6 +45,9 @@ type Node struct {
 	leaders sync.Map // string -> *actor.PID
 	// topics maps a topic to its topic actor. Written only by the root.
 	topics sync.Map // string -> *actor.PID
+	// segments maps a segment replica to its actor: replication batches
+	// skip the topic actor. Written only by segment actors (start / stop).
+	segments sync.Map // wal.SegmentKey -> *actor.PID
 	// hwms holds the high-water mark of each topic whose active segment
 	// this node leads (topic-global offset), for STATE.
 	hwms sync.Map // string -> *atomic.Uint64
@@ -343,11 +346,6 @@ func (n *Node) callAddr(ctx context.Context, addr string, kind messages.Kind, re
 // goCall is the asynchronous call: done runs once, on a transport goroutine
 // (or the caller's, for a local call); it must not block.
 func (n *Node) goCall(id uint64, kind messages.Kind, req any, timeout time.Duration, newResp func() any, done func(resp any, err error)) {
-	body, err := messages.Encode(req)
-	if err != nil {
-		done(nil, err)
-		return
-	}
 	finish := func(rk uint8, rb []byte, err error) {
 		if err != nil {
 			done(nil, wrapTransportErr(err))
@@ -360,20 +358,35 @@ func (n *Node) goCall(id uint64, kind messages.Kind, req any, timeout time.Durat
 		}
 		done(resp, nil)
 	}
-	if id == n.cfg.NodeID {
-		go func() {
-			ctx, cancel := context.WithTimeout(n.ctx, timeout)
-			defer cancel()
-			finish(rpcHandler{n}.Handle(ctx, uint8(kind), body))
-		}()
+	if id != n.cfg.NodeID {
+		c, err := n.peers.get(id)
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		if app, ok := messages.Appender(req); ok {
+			// encoded straight into the connection's send buffer
+			c.GoAppend(uint8(kind), app, n.now().Add(timeout), finish)
+			return
+		}
+		body, err := messages.Encode(req)
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		c.Go(uint8(kind), body, n.now().Add(timeout), finish)
 		return
 	}
-	c, err := n.peers.get(id)
+	body, err := messages.Encode(req)
 	if err != nil {
 		done(nil, err)
 		return
 	}
-	c.Go(uint8(kind), body, n.now().Add(timeout), finish)
+	go func() {
+		ctx, cancel := context.WithTimeout(n.ctx, timeout)
+		defer cancel()
+		finish(rpcHandler{n}.Handle(ctx, uint8(kind), body))
+	}()
 }
 
 // errUnavailable marks a peer that cannot be reached now.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -148,13 +149,20 @@ func (h rpcHandler) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, 
 			reply(0, nil, err)
 			return true
 		}
+		msg := replicateMsg{req: &req, reply: func(r messages.ReplicateResp) { respond(&r) }}
+		if pid, ok := n.segments.Load(wal.SegmentKey{Topic: req.Topic, Segment: req.Segment}); ok {
+			// straight to the segment's actor. Batches sent through the
+			// topic actor while this one was starting may arrive after
+			// this one: the follower answers CodeGap and the leader resends.
+			n.system.Root.Send(pid.(*actor.PID), msg)
+			return true
+		}
 		pid, ok := n.topics.Load(req.Topic)
 		if !ok {
 			respond(&messages.ReplicateResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: "topic " + req.Topic + " not known here yet"}})
 			return true
 		}
-		n.system.Root.Send(pid.(*actor.PID), segReq{seg: req.Segment,
-			msg:  replicateMsg{req: &req, reply: func(r messages.ReplicateResp) { respond(&r) }},
+		n.system.Root.Send(pid.(*actor.PID), segReq{seg: req.Segment, msg: msg,
 			fail: func(err error) { respond(&messages.ReplicateResp{Err: errToWire(err)}) }})
 		return true
 	case messages.KindPut:
@@ -168,15 +176,34 @@ func (h rpcHandler) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, 
 			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}})
 			return true
 		}
-		pid, ok := n.leaders.Load(req.Topic)
+		pid, ok := n.writeTarget(req.Topic, t)
 		if !ok {
 			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}})
 			return true
 		}
-		n.system.Root.Send(pid.(*actor.PID), putMsg{entries: req.Entries, reply: func(r messages.PutResp) { respond(&r) }})
+		n.system.Root.Send(pid, putMsg{entries: req.Entries, reply: func(r messages.PutResp) { respond(&r) }})
 		return true
 	}
 	return false
+}
+
+// writeTarget is the actor that takes writes for topic t here: the leader
+// of its active segment, or, while that segment's actor is still taking up
+// the leadership metadata gave this node (creating its file), that actor:
+// the write waits in its mailbox instead of bouncing back to a retry with
+// back-off. An actor that does not lead answers CodeNotLeader as before.
+func (n *Node) writeTarget(topic string, t *raftfsm.Topic) (*actor.PID, bool) {
+	if pid, ok := n.leaders.Load(topic); ok {
+		return pid.(*actor.PID), true
+	}
+	act := t.Active()
+	if act.State != raftfsm.SegOpen || uint64(act.Leader) != n.cfg.NodeID {
+		return nil, false
+	}
+	if pid, ok := n.segments.Load(wal.SegmentKey{Topic: topic, Segment: act.ID}); ok {
+		return pid.(*actor.PID), true
+	}
+	return nil, false
 }
 
 // askSegment delivers a request to the local actor of (topic, segment) and
@@ -226,12 +253,12 @@ func (n *Node) handlePut(ctx context.Context, req *messages.PutReq) *messages.Pu
 	if t == nil {
 		return &messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}}
 	}
-	pid, ok := n.leaders.Load(req.Topic)
+	pid, ok := n.writeTarget(req.Topic, t)
 	if !ok {
 		return &messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}}
 	}
 	ch := make(chan messages.PutResp, 1)
-	n.system.Root.Send(pid.(*actor.PID), putMsg{entries: req.Entries, reply: func(r messages.PutResp) { ch <- r }})
+	n.system.Root.Send(pid, putMsg{entries: req.Entries, reply: func(r messages.PutResp) { ch <- r }})
 	select {
 	case r := <-ch:
 		return &r

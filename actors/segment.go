@@ -98,6 +98,13 @@ type putWaiter struct {
 	accepted int
 }
 
+// sendFailures counts a follower's failed batches since its last success
+// (at: when the last one was counted).
+type sendFailures struct {
+	n  int
+	at time.Time
+}
+
 type parkedRead struct {
 	id    uint64
 	msg   readMsg
@@ -139,6 +146,7 @@ type segmentActor struct {
 	waiters   map[uint64]putWaiter
 	inflight  map[uint64]int
 	backoff   map[uint64]time.Time
+	failures  map[uint64]sendFailures // per follower, since its last success
 	pumpArmed bool
 	// flushed: entries below it were handed to the WAL; flushArmed: a
 	// writeFlushMsg is on its way (see onPut)
@@ -163,7 +171,8 @@ type segmentActor struct {
 
 func newSegmentActor(n *Node, topic string, id uint64) *segmentActor {
 	return &segmentActor{n: n, topic: topic, id: id, key: wal.SegmentKey{Topic: topic, Segment: id},
-		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{}}
+		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{},
+		failures: map[uint64]sendFailures{}}
 }
 
 func (s *segmentActor) log() []any {
@@ -174,9 +183,13 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.self = ctx.Self()
+		s.n.segments.Store(s.key, s.self)
 		s.loadLocal()
 		s.n.log.Debug("segment actor started", append(s.log(), "count", s.durable)...)
 	case *actor.Restarting, *actor.Stopping:
+		if _, ok := m.(*actor.Stopping); ok {
+			s.n.segments.CompareAndDelete(s.key, s.self)
+		}
 		s.stopping = true
 		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "unavailable: segment leader stopping (outcome unknown)"})
 		if s.monitor != nil {
@@ -633,7 +646,7 @@ func (s *segmentActor) onReplicated(m replicatedMsg) {
 	switch {
 	case m.err != nil:
 		s.ld.Rewind(m.follower, 0)
-		s.backoff[m.follower] = s.n.now().Add(100 * time.Millisecond)
+		s.backOff(m.follower, m.sentAt)
 	case m.resp.Err.Code == messages.CodeGap:
 		s.ld.Rewind(m.follower, m.resp.Err.Have)
 	case m.resp.Err.Code == messages.CodeStaleEpoch:
@@ -643,8 +656,9 @@ func (s *segmentActor) onReplicated(m replicatedMsg) {
 		return
 	case m.resp.Err.Code != messages.CodeOK:
 		s.ld.Rewind(m.follower, m.resp.Durable)
-		s.backoff[m.follower] = s.n.now().Add(100 * time.Millisecond)
+		s.backOff(m.follower, m.sentAt)
 	default:
+		delete(s.failures, m.follower)
 		s.n.metrics.replicaAck.Observe(s.n.now().Sub(m.sentAt).Seconds())
 		s.advance(s.ld.Durable(m.follower, m.resp.Durable))
 	}
@@ -652,6 +666,25 @@ func (s *segmentActor) onReplicated(m replicatedMsg) {
 		s.n.metrics.setLag(s.topic, s.ld.Lag())
 	}
 	s.pump()
+}
+
+// backOff pauses sending to follower f after a batch sent at sentAt
+// failed: 1 ms, doubling with each new failure up to 100 ms, until a batch
+// succeeds. The common failure is a follower that has not applied the
+// metadata of a segment that just opened ("no replica ... on this node"),
+// which a few milliseconds cure; a flat 100 ms there stalled every
+// rollover, since both followers of the new segment usually lag the same
+// way. Batches of the same window failing together (sent before the
+// previous back-off) count once.
+func (s *segmentActor) backOff(f uint64, sentAt time.Time) {
+	now := s.n.now()
+	fl := s.failures[f]
+	if fl.n == 0 || sentAt.After(fl.at) {
+		fl.n++
+		fl.at = now
+		s.failures[f] = fl
+	}
+	s.backoff[f] = now.Add(min(time.Millisecond<<min(fl.n-1, 7), 100*time.Millisecond))
 }
 
 // trimBuffer drops entries every replica holds, and, past the memory cap,

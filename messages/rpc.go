@@ -253,13 +253,42 @@ type FlushResp struct {
 	Err Err `msgpack:"err"`
 }
 
-// Encode marshals v with msgpack.
-func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
+// Encode marshals v with msgpack. The messages of the write and read paths
+// have hand-written encoders (fastcodec.go) that produce the same bytes as
+// the reflection encoder.
+func Encode(v any) ([]byte, error) {
+	if f, ok := v.(fastEncoder); ok {
+		return f.appendMsgpack(make([]byte, 0, f.msgpackSize())), nil
+	}
+	return msgpack.Marshal(v)
+}
+
+// Appender returns a function that appends v's encoding (the bytes Encode
+// returns) to a buffer, for a message with a hand-written encoder; ok is
+// false for the others. v must not change until the function has run.
+func Appender(v any) (appendTo func(dst []byte) []byte, ok bool) {
+	f, ok := v.(fastEncoder)
+	if !ok {
+		return nil, false
+	}
+	return f.appendMsgpack, true
+}
 
 // Decode unmarshals b into v, naming the kind on failure. b comes from
-// another node, so it is checked first (CheckMsgpack): a corrupt or hostile
-// length must never make the decoder allocate without bound.
+// another node: a corrupt or hostile length must never make the decoder
+// allocate without bound. The hand-written decoders of the hot messages
+// (fastcodec.go) check every length against the bytes that remain before
+// they allocate; anything they do not recognise, and every other message,
+// goes through CheckMsgpack and then the reflection decoder.
+//
+// Byte slices decoded by the hand-written decoders alias b: the caller
+// must not modify b afterwards (every caller decodes a body it owns).
 func Decode(k Kind, b []byte, v any) error {
+	if f, ok := v.(fastDecoder); ok {
+		if f.decodeMsgpack(b) == nil {
+			return nil
+		}
+	}
 	if err := CheckMsgpack(b); err != nil {
 		return fmt.Errorf("decode rpc kind %d: %w", k, err)
 	}

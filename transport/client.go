@@ -119,7 +119,7 @@ func (c *Client) Call(ctx context.Context, kind uint8, body []byte) (uint8, []by
 		return 0, nil, err
 	}
 	cl := &call{ch: make(chan result, 1)}
-	cc, err := c.start(kind, body, cl, time.Time{})
+	cc, err := c.start(kind, body, nil, cl, time.Time{})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -147,7 +147,24 @@ func (c *Client) Go(kind uint8, body []byte, deadline time.Time, cb func(kind ui
 		cb(0, nil, context.DeadlineExceeded)
 		return
 	}
-	if _, err := c.start(kind, body, &call{cb: cb}, deadline); err != nil {
+	if _, err := c.start(kind, body, nil, &call{cb: cb}, deadline); err != nil {
+		cb(0, nil, err)
+	}
+}
+
+// GoAppend is Go with a body that appendBody appends to the send buffer
+// itself: the request is encoded straight into the connection's outgoing
+// buffer, with no intermediate body to allocate and copy. appendBody runs
+// once, before GoAppend returns (unless the call fails first), on the
+// caller's goroutine with the connection's send buffer locked: it must
+// only append. A body over the frame limit fails with ErrTooLarge and
+// nothing is sent.
+func (c *Client) GoAppend(kind uint8, appendBody func(dst []byte) []byte, deadline time.Time, cb func(kind uint8, body []byte, err error)) {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		cb(0, nil, context.DeadlineExceeded)
+		return
+	}
+	if _, err := c.start(kind, nil, appendBody, &call{cb: cb}, deadline); err != nil {
 		cb(0, nil, err)
 	}
 }
@@ -168,8 +185,8 @@ func (c *Client) Close() error {
 
 // start registers cl on a live connection (dialing one if needed) and
 // queues its frame.
-func (c *Client) start(kind uint8, body []byte, cl *call, deadline time.Time) (*clientConn, error) {
-	if len(body) > c.cfg.maxFrame-(wire.PeerHeaderLen-4) {
+func (c *Client) start(kind uint8, body []byte, app func([]byte) []byte, cl *call, deadline time.Time) (*clientConn, error) {
+	if len(body) > c.maxBody() {
 		// The peer would drop the connection, failing every call on it.
 		return nil, fmt.Errorf("%w: %d-byte body, limit %d", ErrTooLarge, len(body), c.cfg.maxFrame-(wire.PeerHeaderLen-4))
 	}
@@ -178,7 +195,7 @@ func (c *Client) start(kind uint8, body []byte, cl *call, deadline time.Time) (*
 		if err != nil {
 			return nil, err
 		}
-		err = cc.send(kind, body, cl, deadline)
+		err = cc.send(kind, body, app, cl, deadline)
 		if err == nil {
 			return cc, nil
 		}
@@ -189,6 +206,9 @@ func (c *Client) start(kind uint8, body []byte, cl *call, deadline time.Time) (*
 		// already marked, so the next conn() decides afresh.
 	}
 }
+
+// maxBody is the largest request body the peer accepts.
+func (c *Client) maxBody() int { return c.cfg.maxFrame - (wire.PeerHeaderLen - 4) }
 
 // errConnDown marks a send on a connection that has already failed.
 var errConnDown = errors.New("connection down")
@@ -277,14 +297,24 @@ type clientConn struct {
 }
 
 // send registers cl and queues its frame.
-func (cc *clientConn) send(kind uint8, body []byte, cl *call, deadline time.Time) error {
+func (cc *clientConn) send(kind uint8, body []byte, app func([]byte) []byte, cl *call, deadline time.Time) error {
 	cc.mu.Lock()
 	if cc.pending == nil {
 		cc.mu.Unlock()
 		return errConnDown
 	}
 	cl.id = cc.client.nextID.Add(1)
-	if err := cc.out.put(kind, cl.id, body); err != nil {
+	var err error
+	if app != nil {
+		err = cc.out.putAppend(kind, cl.id, app, cc.client.maxBody())
+	} else {
+		err = cc.out.put(kind, cl.id, body)
+	}
+	if errors.Is(err, ErrTooLarge) {
+		cc.mu.Unlock()
+		return err
+	}
+	if err != nil {
 		// The writer failed and is about to fail the connection: do it
 		// now so the caller's retry does not find it still up.
 		cc.mu.Unlock()

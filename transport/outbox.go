@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -55,6 +56,37 @@ func (o *outbox) put(kind uint8, id uint64, body []byte) error {
 	}
 	wasEmpty := len(o.buf) == 0
 	o.buf = wire.AppendPeerFrame(o.buf, kind, id, body)
+	o.mu.Unlock()
+	if wasEmpty {
+		o.signal()
+	}
+	return nil
+}
+
+// putAppend is put with a body that app appends to the buffer itself
+// (encoding straight into it). A body longer than maxBody is taken back
+// out and put fails with ErrTooLarge; the outbox stays usable.
+func (o *outbox) putAppend(kind uint8, id uint64, app func([]byte) []byte, maxBody int) error {
+	o.mu.Lock()
+	for o.limit > 0 && len(o.buf) >= o.limit && o.err == nil {
+		o.space.Wait()
+	}
+	if o.err != nil {
+		err := o.err
+		o.mu.Unlock()
+		return err
+	}
+	wasEmpty := len(o.buf) == 0
+	start := len(o.buf)
+	o.buf = wire.AppendPeerFrame(o.buf, kind, id, nil)
+	o.buf = app(o.buf)
+	n := len(o.buf) - start - wire.PeerHeaderLen
+	if n > maxBody {
+		o.buf = o.buf[:start]
+		o.mu.Unlock()
+		return fmt.Errorf("%w: %d-byte body, limit %d", ErrTooLarge, n, maxBody)
+	}
+	wire.SetPeerFrameLen(o.buf[start:], n)
 	o.mu.Unlock()
 	if wasEmpty {
 		o.signal()

@@ -466,6 +466,40 @@ func TestClientRefusesOversizedRequest(t *testing.T) {
 	}
 }
 
+// TestGoAppend: a body appended straight into the send buffer arrives as
+// Go's would, among plain calls; one over the limit fails with
+// ErrTooLarge, sends nothing and leaves the connection usable.
+func TestGoAppend(t *testing.T) {
+	checkNoLeaks(t, false)
+	m := startMux(t, "127.0.0.1:0", echo, WithServerMaxFrame(1<<10))
+	c := newClient(t, m.addr, WithClientMaxFrame(1<<10))
+	limit := 1<<10 - (wire.PeerHeaderLen - 4)
+	type res struct {
+		body []byte
+		err  error
+	}
+	done := make(chan res, 4)
+	cb := func(_ uint8, b []byte, err error) { done <- res{b, err} }
+	c.GoAppend(1, func(dst []byte) []byte { return append(dst, "one"...) }, time.Time{}, cb)
+	c.GoAppend(1, func(dst []byte) []byte { return append(dst, make([]byte, limit+1)...) }, time.Time{}, cb)
+	if r := recv(t, "oversized reply", done); !errors.Is(r.err, ErrTooLarge) {
+		t.Fatalf("oversized append: %v, want ErrTooLarge", r.err)
+	}
+	c.Go(1, []byte("two"), time.Time{}, cb)
+	c.GoAppend(1, func(dst []byte) []byte { return append(dst, make([]byte, limit)...) }, time.Time{}, cb)
+	got := map[int]int{}
+	for range 3 {
+		r := recv(t, "reply", done)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		got[len(r.body)]++
+	}
+	if got[3] != 2 || got[limit] != 1 {
+		t.Fatalf("reply sizes %v, want 3 twice and %d once", got, limit)
+	}
+}
+
 // orderedEcho takes kind 7 on the reader goroutine and answers from a single
 // worker goroutine, recording arrival order.
 type orderedEcho struct {

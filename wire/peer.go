@@ -73,6 +73,13 @@ func (pr *PeerReader) ReadPeerFrame() (PeerFrame, error) {
 	return f, nil
 }
 
+// SetPeerFrameLen sets the length field of the peer frame at the start of
+// frame for a body of bodyLen bytes (for a frame whose body was appended
+// after its header).
+func SetPeerFrameLen(frame []byte, bodyLen int) {
+	binary.LittleEndian.PutUint32(frame, uint32(peerMinLen+bodyLen))
+}
+
 // AppendPeerFrame appends one peer frame to dst. The caller keeps
 // 4+1+8+len(body) within the receiver's limit.
 func AppendPeerFrame(dst []byte, kind uint8, id uint64, body []byte) []byte {

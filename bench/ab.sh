@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# A/B comparison of two builds of the node on real processes, alternated in
+# one session so that the machine's noise hits both alike. From the
+# repository root:
+#
+#   bench/ab.sh [BASE_REF]          (BASE_REF defaults to main)
+#
+# Builds `walrus` twice: A from BASE_REF (git archive of that commit), B
+# from the working tree. walrus-bench and fsyncrate come from the working
+# tree and are the same for both. Then ROUNDS times (order A,B then B,A,
+# alternating): start a fresh 3-node cluster (--fsync always, topics rf=3)
+# on loopback ports 29091-29093 with that build and run, 128 B messages,
+# 16 producers:
+#
+#   put       PUT, one request in flight per producer, closed loop
+#   mput      MPUT batches of 100, one in flight, closed loop
+#   half-put  PUT in open loop at half of this round's put msgs/s
+#   half-mput MPUT in open loop at half of this round's mput msgs/s
+#
+# The open-loop runs write to the topics the closed-loop runs warmed up:
+# the first writes to a freshly registered topic wait for its segment
+# files to be created (file + directory fsync on every replica), which in
+# open loop backs the schedule up and dominates p99 (see BENCHMARKS.md).
+#
+# and measure the disk's fdatasync rate after each cluster. The summary
+# table at the end lists every run and the B/A ratio of the medians.
+# Knobs: ROUNDS (3), DURATION (8s), PRODUCERS (16), WORK, WORKLOADS.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BASE_REF=${1:-main}
+WORK=${WORK:-$(mktemp -d /tmp/walrus-ab.XXXXXX)}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8s}
+PRODUCERS=${PRODUCERS:-16}
+WORKLOADS=${WORKLOADS:-put mput half-put half-mput}
+WALRUS_CLIENT_BASE=${WALRUS_CLIENT_BASE:-29090}
+WALRUS_RAFT_BASE=${WALRUS_RAFT_BASE:-29100}
+mkdir -p "$WORK/logs" "$WORK/a" "$WORK/b" "$WORK/bin"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+base=$(cd "$ROOT" && git rev-parse --short "$BASE_REF")
+head=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' || echo '+dirty')
+mkdir -p "$WORK/src-a"
+(cd "$ROOT" && git archive "$BASE_REF" | tar -x -C "$WORK/src-a")
+(cd "$WORK/src-a" && go build -o "$WORK/a/walrus" ./cmd/walrus)
+(cd "$ROOT" && go build -o "$WORK/b/walrus" ./cmd/walrus &&
+	go build -o "$WORK/bin/walrus-bench" ./cmd/walrus-bench &&
+	go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate)
+
+B=$WORK/bin/walrus-bench
+field() { # FILE KEY: first numeric value of "KEY": in a walrus-bench JSON report
+	grep -o "\"$2\":[0-9.e+-]*" "$1" | head -1 | cut -d: -f2
+}
+bench() { # NAME ARGS...
+	local name=$1
+	shift
+	{ run "$B" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } >"$WORK/logs/$name.txt" 2>&1
+}
+declare -A maxrate
+one() { # VARIANT ROUND
+	local v=$1 r=$2 w name
+	cp "$WORK/$v/walrus" "$WORK/bin/walrus"
+	walrus_start always >/dev/null
+	for w in $WORKLOADS; do
+		name="$v-$r-$w"
+		case $w in
+		put) bench "$name" --register --rf 3 --topic "ab-put-$r" --producers "$PRODUCERS" --size 128 --batch 1 --duration "$DURATION" ;;
+		mput) bench "$name" --register --rf 3 --topic "ab-mput-$r" --producers "$PRODUCERS" --size 128 --batch 100 --duration "$DURATION" ;;
+		half-put) bench "$name" --topic "ab-put-$r" --producers "$PRODUCERS" --size 128 --batch 1 \
+			--rate "$(awk -v m="$(field "$WORK/logs/$v-$r-put.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
+		half-mput) bench "$name" --topic "ab-mput-$r" --producers "$PRODUCERS" --size 128 --batch 100 \
+			--rate "$(awk -v m="$(field "$WORK/logs/$v-$r-mput.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
+		esac
+	done
+	stop_all
+	"$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --duration 2s >"$WORK/logs/$v-$r-fsync.txt"
+}
+
+echo "walrus A/B: $(date -u '+%Y-%m-%d %H:%M UTC'); A = $BASE_REF ($base), B = working tree ($head)"
+echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, 128 B, --fsync always, rf=3"
+for r in $(seq "$ROUNDS"); do
+	if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
+	for v in $order; do
+		one "$v" "$r"
+		echo "round $r $v done ($(date -u +%H:%M:%S), load $(cut -d' ' -f1 /proc/loadavg))" >&2
+	done
+done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+printf '%-10s %-3s %-5s %12s %9s %9s %9s %12s\n' workload var round msgs/s p50_ms p99_ms p99.9_ms fsyncs/s
+for w in $WORKLOADS; do
+	for r in $(seq "$ROUNDS"); do
+		for v in a b; do
+			f=$WORK/logs/$v-$r-$w.json
+			[ -f "$f" ] || continue
+			printf '%-10s %-3s %-5s %12.0f %9s %9s %9s %12s\n' "$w" "$v" "$r" "$(field "$f" msgs_per_s)" "$(field "$f" p50)" \
+				"$(field "$f" p99)" "$(field "$f" p99.9)" "$(grep -o '= [0-9]* syncs/s' "$WORK/logs/$v-$r-fsync.txt" | cut -d' ' -f2)"
+		done
+	done
+done
+echo
+echo "medians over rounds (B/A):"
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+for w in $WORKLOADS; do
+	for k in msgs_per_s p50 p99; do
+		ma=$(for r in $(seq "$ROUNDS"); do field "$WORK/logs/a-$r-$w.json" "$k"; done | median)
+		mb=$(for r in $(seq "$ROUNDS"); do field "$WORK/logs/b-$r-$w.json" "$k"; done | median)
+		printf '  %-10s %-11s A %10.3f  B %10.3f  B/A %.2f\n' "$w" "$k" "$ma" "$mb" "$(awk -v a="$ma" -v b="$mb" 'BEGIN { print b / a }')"
+	done
+done
+echo "raw outputs: $WORK/logs"
