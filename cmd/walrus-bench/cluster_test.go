@@ -23,8 +23,10 @@ type cluster struct {
 func startCluster(tb testing.TB, size int, tweak func(*actors.Config)) *cluster {
 	tb.Helper()
 	c := &cluster{tb: tb}
-	tb.Cleanup(c.Shutdown)
+	// TempDir first: cleanups run last-registered first, so the nodes stop
+	// before their directory is removed
 	dir := tb.TempDir()
+	tb.Cleanup(c.Shutdown)
 	for id := uint64(1); id <= uint64(size); id++ {
 		cfg := actors.Config{NodeID: id, DataDir: dir, ClientAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftHeartbeat: 300 * time.Millisecond,
