@@ -983,3 +983,27 @@ func TestClusterRemovingAFollowerKeepsWritesFlowing(t *testing.T) {
 		t.Fatalf("read %d entries, want 300", len(got))
 	}
 }
+
+// TestStartFailureIsReportedAndCleansUp: a node whose port is taken fails
+// to start with an error (no panic) and releases what it had opened.
+func TestStartFailureIsReportedAndCleansUp(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := Config{NodeID: 1, DataDir: dir, ClientAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		HTTPAddr: busy.Addr().String(), Logger: testLogger(t)}
+	n, err := Start(cfg)
+	if err == nil || n != nil || !strings.Contains(err.Error(), "listen on http port") {
+		t.Fatalf("Start with a taken HTTP port: %v, %v", n, err)
+	}
+	// everything it opened was released: the same data dir starts again
+	cfg.HTTPAddr = ""
+	n, err = Start(cfg)
+	if err != nil {
+		t.Fatalf("restart after a failed start: %v", err)
+	}
+	n.Stop()
+}

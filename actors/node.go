@@ -84,9 +84,10 @@ func Start(cfg Config) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), inheritedSegs: map[topicSeg]bool{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newNodeMetrics()
+	started := n // the returns below set n to nil
 	defer func() {
 		if err != nil {
-			n.Stop()
+			started.Stop()
 		}
 	}()
 	if err := os.MkdirAll(cfg.NodeDir(), 0o755); err != nil {

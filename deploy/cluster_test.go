@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -191,14 +193,30 @@ func portFree(p int) bool {
 	return true
 }
 
+// handedOut holds the ports freePort gave out in this test binary, so two
+// nodes never get the same one.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
+
+// freePort picks a free port below the kernel's ephemeral range: a port
+// the kernel handed out for listen(":0") and got back could be taken by any
+// outgoing connection (other test packages run in parallel) before the node
+// binds it; ports outside that range are only ever taken by a listener.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if !handedOut[p] && portFree(p) {
+			handedOut[p] = true
+			return p
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
 
 // stop sends SIGTERM to every node (as compose, kubelet and systemd do),
