@@ -1,0 +1,172 @@
+//go:debug randseednop=0
+
+package testkit
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+var (
+	flagSeed      = flag.Int64("seed", 0, "rerun this one seed (TestSim); the other Sim tests skip")
+	flagSeeds     = flag.Int("seeds", 200, "TestSimBatch: how many seeds")
+	flagFirst     = flag.Int64("first", 1, "TestSimBatch: the first seed")
+	flagPlant     = flag.Bool("plant", false, "TestSim/TestSimBatch: run with the planted bug (AckBeforeQuorum)")
+	flagSimLog    = flag.Bool("simlog", false, "print the nodes' logs (Info and above)")
+	flagDebugLog  = flag.Bool("debuglog", false, "with -simlog: Debug level, raft and protoactor included")
+	flagTrace     = flag.Bool("trace", false, "print the trace of every run")
+	flagRawCrash  = flag.Bool("rawcrash", false, "crash nodes with actors.Node.Crash alone (reproduces the cursor busy loop)")
+	flagArtifacts = flag.String("artifacts", "", "write the trace, schedule and logs of failing runs here (default: a temp dir)")
+	flagStrict    = flag.Bool("strict", false, "fail runs that hit a known node bug too")
+	flagRepeat    = flag.Int("repeat", 3, "TestSimDeterminism: runs per seed")
+	flagDetSeeds  = flag.Int("detseeds", 5, "TestSimDeterminism: how many seeds")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// One P: with GOMAXPROCS=1 and the seeded sources, goroutines of the
+	// bubble interleave the same way from run to run (see docs/testing.md
+	// for how far that goes).
+	runtime.GOMAXPROCS(1)
+	os.Exit(m.Run())
+}
+
+func simLogger() *slog.Logger {
+	if !*flagSimLog {
+		return nil
+	}
+	lv := slog.LevelInfo
+	if *flagDebugLog {
+		lv = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+}
+
+func report(t *testing.T, res *Result, trace bool) {
+	t.Helper()
+	if trace {
+		var b strings.Builder
+		for _, l := range res.Trace {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		fmt.Print(b.String())
+	}
+	t.Logf("seed %d: schedule %s trace %s; %v virtual in %v; %s", res.Seed, res.ScheduleHash, res.TraceHash,
+		res.Virtual.Round(1e6), res.Wall.Round(1e6), res.Verdict.Summary())
+	for _, p := range res.Problems {
+		t.Logf("seed %d: %s", res.Seed, p)
+	}
+}
+
+func failed(res *Result) bool { return !res.Verdict.OK() }
+
+// save writes a failing run's artifacts and logs where they went.
+func save(t *testing.T, res *Result) {
+	t.Helper()
+	dir := *flagArtifacts
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "walrus-sim-artifacts")
+	}
+	if p, err := res.WriteArtifacts(dir); err != nil {
+		t.Logf("seed %d: writing artifacts: %v", res.Seed, err)
+	} else {
+		t.Logf("seed %d: trace, schedule and logs: %s (and .schedule/.log next to it)", res.Seed, p)
+	}
+}
+
+// TestSim runs one seed (-seed, default 1) and prints its trace with -v.
+func TestSim(t *testing.T) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = 1
+	}
+	res := Run(t, Options{Seed: seed, Plant: *flagPlant, RawCrash: *flagRawCrash, Logger: simLogger()})
+	report(t, res, testing.Verbose() || *flagTrace)
+	if failed(res) {
+		for _, v := range res.Verdict.Violations {
+			t.Errorf("%v", v)
+		}
+		t.Errorf("replay: %s", ReplayCommand(seed, *flagPlant))
+	}
+}
+
+// TestSimBatch runs -seeds seeds from -first (CI: 200) and fails on any
+// unexplained safety violation or liveness problem, printing the line that
+// replays each failing seed. Runs that hit a known node bug (known.go) are
+// counted and listed; -strict fails them too.
+func TestSimBatch(t *testing.T) {
+	if *flagSeed != 0 {
+		t.Skip("-seed given: TestSim runs it")
+	}
+	b := runBatch(t, *flagFirst, *flagSeeds, *flagPlant)
+	t.Logf("%s", b.summary())
+}
+
+type batchResult struct {
+	first         int64
+	n             int
+	bad, liveness []int64
+	known         map[string][]int64
+	wall, virt    float64
+}
+
+func (b *batchResult) summary() string {
+	var ks []string
+	for _, kb := range KnownBugs {
+		if seeds := b.known[kb.ID]; len(seeds) > 0 {
+			ks = append(ks, fmt.Sprintf("%s in %d runs %v", kb.ID, len(seeds), head64(seeds, 8)))
+		}
+	}
+	return fmt.Sprintf("batch: %d seeds from %d: %d unexplained safety failures %v, %d unexplained liveness failures %v; known bugs: %s; mean %.2fs wall, %.1fs virtual per run",
+		b.n, b.first, len(b.bad), b.bad, len(b.liveness), b.liveness, strings.Join(ks, "; "), b.wall/float64(b.n), b.virt/float64(b.n))
+}
+
+func head64(xs []int64, n int) []int64 {
+	if len(xs) > n {
+		return xs[:n]
+	}
+	return xs
+}
+
+// runBatch runs n seeds and reports failures through t.
+func runBatch(t *testing.T, first int64, n int, plant bool) *batchResult {
+	b := &batchResult{first: first, n: n, known: map[string][]int64{}}
+	for i := 0; i < n; i++ {
+		seed := first + int64(i)
+		res := Run(t, Options{Seed: seed, Plant: plant, RawCrash: *flagRawCrash, Logger: simLogger(), KeepLogs: true})
+		b.wall += res.Wall.Seconds()
+		b.virt += res.Virtual.Seconds()
+		if *flagTrace || testing.Verbose() {
+			report(t, res, *flagTrace)
+		}
+		for _, id := range res.Verdict.KnownIDs() {
+			b.known[id] = append(b.known[id], seed)
+		}
+		unexplainedLiveness := len(res.Problems) > 0 && len(res.Verdict.KnownLiveness) == 0
+		strictFail := *flagStrict && len(res.Verdict.KnownIDs()) > 0
+		switch {
+		case failed(res) || unexplainedLiveness || strictFail:
+			if failed(res) {
+				b.bad = append(b.bad, seed)
+			} else {
+				b.liveness = append(b.liveness, seed)
+			}
+			report(t, res, false)
+			for _, v := range res.Verdict.Violations {
+				t.Errorf("seed %d: %v", seed, v)
+			}
+			save(t, res)
+			t.Errorf("seed %d FAILED; replay: %s", seed, ReplayCommand(seed, plant))
+		case len(res.Verdict.KnownIDs()) > 0:
+			t.Logf("seed %d: known node bugs %v (replay: %s)", seed, res.Verdict.KnownIDs(), ReplayCommand(seed, plant))
+		}
+	}
+	return b
+}
