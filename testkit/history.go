@@ -195,3 +195,51 @@ func HashLines(lines []string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
+
+// Divergence describes where two traces of one seed part ways.
+type Divergence struct {
+	Identical bool
+	Line      int           // first differing line (0-based)
+	At        time.Duration // its virtual time
+	Lines     int           // lines in the shorter trace
+	Fraction  float64       // At / the run's length (1 if identical)
+}
+
+func (d Divergence) String() string {
+	if d.Identical {
+		return "identical"
+	}
+	return fmt.Sprintf("identical for the first %d of %d lines, diverging at %s (%.1f%% of the run)", d.Line, d.Lines,
+		fmtDur(d.At), 100*d.Fraction)
+}
+
+// Diverge compares two traces line by line.
+func Diverge(a, b []string) Divergence {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			at := min(lineTime(a[i]), lineTime(b[i]))
+			end := max(lineTime(a[len(a)-1]), lineTime(b[len(b)-1]))
+			f := 0.0
+			if end > 0 {
+				f = float64(at) / float64(end)
+			}
+			return Divergence{Line: i, At: at, Lines: n, Fraction: f}
+		}
+	}
+	if len(a) != len(b) {
+		at := lineTime(a[n-1])
+		end := max(lineTime(a[len(a)-1]), lineTime(b[len(b)-1]))
+		return Divergence{Line: n, At: at, Lines: n, Fraction: float64(at) / float64(max(end, 1))}
+	}
+	return Divergence{Identical: true, Lines: n, Fraction: 1}
+}
+
+// lineTime reads the virtual time at the start of a trace line.
+func lineTime(l string) time.Duration {
+	var sec float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(l), "%fs", &sec); err != nil {
+		return 0
+	}
+	return time.Duration(sec * float64(time.Second))
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -274,7 +275,8 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 		Final: map[string][]string{}, FinalOK: map[string]bool{}}
 	c := NewCluster(ClusterConfig{Nodes: s.Nodes, Seed: o.Seed, DataDir: dir, Logger: o.Logger,
 		AckBeforeQuorum: o.Plant, RawCrash: o.RawCrash,
-		Net:   simnet.Config{Seed: o.Seed, MinLatency: s.MinLat, MaxLatency: s.MaxLat, Idempotent: idempotentKinds},
+		Net: simnet.Config{Seed: o.Seed, MinLatency: s.MinLat, MaxLatency: s.MaxLat, Idempotent: idempotentKinds,
+			LengthFramedPorts: []string{strconv.Itoa(clientPort)}},
 		Tweak: func(cfg *actors.Config) { cfg.MaxSegmentEntries = s.MaxSegmentEntries }})
 	r := &runner{o: o, s: s, c: c, h: h, res: res, start: start, logs: sb}
 	c.Net.SetTap(r.tap)

@@ -67,6 +67,11 @@ type Config struct {
 	// Idempotent lists the peer frame kinds that may be duplicated or
 	// reordered.
 	Idempotent map[uint8]bool
+	// LengthFramedPorts lists ports whose connections carry client frames
+	// (a 4-byte little-endian length, then the body) both ways: each frame
+	// then gets its own latency, so how a writer happened to batch frames
+	// into one write does not change when they arrive.
+	LengthFramedPorts []string
 }
 
 // FrameEvent describes one peer frame as it was written.
@@ -607,6 +612,12 @@ func (n *Network) newConnPair(id uint64, from, to, caddr, saddr string) (client,
 	n.pipes[up] = struct{}{}
 	n.pipes[down] = struct{}{}
 	n.mu.Unlock()
+	for _, port := range n.cfg.LengthFramedPorts {
+		if strings.HasSuffix(saddr, ":"+port) {
+			up.lenFramed, down.lenFramed = true, true
+			up.decided, down.decided = true, true
+		}
+	}
 	client = &conn{in: down, out: up, local: simAddr(caddr), remote: simAddr(saddr)}
 	server = &conn{in: up, out: down, local: simAddr(saddr), remote: simAddr(caddr)}
 	return client, server
@@ -678,10 +689,12 @@ type pipe struct {
 	notify   chan struct{}
 	deadline time.Time
 
-	// framing of 'W' connections
-	decided bool
-	framed  bool
-	fbuf    []byte
+	// framing of 'W' connections (framed) and client-port connections
+	// (lenFramed)
+	decided   bool
+	framed    bool
+	lenFramed bool
+	fbuf      []byte
 }
 
 func newPipe(n *Network, id uint64, dir uint8, from, to string) *pipe {
@@ -765,9 +778,9 @@ func (p *pipe) write(b []byte) (int, error) {
 	n.mu.Unlock()
 	data := append([]byte(nil), b...)
 	if debugWrites != nil {
-		debugWrites(fmt.Sprintf("%s w %s->%s c%d/%d seq%d len%d %x", time.Now().Format("05.000000"), p.from, p.to, p.conn, p.dir, p.seq, len(b), b[:min(len(b), 24)]))
+		debugWrites(fmt.Sprintf("%s w %s->%s %d len%d %x", time.Now().Format("05.000000000"), p.from, p.to, p.dir, len(b), b[:min(len(b), 48)]))
 	}
-	if !p.decided && p.dir == 0 {
+	if !p.decided && p.dir == 0 && !p.lenFramed {
 		p.decided = true
 		p.framed = data[0] == 'W'
 		p.peer.mu.Lock()
@@ -778,11 +791,22 @@ func (p *pipe) write(b []byte) (int, error) {
 			data = data[1:]
 		}
 	}
-	if !p.framed {
-		p.enqueueLocked(data, false)
-	} else {
+	switch {
+	case p.framed:
 		p.fbuf = append(p.fbuf, data...)
 		p.framesLocked()
+	case p.lenFramed:
+		p.fbuf = append(p.fbuf, data...)
+		for len(p.fbuf) >= 4 {
+			l := int(binary.LittleEndian.Uint32(p.fbuf))
+			if len(p.fbuf) < 4+l {
+				break
+			}
+			p.enqueueLocked(p.fbuf[:4+l:4+l], false)
+			p.fbuf = p.fbuf[4+l:]
+		}
+	default:
+		p.enqueueLocked(data, false)
 	}
 	p.armLocked(false)
 	return len(b), nil
