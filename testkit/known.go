@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 )
@@ -57,6 +58,26 @@ var KnownBugs = []KnownBug{
 			return false
 		},
 	},
+}
+
+func init() {
+	KnownBugs = append(KnownBugs, KnownBug{
+		ID: "KB5",
+		Title: "a node named leader of a new segment whose WAL cannot create the file (disk full, fenced WAL) logs " +
+			"\"create segment file; not leading\" and never retries; it is alive, so nothing fails the segment " +
+			"over, and the topic is stuck until that node restarts",
+		Liveness: func(r *Result) bool {
+			if r.Logs == nil || !bytes.Contains(r.Logs.Bytes(), []byte("create segment file; not leading")) {
+				return false
+			}
+			for _, p := range r.Problems {
+				if strings.Contains(p, "final read") || strings.Contains(p, "did not settle") {
+					return true
+				}
+			}
+			return false
+		},
+	})
 }
 
 // classifyKnown splits a verdict's violations into known and unexplained

@@ -236,6 +236,14 @@ func Generate(seed int64, p Profile) *Schedule {
 			}
 			destructive = true
 			_ = rng.Intn(3) // (was: tail or not) keeps later draws stable
+		case FaultPartition:
+			// the design's hard case: a segment leader cut off from the
+			// other nodes (its clients still reach it) for longer than
+			// the failure timeout, so the segment fails over under it
+			if rng.Float64() < 0.6 {
+				f.Role = RoleSegmentLeader
+				f.Dur = 800*time.Millisecond + exp(2*time.Second)
+			}
 		case FaultSplit:
 			f.Role = RoleNode
 			for id := uint64(1); id <= nodes; id++ {

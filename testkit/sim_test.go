@@ -237,3 +237,27 @@ func verdictKey(r *Result) string {
 	}
 	return k
 }
+
+// TestSimPlantedBug proves the checker has teeth: with the planted bug
+// (actors.Config.AckBeforeQuorum: a segment leader acknowledges writes on
+// its own copy alone) the CI batch's seeds must produce a safety violation
+// that no known bug explains. It runs the batch's seeds in order and stops
+// at the first one caught.
+func TestSimPlantedBug(t *testing.T) {
+	if *flagSeed != 0 {
+		t.Skip("-seed given: TestSim runs it")
+	}
+	for i := 0; i < *flagSeeds; i++ {
+		seed := *flagFirst + int64(i)
+		res := Run(t, Options{Seed: seed, Plant: true, KeepLogs: true})
+		if failed(res) {
+			t.Logf("planted bug caught by seed %d (the %d. seed of the batch): %v", seed, i+1, res.Verdict.Rules())
+			for _, v := range res.Verdict.Violations {
+				t.Logf("  %v", v)
+			}
+			t.Logf("replay: %s", ReplayCommand(seed, true))
+			return
+		}
+	}
+	t.Fatalf("the planted bug (AckBeforeQuorum) went unnoticed in all %d seeds from %d", *flagSeeds, *flagFirst)
+}
