@@ -40,6 +40,9 @@ type ClusterConfig struct {
 	Tweak func(*actors.Config)
 	// AckBeforeQuorum plants the known bug (see actors.Config).
 	AckBeforeQuorum bool
+	// Joined makes node 1 bootstrap a cluster of itself and the others join
+	// it (so node 1 leads raft at first); by default all bootstrap together.
+	Joined bool
 	// RawCrash makes Crash call actors.Node.Crash alone, leaving the dead
 	// node's actors running (see Node.HaltActors): it reproduces the
 	// cursor-commit busy loop.
@@ -91,7 +94,14 @@ func NewCluster(cfg ClusterConfig) *Cluster {
 		peers = append(peers, fmt.Sprintf("%d@%s:%d", id, NodeHost(id), raftPort))
 	}
 	for id := uint64(1); id <= uint64(cfg.Nodes); id++ {
-		c.Nodes[id] = c.newNode(id, peers, nil)
+		switch {
+		case !cfg.Joined:
+			c.Nodes[id] = c.newNode(id, peers, nil)
+		case id == 1:
+			c.Nodes[id] = c.newNode(id, nil, nil)
+		default:
+			c.Nodes[id] = c.newNode(id, nil, []string{fmt.Sprintf("%s:%d", NodeHost(1), raftPort)})
+		}
 	}
 	return c
 }
@@ -262,6 +272,20 @@ func (c *Cluster) StartAll() error {
 	return nil
 }
 
+// CrashKeeping is Crash where keep(n) says how many of each file's n
+// unsynced bytes reach the disk.
+func (c *Cluster) CrashKeeping(id uint64, keep func(int) int) {
+	nd := c.Nodes[id]
+	if nd.N == nil {
+		return
+	}
+	c.Net.Kill(nd.Host)
+	c.Net.Resume(nd.Host)
+	nd.FS.Unstall()
+	nd.FS.PowerCutKeeping(keep)
+	c.teardown(id, false)
+}
+
 // Crash cuts node id's power: it leaves the network at once, its disk keeps
 // only what was synced (plus, with torn, a random part of the unsynced
 // tail), and its process is torn down in the background without flushing.
@@ -278,6 +302,12 @@ func (c *Cluster) Crash(id uint64, torn bool) {
 		rng = c.rng
 	}
 	nd.FS.PowerCut(rng)
+	c.teardown(id, false)
+}
+
+// teardown ends node id's process in the background (gracefully or not).
+func (c *Cluster) teardown(id uint64, graceful bool) {
+	nd := c.Nodes[id]
 	c.mu.Lock()
 	n := nd.N
 	nd.N = nil
@@ -287,6 +317,10 @@ func (c *Cluster) Crash(id uint64, torn bool) {
 	raw := c.cfg.RawCrash
 	go func() {
 		defer close(done)
+		if graceful {
+			n.Stop()
+			return
+		}
 		if !raw {
 			n.HaltActors()
 		}
@@ -303,16 +337,7 @@ func (c *Cluster) Stop(id uint64) {
 	}
 	c.Net.Resume(nd.Host)
 	nd.FS.Unstall()
-	c.mu.Lock()
-	n := nd.N
-	nd.N = nil
-	c.mu.Unlock()
-	done := make(chan struct{})
-	nd.dying = done
-	go func() {
-		defer close(done)
-		n.Stop()
-	}()
+	c.teardown(id, true)
 }
 
 // Wait waits until node id's last process has finished its teardown.
@@ -387,12 +412,16 @@ func (c *Cluster) Shutdown(graceful bool) (hung []uint64) {
 // Leader returns the id of a live node that believes it leads raft (0 if
 // none does).
 func (c *Cluster) Leader() uint64 {
+	var leader, term uint64
 	for _, id := range c.IDs() {
 		if n := c.Proc(id); n != nil && n.IsRaftLeader() {
-			return id
+			// a deposed leader may not know yet: the highest term wins
+			if t := n.RaftTerm(); leader == 0 || t > term {
+				leader, term = id, t
+			}
 		}
 	}
-	return 0
+	return leader
 }
 
 // Proc returns node id's running process (nil while down). Safe to call

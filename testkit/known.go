@@ -58,10 +58,7 @@ var KnownBugs = []KnownBug{
 			return false
 		},
 	},
-}
-
-func init() {
-	KnownBugs = append(KnownBugs, KnownBug{
+	{
 		ID: "KB5",
 		Title: "a node named leader of a new segment whose WAL cannot create the file (disk full, fenced WAL) logs " +
 			"\"create segment file; not leading\" and never retries; it is alive, so nothing fails the segment " +
@@ -77,7 +74,7 @@ func init() {
 			}
 			return false
 		},
-	})
+	},
 }
 
 // classifyKnown splits a verdict's violations into known and unexplained

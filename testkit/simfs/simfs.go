@@ -41,6 +41,7 @@ type FS struct {
 	quota   int64 // 0: unlimited
 	syncErr error
 	stall   chan struct{}
+	hold    chan struct{} // non-nil: File.Sync waits (writes go on)
 
 	Stats Stats
 }
@@ -100,6 +101,38 @@ func (f *FS) Unstall() {
 	f.mu.Unlock()
 }
 
+// HoldSyncs makes every File.Sync wait until ReleaseSyncs while writes go
+// on: a slow fsync, during which a power cut finds unsynced bytes to tear.
+func (f *FS) HoldSyncs() {
+	f.mu.Lock()
+	if f.hold == nil {
+		f.hold = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+// ReleaseSyncs lets held and later syncs proceed.
+func (f *FS) ReleaseSyncs() {
+	f.mu.Lock()
+	if f.hold != nil {
+		close(f.hold)
+		f.hold = nil
+	}
+	f.mu.Unlock()
+}
+
+// UnsyncedBytes is how many bytes of file data a power cut now would put at
+// risk.
+func (f *FS) UnsyncedBytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, ino := range f.files {
+		n += int64(max(0, len(ino.data)-len(ino.synced)))
+	}
+	return n
+}
+
 // SetQuota makes the disk hold at most n bytes of file data (0: no limit).
 // Writes that would pass it keep what fits and fail with ENOSPC.
 func (f *FS) SetQuota(n int64) {
@@ -139,9 +172,23 @@ func (f *FS) FailSyncs(on bool) {
 // only grew since its last sync keeps a random prefix of its unsynced
 // bytes (torn write); without, exactly the synced bytes.
 func (f *FS) PowerCut(rng *rand.Rand) {
+	if rng == nil {
+		f.PowerCutKeeping(nil)
+		return
+	}
+	f.PowerCutKeeping(func(n int) int { return rng.Intn(n + 1) })
+}
+
+// PowerCutKeeping is PowerCut where keep(n) says how many of a file's n
+// unsynced appended bytes survive (nil: none).
+func (f *FS) PowerCutKeeping(keep func(n int) int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gen++
+	if f.hold != nil {
+		close(f.hold) // held syncs of the dead process fail (stale handles)
+		f.hold = nil
+	}
 	files := map[string]*inode{}
 	names := make([]string, 0, len(f.durable))
 	for p := range f.durable {
@@ -151,9 +198,9 @@ func (f *FS) PowerCut(rng *rand.Rand) {
 	for _, p := range names {
 		ino := f.durable[p]
 		data := bytes.Clone(ino.synced)
-		if rng != nil && len(ino.data) > len(ino.synced) && bytes.Equal(ino.data[:len(ino.synced)], ino.synced) {
+		if keep != nil && len(ino.data) > len(ino.synced) && bytes.Equal(ino.data[:len(ino.synced)], ino.synced) {
 			extra := ino.data[len(ino.synced):]
-			k := rng.Intn(len(extra) + 1)
+			k := min(max(keep(len(extra)), 0), len(extra))
 			data = append(data, extra[:k]...)
 			f.Stats.TornBytesKept += int64(k)
 			f.Stats.LostBytes += int64(len(extra) - k)
@@ -420,6 +467,16 @@ func (h *file) Close() error {
 
 func (h *file) Sync() error {
 	h.fs.wait()
+	for {
+		h.fs.mu.Lock()
+		ch := h.fs.hold
+		gen := h.fs.gen
+		h.fs.mu.Unlock()
+		if ch == nil || gen != h.gen {
+			break
+		}
+		<-ch
+	}
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	if err := h.liveLocked(); err != nil {
