@@ -15,7 +15,7 @@ import (
 
 var (
 	flagSeed      = flag.Int64("seed", 0, "rerun this one seed (TestSim); the other Sim tests skip")
-	flagSeeds     = flag.Int("seeds", 200, "TestSimBatch: how many seeds")
+	flagSeeds     = flag.Int("seeds", 20, "TestSimBatch/TestSimPlantedBug: how many seeds (CI: 200, see .ci/sim.sh)")
 	flagFirst     = flag.Int64("first", 1, "TestSimBatch: the first seed")
 	flagPlant     = flag.Bool("plant", false, "TestSim/TestSimBatch: run with the planted bug (AckBeforeQuorum)")
 	flagSimLog    = flag.Bool("simlog", false, "print the nodes' logs (Info and above)")
