@@ -38,8 +38,10 @@ var KnownBugs = []KnownBug{
 	},
 	{
 		ID: "KB3",
-		Title: "a segment replica whose end is ahead of its WAL re-fetches and fails to append (offset mismatch) " +
-			"in a tight loop and never catches up",
+		Title: "after a restart a replica cannot append to an open segment it already holds entries of: " +
+			"wal.recoverFile never sets the segment's nextOff, so every AppendAt at the recovered end fails with " +
+			"an offset mismatch (\"segment ends at 0\") and the segment actor retries in a tight loop " +
+			"(TestKnownBugKB3WALReopenAppendAt)",
 		Liveness: func(r *Result) bool { return r.MismatchLoop },
 	},
 	{

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -145,15 +146,12 @@ func (nm *Nemesis) restart(id uint64) {
 	nm.h.Eventf("nemesis", "n%d refused to start: %s", id, shortErr(err))
 }
 
-// shortErr keeps an error's first line, without temp paths.
+var dataDirRE = regexp.MustCompile(`/\S*/(node_\d+/)`)
+
+// shortErr is an error's text with the run's data directory (a temp path)
+// written as <data>.
 func shortErr(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "/walrus-sim-"); i >= 0 {
-		if j := strings.Index(s[i:], "/wal/"); j >= 0 {
-			s = s[:i] + "<data>" + s[i+j:]
-		}
-	}
-	return s
+	return dataDirRE.ReplaceAllString(err.Error(), "<data>/$1")
 }
 
 // replace decommissions a node whose disk is lost or refused (the

@@ -3,6 +3,7 @@ package testkit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand"
@@ -83,6 +84,8 @@ func init() {
 		"partition":     {(*scenario).cmdPartition},
 		"heal":          {(*scenario).cmdHeal},
 		"hold-syncs":    {(*scenario).cmdHoldSyncs},
+		"disk-full":     {(*scenario).cmdDiskFull},
+		"free-disk":     {(*scenario).cmdFreeDisk},
 		"remove":        {(*scenario).cmdRemove},
 		"add-node":      {(*scenario).cmdAddNode},
 		"sleep":         {(*scenario).cmdSleep},
@@ -477,6 +480,35 @@ func (sc *scenario) cmdHoldSyncs(d *datadriven.TestData) string {
 	return fmt.Sprintf("n%d: fsyncs hang", id)
 }
 
+// cmdDiskFull fills a node's disk: every later write to it fails with
+// ENOSPC until free-disk.
+//
+// Example:
+//
+//	disk-full node=leader(t) as=full
+//	----
+//	n1: disk full
+func (sc *scenario) cmdDiskFull(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.remember(d, id)
+	fs := sc.c.Nodes[id].FS
+	fs.SetQuota(fs.Used())
+	return fmt.Sprintf("n%d: disk full", id)
+}
+
+// cmdFreeDisk lifts disk-full.
+//
+// Example:
+//
+//	free-disk node=$full
+//	----
+//	n1: disk has room
+func (sc *scenario) cmdFreeDisk(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.c.Nodes[id].FS.SetQuota(0)
+	return fmt.Sprintf("n%d: disk has room", id)
+}
+
 // cmdRemove takes a node out of the cluster for good (the operator's
 // remove-node), stopping it first if it runs.
 //
@@ -691,8 +723,8 @@ func (sc *scenario) cmdPut(d *datadriven.TestData) string {
 		op.apply(sc.client(via).Do(op.Request()))
 		sc.r.h.end(op)
 		st := statusText(op)
-		if op.Status == StOK && op.HasFirst {
-			st = "ok"
+		if op.Status == StFail && sc.arg(d, "errors", "") != "" {
+			st += " (" + shortErr(errors.New(op.Err)) + ")"
 		}
 		if len(groups) > 0 && groups[len(groups)-1].status == st {
 			groups[len(groups)-1].end = k

@@ -32,9 +32,10 @@ type Options struct {
 	// Plant turns on the planted bug (actors.Config.AckBeforeQuorum).
 	Plant  bool
 	Logger *slog.Logger // node logs; nil discards (see KeepLogs)
-	// KeepLogs keeps the nodes' logs (Info and above) in Result.Logs when
-	// Logger is nil.
+	// KeepLogs keeps the nodes' logs (LogLevel and above, default Info) in
+	// Result.Logs when Logger is nil.
 	KeepLogs bool
+	LogLevel slog.Level
 	// RawCrash: crash nodes with actors.Node.Crash alone (see
 	// ClusterConfig.RawCrash).
 	RawCrash bool
@@ -276,7 +277,7 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 	if o.Logger == nil && o.KeepLogs {
 		logs = &bytes.Buffer{}
 		sb = &syncBuffer{b: logs}
-		o.Logger = slog.New(slog.NewTextHandler(sb, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		o.Logger = slog.New(slog.NewTextHandler(sb, &slog.HandlerOptions{Level: o.LogLevel}))
 	}
 	res := &Result{Logs: logs, Seed: o.Seed, Plant: o.Plant, Schedule: s, ScheduleHash: s.Hash(), History: h,
 		Final: map[string][]string{}, FinalOK: map[string]bool{}}

@@ -19,13 +19,15 @@ var (
 	flagFirst     = flag.Int64("first", 1, "TestSimBatch: the first seed")
 	flagPlant     = flag.Bool("plant", false, "TestSim/TestSimBatch: run with the planted bug (AckBeforeQuorum)")
 	flagSimLog    = flag.Bool("simlog", false, "print the nodes' logs (Info and above)")
-	flagDebugLog  = flag.Bool("debuglog", false, "with -simlog: Debug level, raft and protoactor included")
+	flagDebugLog  = flag.Bool("debuglog", false, "Debug level for -simlog and for the logs kept in artifacts")
 	flagTrace     = flag.Bool("trace", false, "print the trace of every run")
 	flagRawCrash  = flag.Bool("rawcrash", false, "crash nodes with actors.Node.Crash alone (reproduces the cursor busy loop)")
 	flagArtifacts = flag.String("artifacts", "", "write the trace, schedule and logs of failing runs here (default: a temp dir)")
 	flagStrict    = flag.Bool("strict", false, "fail runs that hit a known node bug too")
 	flagRepeat    = flag.Int("repeat", 2, "TestSimDeterminism: runs per seed")
 	flagDetSeeds  = flag.Int("detseeds", 1, "TestSimDeterminism: how many seeds")
+	flagTries     = flag.Int("tries", 1, "TestSim: rerun the seed up to this many times until it fails (see -want)")
+	flagWant      = flag.String("want", "", "TestSim with -tries: stop at a verdict naming this rule or known bug (e.g. KB3, lost-ack)")
 	flagStrictDet = flag.Bool("strictdet", false, "TestSimDeterminism: fail when two runs of a seed differ")
 )
 
@@ -36,6 +38,14 @@ func TestMain(m *testing.M) {
 	// for how far that goes).
 	runtime.GOMAXPROCS(1)
 	os.Exit(m.Run())
+}
+
+// keptLevel is the level of logs kept for artifacts (-debuglog: Debug).
+func keptLevel() slog.Level {
+	if *flagDebugLog {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 func simLogger() *slog.Logger {
@@ -83,13 +93,35 @@ func save(t *testing.T, res *Result) {
 }
 
 // TestSim runs one seed (-seed, default 1) and prints its trace with -v.
+// Runs are not bit-for-bit repeatable (docs/testing.md): -tries N reruns
+// the seed until it fails (or, with -want, until the verdict names that
+// rule or known bug), at most N times.
 func TestSim(t *testing.T) {
 	seed := *flagSeed
 	if seed == 0 {
 		seed = 1
 	}
-	res := Run(t, Options{Seed: seed, Plant: *flagPlant, RawCrash: *flagRawCrash, Logger: simLogger()})
+	tries := max(*flagTries, 1)
+	var res *Result
+	for try := 1; try <= tries; try++ {
+		res = Run(t, Options{Seed: seed, Plant: *flagPlant, RawCrash: *flagRawCrash, Logger: simLogger(),
+			KeepLogs: *flagTries > 1 || *flagArtifacts != "", LogLevel: keptLevel()})
+		hit := failed(res)
+		if *flagWant != "" {
+			hit = strings.Contains(","+verdictKey(res)+",", *flagWant) ||
+				strings.Contains(verdictKey(res), *flagWant)
+		}
+		if tries > 1 {
+			t.Logf("try %d: %s", try, verdictKey(res))
+		}
+		if hit || try == tries {
+			break
+		}
+	}
 	report(t, res, testing.Verbose() || *flagTrace)
+	if *flagArtifacts != "" || (failed(res) && tries > 1) {
+		save(t, res)
+	}
 	if failed(res) {
 		for _, v := range res.Verdict.Violations {
 			t.Errorf("%v", v)
