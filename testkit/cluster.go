@@ -366,28 +366,6 @@ func (c *Cluster) WaitTimeout(id uint64, d time.Duration) bool {
 	}
 }
 
-// ReplaceDisk gives a stopped node an empty disk: its WAL and its raft
-// state are gone, so it rejoins through the other members.
-func (c *Cluster) ReplaceDisk(id uint64) error {
-	nd := c.Nodes[id]
-	if !c.WaitTimeout(id, time.Minute) {
-		return fmt.Errorf("%w: n%d did not finish stopping", ErrHung, id)
-	}
-	nd.FS.Wipe()
-	if err := os.RemoveAll(nd.Cfg.NodeDir()); err != nil {
-		return err
-	}
-	var join []string
-	for _, o := range c.IDs() {
-		if o != id && !c.Nodes[o].Removed {
-			join = append(join, c.Nodes[o].Cfg.RaftAddr)
-		}
-	}
-	nd.Cfg.InitialPeers = nil
-	nd.Cfg.Join = join
-	return nil
-}
-
 // Shutdown stops every node (gracefully when graceful) and closes the
 // network, so that no goroutine of the cluster is left in the bubble. It
 // returns the ids of nodes whose teardown did not finish within a minute of

@@ -184,6 +184,76 @@ func (h *History) Trace() []string {
 	return out
 }
 
+// Outcomes renders what each client saw, in its own order, without times
+// or error texts: "c1 12 MPUT t0 c1.12 -> ok 33". Two runs with equal
+// outcomes answered every request the same way, however their timing
+// differed.
+func (h *History) Outcomes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	byClient := map[int][]*Op{}
+	var clients []int
+	for _, o := range h.Ops {
+		if _, ok := byClient[o.Client]; !ok {
+			clients = append(clients, o.Client)
+		}
+		byClient[o.Client] = append(byClient[o.Client], o)
+	}
+	sort.Ints(clients)
+	var out []string
+	for _, c := range clients {
+		for i, o := range byClient[c] {
+			s := fmt.Sprintf("c%d %d %s %s %s %d -> %s", c, i, o.Kind, o.Topic, o.Payload, o.Offset, o.Status)
+			if o.HasFirst {
+				s += fmt.Sprintf(" %d", o.First)
+			}
+			if len(o.Values) > 0 {
+				s += fmt.Sprintf(" %v", o.Values)
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// OutcomeAgreement is the share of two outcome lists' lines that agree,
+// client by client, up to each client's first difference.
+func OutcomeAgreement(a, b []string) float64 {
+	client := func(l string) string { return l[:strings.IndexByte(l, ' ')] }
+	ia, ib := 0, 0
+	same, total := 0, max(len(a), len(b))
+	for ia < len(a) && ib < len(b) {
+		ca, cb := client(a[ia]), client(b[ib])
+		switch {
+		case ca < cb:
+			ia++
+		case cb < ca:
+			ib++
+		default:
+			diverged := false
+			for ia < len(a) && ib < len(b) && client(a[ia]) == ca && client(b[ib]) == ca {
+				if !diverged && a[ia] == b[ib] {
+					same++
+				} else {
+					diverged = true
+				}
+				ia++
+				ib++
+			}
+			for ia < len(a) && client(a[ia]) == ca {
+				ia++
+			}
+			for ib < len(b) && client(b[ib]) == ca {
+				ib++
+			}
+		}
+	}
+	if total == 0 {
+		return 1
+	}
+	return float64(same) / float64(total)
+}
+
 func fmtDur(d time.Duration) string { return fmt.Sprintf("%9.6fs", d.Seconds()) }
 
 // HashLines hashes trace lines.

@@ -55,15 +55,19 @@ type Result struct {
 	History      *History
 	Trace        []string
 	TraceHash    string
-	Final        map[string][]string // topic -> entries, by offset, after healing
-	FinalOK      map[string]bool     // the final read reached the end
-	Replicas     []ReplicaReport
-	Meta         *raftfsm.State
-	Verdict      *Verdict
-	Net          simnet.Stats
-	Virtual      time.Duration
-	Wall         time.Duration
-	Problems     []string // harness-level trouble (liveness, setup)
+	// Outcomes is what each client saw, without timing (History.Outcomes);
+	// OutcomeHash its hash.
+	Outcomes    []string
+	OutcomeHash string
+	Final       map[string][]string // topic -> entries, by offset, after healing
+	FinalOK     map[string]bool     // the final read reached the end
+	Replicas    []ReplicaReport
+	Meta        *raftfsm.State
+	Verdict     *Verdict
+	Net         simnet.Stats
+	Virtual     time.Duration
+	Wall        time.Duration
+	Problems    []string // harness-level trouble (liveness, setup)
 	// Stuck names the known bug behind stuck goroutines ("" if none or
 	// unknown); StuckStacks holds their stacks.
 	Stuck       string
@@ -298,6 +302,8 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 		res.Virtual = time.Since(start)
 		res.Trace = h.Trace()
 		res.TraceHash = HashLines(res.Trace)
+		res.Outcomes = h.Outcomes()
+		res.OutcomeHash = HashLines(res.Outcomes)
 		res.Net = c.Net.Stats()
 	}()
 

@@ -214,8 +214,8 @@ func TestSimDeterminism(t *testing.T) {
 	if *flagSeed != 0 {
 		t.Skip("-seed given: TestSim runs it")
 	}
-	var same, total int
-	var fracSum float64
+	var same, total, sameOutcomes int
+	var fracSum, outSum float64
 	agree := 0
 	for i := 0; i < *flagDetSeeds; i++ {
 		seed := *flagFirst + int64(i)
@@ -244,14 +244,20 @@ func TestSimDeterminism(t *testing.T) {
 			if verdictKey(r) == verdictKey(base) {
 				agree++
 			}
-			t.Logf("seed %d run %d vs 1: schedule %s=%s trace %s vs %s: %s; verdict %q vs %q", seed, k+2, r.ScheduleHash,
-				base.ScheduleHash, r.TraceHash, base.TraceHash, d, verdictKey(r), verdictKey(base))
+			oa := OutcomeAgreement(base.Outcomes, r.Outcomes)
+			outSum += oa
+			if r.OutcomeHash == base.OutcomeHash {
+				sameOutcomes++
+			}
+			t.Logf("seed %d run %d vs 1: schedule %s=%s trace %s vs %s: %s; outcomes %s vs %s (%.1f%% agree); verdict %q vs %q",
+				seed, k+2, r.ScheduleHash, base.ScheduleHash, r.TraceHash, base.TraceHash, d, r.OutcomeHash, base.OutcomeHash,
+				100*oa, verdictKey(r), verdictKey(base))
 		}
 		t.Logf("seed %d: %d runs, %d distinct traces", seed, len(runs), len(hashes))
 	}
 	if total > 0 {
-		t.Logf("determinism: %d of %d repeats had the identical trace; on average the first %.1f%% of a run (virtual time) was identical; verdicts agreed in %d of %d",
-			same, total, 100*fracSum/float64(total), agree, total)
+		t.Logf("determinism: %d of %d repeats had the identical trace; on average the first %.1f%% of a run (virtual time) was identical; identical client outcomes in %d of %d, %.1f%% of client outcomes agreed (up to each client's first difference); verdicts agreed in %d of %d",
+			same, total, 100*fracSum/float64(total), sameOutcomes, total, 100*outSum/float64(total), agree, total)
 	}
 }
 
