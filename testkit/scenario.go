@@ -492,7 +492,7 @@ func (sc *scenario) cmdDiskFull(d *datadriven.TestData) string {
 	id := sc.node(d, sc.arg(d, "node", ""))
 	sc.remember(d, id)
 	fs := sc.c.Nodes[id].FS
-	fs.SetQuota(fs.Used())
+	fs.SetQuota(max(fs.Used(), 1)) // 0 would mean no limit
 	return fmt.Sprintf("n%d: disk full", id)
 }
 
