@@ -1,7 +1,7 @@
-# Walrus for Go: common tasks. Each recipe wraps a plain `go` command so the
-# README's commands work without just.
+# Walrus for Go: common tasks. Each recipe wraps a plain command, so the
+# README's two commands work without just (npm install -g rust-just).
 
-# start a local 3-node cluster (client ports 9091-9093, raft ports 6001-6003)
+# start a local 3-node cluster (client ports 9091-9093, raft 6001-6003, http 8081-8083)
 dev:
     go run ./cmd/walrus dev
 
@@ -9,10 +9,31 @@ dev:
 test:
     go test ./...
 
-# what CI runs
+# what CI runs: gofmt, vet, tests, race detector, short fuzz passes, simulation batch
 ci:
     ./.ci/run
 
-# storage-engine benchmarks with the disk's own limits as the baseline
+# storage-engine benchmarks with the disk's own limits measured in the same run
 bench-wal:
-    go test -run '^$' -bench . -benchtime 2s ./wal
+    go test -run '^$' -bench . -timeout 1800s ./wal
+
+# node hot-path benchmarks (in-process 3-node cluster, fsync always)
+bench-cluster:
+    go test -run '^$' -bench 'Cluster|Propose' -benchtime 3s ./actors
+
+# node and cluster throughput/latency on a local 3-node cluster of real processes
+bench-node:
+    bench/node.sh
+
+# Walrus vs NATS JetStream and Redis, installing them if missing
+bench-compare:
+    bench/compare.sh
+
+# CPU profile of an in-process 3-node cluster under 16 MPUT producers
+bench-profile:
+    bench/profile.sh
+
+# end-to-end tests: real node processes on loopback; node logs print on failure
+# (one scenario: just e2e -run TestBadInput -v)
+e2e *args:
+    go test -p 1 -count=1 ./e2e/ {{args}}

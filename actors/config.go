@@ -27,6 +27,7 @@ type Config struct {
 	AdvertiseRaftAddr   string
 	AdvertiseClientAddr string
 	HTTPAddr            string // metrics and health; empty disables
+	AdvertiseHTTPAddr   string // what NODES reports (default: HTTPAddr)
 
 	// Join lists raft addresses of existing members; a node without raft
 	// state asks them to add it. Without Join a node without state
@@ -48,6 +49,9 @@ type Config struct {
 	FailureTimeout time.Duration // silence after which the raft leader fails a node over
 	RaftHeartbeat  time.Duration // hashicorp/raft heartbeat and election timeout
 	RequestTimeout time.Duration // how long a client request may wait for routing/retries
+	// ClientIdleTimeout closes a client connection that sends nothing for
+	// this long, between requests or in the middle of a frame.
+	ClientIdleTimeout time.Duration
 
 	Clock   seam.Clock
 	Network seam.Network
@@ -113,6 +117,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second
+	}
+	if c.ClientIdleTimeout == 0 {
+		c.ClientIdleTimeout = 5 * time.Minute
 	}
 	if c.Clock == nil {
 		c.Clock = seam.RealClock{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -14,10 +15,6 @@ import (
 	"github.com/walrus-go/walrus/raftfsm"
 	"github.com/walrus-go/walrus/wire"
 )
-
-// clientIdleTimeout bounds how long a connection may sit between requests
-// or in the middle of a frame before it is closed.
-const clientIdleTimeout = 5 * time.Minute
 
 type (
 	newConnMsg struct{ c net.Conn }
@@ -29,15 +26,20 @@ type (
 		seq   uint64
 		frame []byte
 	}
-	retryMsg struct{ seq uint64 }
+	retryMsg      struct{ seq uint64 }
+	registeredMsg struct {
+		seq uint64
+		err error
+	}
 	// putResultMsg / getResultMsg carry a routed request's outcome back.
 	putResultMsg struct {
-		seq  uint64
-		resp messages.PutResp
-		err  error
-		sent bool // the request may have reached the leader
+		topic string
+		batch uint64
+		resp  messages.PutResp
+		err   error
 	}
-	getResultMsg struct {
+	retryWritesMsg struct{ topic string }
+	getResultMsg   struct {
 		seq  uint64
 		resp messages.GetResp
 		err  error
@@ -81,7 +83,7 @@ func (n *Node) acceptClients() {
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		n.metrics.connections.Add(1)
+		n.metrics.connections.Inc()
 		n.system.Root.Send(pid, newConnMsg{c: c})
 	}
 }
@@ -98,7 +100,9 @@ type request struct {
 	deadline time.Time
 	attempt  int
 	lastErr  messages.Err
-	synced   bool // a metadata read barrier ran for this request
+	start    time.Time // when the frame was read
+	synced   bool      // a metadata read barrier ran for this request
+	waitSet  bool      // GROUPREAD's wait was added to the deadline
 }
 
 // connActor serves one client connection. Requests are answered strictly
@@ -116,10 +120,12 @@ type connActor struct {
 	byseq  map[uint64]*request
 	ready  map[uint64][]byte
 	closed bool
+	writes map[string]*writeQueue // per topic: see writeQueue
 }
 
 func newConnActor(n *Node, c net.Conn) *connActor {
-	return &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1}
+	return &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1,
+		writes: map[string]*writeQueue{}}
 }
 
 func (a *connActor) Receive(ctx actor.Context) {
@@ -146,6 +152,20 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onGetResult(ctx, m)
 	case readResultMsg:
 		a.onReadResult(ctx, m)
+	case registeredMsg:
+		if r, ok := a.byseq[m.seq]; ok {
+			if errors.Is(m.err, raftfsm.ErrNoNodes) {
+				// a cluster that just formed has not recorded its nodes yet
+				a.retry(ctx, r, clientError(m.err))
+				return
+			}
+			a.complete(ctx, m.seq, okOrErr(m.err))
+		}
+	case retryWritesMsg:
+		if wq := a.writes[m.topic]; wq != nil {
+			wq.retrying = false
+			a.sendWrites(ctx, m.topic)
+		}
 	case retryMsg:
 		if r, ok := a.byseq[m.seq]; ok {
 			a.dispatch(ctx, r)
@@ -159,7 +179,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 func (a *connActor) readLoop() {
 	fr := wire.NewFrameReader(bufio.NewReaderSize(a.c, 64<<10), a.n.cfg.MaxFrame)
 	for {
-		_ = a.c.SetReadDeadline(a.n.now().Add(clientIdleTimeout))
+		_ = a.c.SetReadDeadline(time.Now().Add(a.n.cfg.ClientIdleTimeout))
 		body, err := fr.ReadFrame()
 		if err != nil {
 			if errors.Is(err, wire.ErrInvalidFrameLength) {
@@ -178,7 +198,7 @@ func (a *connActor) writeLoop() {
 	defer func() {
 		_ = w.Flush()
 		a.c.Close()
-		a.n.metrics.connections.Add(-1)
+		a.n.metrics.connections.Dec()
 	}()
 	for f := range a.out {
 		if f == nil {
@@ -220,7 +240,7 @@ func (a *connActor) onFrame(ctx actor.Context, body []byte) {
 		return
 	}
 	a.seq++
-	r := &request{seq: a.seq}
+	r := &request{seq: a.seq, start: a.n.now()}
 	req, err := wire.ParseRequest(body)
 	a.byseq[r.seq] = r
 	a.queue = append(a.queue, r)
@@ -263,6 +283,9 @@ func (a *connActor) complete(ctx actor.Context, seq uint64, frame []byte) {
 			break
 		}
 		delete(a.ready, a.next)
+		if r := a.byseq[a.next]; r != nil {
+			a.n.metrics.observe(metricCmd(r), replyResult(f), a.n.now().Sub(r.start))
+		}
 		delete(a.byseq, a.next)
 		if len(a.queue) > 0 && a.queue[0].seq == a.next {
 			a.queue = a.queue[1:]
@@ -311,27 +334,58 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 		}
 		self, seq := ctx.Self(), r.seq
 		n.proposeAsync(self, &raftfsm.CreateTopic{Name: q.Topic, RF: rf}, n.cfg.RequestTimeout, func(err error) any {
-			if err != nil {
-				return replyMsg{seq: seq, frame: wire.AppendReplyError(nil, clientError(err))}
-			}
-			return replyMsg{seq: seq, frame: wire.AppendReplyOK(nil)}
+			return registeredMsg{seq: seq, err: err}
 		})
 	case wire.CmdPut, wire.CmdMPut:
 		a.dispatchPut(ctx, r)
-	case wire.CmdGet, wire.CmdGetW, wire.CmdGroupRead:
+	case wire.CmdGet, wire.CmdGetW:
 		a.dispatchGet(ctx, r)
 	case wire.CmdCommit:
 		a.dispatchCommit(ctx, r)
-	case wire.CmdRead:
+	case wire.CmdRead, wire.CmdGroupRead:
 		a.dispatchRead(ctx, r)
 	case wire.CmdState:
+		t := n.host.State().Topics[q.Topic]
+		if t == nil {
+			a.unknownTopic(ctx, r)
+			return
+		}
+		if hwm, ok := n.localHWM(q.Topic); ok {
+			a.reply(ctx, r, n.stateReply(q.Topic, &hwm))
+			return
+		}
+		// the high-water mark lives with the active segment's leader
+		self, seq, topic := ctx.Self(), r.seq, q.Topic
+		n.goCall(uint64(t.Active().Leader), messages.KindStatus, &messages.StatusReq{Topic: topic}, time.Second,
+			func() any { return &messages.StatusResp{} }, func(resp any, err error) {
+				var hwm *uint64
+				if s, ok := resp.(*messages.StatusResp); ok && err == nil && s.Known {
+					hwm = &s.HWM
+				}
+				n.system.Root.Send(self, replyMsg{seq: seq, frame: n.stateReply(topic, hwm)})
+			})
+	case wire.CmdMetrics:
+		a.reply(ctx, r, n.metricsReply())
+	case wire.CmdRetention:
 		if n.host.State().Topics[q.Topic] == nil {
 			a.unknownTopic(ctx, r)
 			return
 		}
-		a.reply(ctx, r, n.stateReply(q.Topic))
-	case wire.CmdMetrics:
-		a.reply(ctx, r, n.metricsReply())
+		p := q.Retention
+		self, seq := ctx.Self(), r.seq
+		n.proposeAsync(self, &raftfsm.SetRetention{Topic: q.Topic, Retention: raftfsm.Retention{
+			MaxAgeMs: int64(p.MaxAgeMs), MaxBytes: int64(p.MaxBytes), MaxSegments: int(min(p.MaxSegments, 1<<30))}},
+			n.cfg.RequestTimeout, func(err error) any { return replyMsg{seq: seq, frame: okOrErr(err)} })
+	case wire.CmdNodes:
+		a.reply(ctx, r, n.nodesReply())
+	case wire.CmdRemoveNode:
+		self, seq, id := ctx.Self(), r.seq, q.Offset
+		go func() {
+			rctx, cancel := ctxTimeout(n, n.cfg.RequestTimeout)
+			defer cancel()
+			err := n.host.RemoveNode(rctx, id)
+			n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)})
+		}()
 	case wire.CmdLeader:
 		t := n.host.State().Topics[q.Topic]
 		if t == nil {
@@ -368,42 +422,103 @@ func (a *connActor) unknownTopic(ctx actor.Context, r *request) {
 
 // ---- writes ----
 
+// writeQueue orders one connection's writes to one topic. Writes are sent in
+// batches, one batch in flight at a time: a batch keeps its order inside the
+// segment leader, and the next batch (everything queued meanwhile) goes only
+// once this one is settled, so a retry (leader not ready, segment full,
+// leader unreachable) can never let a later write overtake an earlier one.
+// Under pipelining the batches grow, which is also what makes it fast.
+type writeQueue struct {
+	inflight []*request // the batch in flight, in request order
+	waiting  []*request // queued behind it, in request order
+	retrying bool       // a retry timer is armed
+	batch    uint64     // id of the batch in flight
+	synced   bool       // a metadata barrier ran since the topic was last unknown
+}
+
+const (
+	maxWriteBatchEntries = 10000
+	maxWriteBatchBytes   = 4 << 20
+)
+
+// entriesOf is a write request's entries not yet appended.
+func entriesOf(r *request) [][]byte {
+	if r.req.Cmd == wire.CmdPut {
+		return [][]byte{r.req.Payload}[r.done:]
+	}
+	return r.req.Entries[r.done:]
+}
+
 func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
-	n := a.n
 	q := &r.req
-	t := n.host.State().Topics[q.Topic]
-	if t == nil {
-		a.unknownTopic(ctx, r)
+	if r.attempt == 0 {
+		a.n.metrics.putBatch.Observe(float64(len(entriesOf(r))))
+	}
+	wq := a.writes[q.Topic]
+	if wq == nil {
+		wq = &writeQueue{}
+		a.writes[q.Topic] = wq
+	}
+	wq.waiting = append(wq.waiting, r)
+	a.sendWrites(ctx, q.Topic)
+}
+
+// sendWrites sends the topic's queued writes as one batch, unless a batch
+// is in flight or a retry is pending.
+func (a *connActor) sendWrites(ctx actor.Context, topic string) {
+	wq := a.writes[topic]
+	if wq == nil || len(wq.inflight) > 0 || wq.retrying || len(wq.waiting) == 0 {
 		return
 	}
-	entries := q.Entries
-	if q.Cmd == wire.CmdPut {
-		entries = [][]byte{q.Payload}
+	n := a.n
+	t := n.host.State().Topics[topic]
+	if t == nil {
+		a.unknownWriteTopic(ctx, topic)
+		return
 	}
-	entries = entries[r.done:]
+	wq.synced = false
+	// take whole requests while the batch stays within its limits
+	var entries [][]byte
+	bytes := 0
+	k := 0
+	for k < len(wq.waiting) {
+		es := entriesOf(wq.waiting[k])
+		size := 0
+		for _, e := range es {
+			size += len(e)
+		}
+		if k > 0 && (len(entries)+len(es) > maxWriteBatchEntries || bytes+size > maxWriteBatchBytes) {
+			break
+		}
+		entries = append(entries, es...)
+		bytes += size
+		k++
+	}
+	wq.inflight = append(wq.inflight[:0], wq.waiting[:k]...)
+	wq.waiting = wq.waiting[k:]
+	wq.batch++
 	act := t.Active()
 	if act.State != raftfsm.SegOpen {
 		// failover under way: the next segment opens shortly
-		r.lastErr = messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(q.Topic, act.ID).Msg}
-		a.retry(ctx, r, r.lastErr.Msg)
+		a.retryWrites(ctx, topic, wire.NotLeader(topic, act.ID).Msg)
 		return
 	}
-	self, seq := ctx.Self(), r.seq
+	self, batch := ctx.Self(), wq.batch
 	if uint64(act.Leader) == n.cfg.NodeID {
-		pid, ok := n.leaders.Load(q.Topic)
+		pid, ok := n.leaders.Load(topic)
 		if !ok {
-			r.lastErr = messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(q.Topic, act.ID).Msg}
-			a.retry(ctx, r, r.lastErr.Msg)
+			a.retryWrites(ctx, topic, wire.NotLeader(topic, act.ID).Msg)
 			return
 		}
 		ctx.Send(pid.(*actor.PID), putMsg{entries: entries, reply: func(resp messages.PutResp) {
-			n.system.Root.Send(self, putResultMsg{seq: seq, resp: resp, sent: true})
+			n.system.Root.Send(self, putResultMsg{topic: topic, batch: batch, resp: resp})
 		}})
 		return
 	}
-	n.goCall(uint64(act.Leader), messages.KindPut, &messages.PutReq{Topic: q.Topic, Entries: entries},
-		max(time.Until(r.deadline), time.Second), func() any { return &messages.PutResp{} }, func(resp any, err error) {
-			m := putResultMsg{seq: seq, err: err, sent: true}
+	timeout := max(wq.inflight[0].deadline.Sub(n.now()), time.Second)
+	n.goCall(uint64(act.Leader), messages.KindPut, &messages.PutReq{Topic: topic, Entries: entries}, timeout,
+		func() any { return &messages.PutResp{} }, func(resp any, err error) {
+			m := putResultMsg{topic: topic, batch: batch, err: err}
 			if p, ok := resp.(*messages.PutResp); ok {
 				m.resp = *p
 			}
@@ -411,48 +526,150 @@ func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
 		})
 }
 
-func (a *connActor) onPutResult(ctx actor.Context, m putResultMsg) {
-	r, ok := a.byseq[m.seq]
-	if !ok {
+// unknownWriteTopic answers the queued writes "unknown topic" after one
+// metadata barrier (the topic may have been registered through another
+// node a moment ago); the queue keeps their order meanwhile.
+func (a *connActor) unknownWriteTopic(ctx actor.Context, topic string) {
+	wq := a.writes[topic]
+	if wq.synced {
+		wq.synced = false
+		for _, r := range wq.waiting {
+			a.replyErr(ctx, r, wire.UnknownTopic(topic).Msg)
+		}
+		wq.waiting = nil
 		return
 	}
-	q := &r.req
-	if m.err != nil {
-		// the forward failed: the write may or may not have happened
-		a.replyErr(ctx, r, "unavailable: "+m.err.Error()+" (outcome unknown)")
+	wq.synced, wq.retrying = true, true
+	self, n := ctx.Self(), a.n
+	go func() {
+		sctx, cancel := ctxTimeout(n, 5*time.Second)
+		defer cancel()
+		_ = n.host.syncMeta(sctx)
+		n.system.Root.Send(self, retryWritesMsg{topic: topic})
+	}()
+}
+
+// retryWrites puts the batch in flight back at the head of the queue and
+// sends it again after a back-off; writes past their deadline are answered
+// with why (nothing of them was appended).
+func (a *connActor) retryWrites(ctx actor.Context, topic, why string) {
+	wq := a.writes[topic]
+	wq.waiting = append(append([]*request(nil), wq.inflight...), wq.waiting...)
+	wq.inflight = wq.inflight[:0]
+	now := a.n.now()
+	keep := wq.waiting[:0]
+	for _, r := range wq.waiting {
+		if !now.Before(r.deadline) {
+			if len(r.ranges) > 0 {
+				// never a retryable-looking error for a batch partly in
+				// the log: a client retrying it would duplicate that part
+				a.replyErr(ctx, r, fmt.Sprintf("MPUT partly appended (%s); the rest was not: %s",
+					strings.TrimPrefix(string(appendMPutReply(r.ranges)[4:]), "OK "), why))
+				continue
+			}
+			a.replyErr(ctx, r, why)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	wq.waiting = keep
+	if len(keep) == 0 || wq.retrying {
+		return
+	}
+	wq.retrying = true
+	head := keep[0]
+	head.attempt++
+	d := min(5*time.Millisecond<<min(head.attempt, 6), 200*time.Millisecond)
+	self := ctx.Self()
+	a.n.cfg.Clock.AfterFunc(d, func() { a.n.system.Root.Send(self, retryWritesMsg{topic: topic}) })
+}
+
+func (a *connActor) onPutResult(ctx actor.Context, m putResultMsg) {
+	wq := a.writes[m.topic]
+	if wq == nil || m.batch != wq.batch || len(wq.inflight) == 0 {
+		return
+	}
+	topic := m.topic
+	switch {
+	case isCode(m.err, messages.CodeNotSent):
+		// the leader could not be reached at all (down, failing over):
+		// nothing was written, so route again once the metadata moves on
+		a.retryWrites(ctx, topic, "unavailable: "+m.err.Error())
+		return
+	case m.err != nil:
+		// the forward failed: the writes may or may not have happened
+		a.failWrites(ctx, topic, "unavailable: "+m.err.Error()+" (outcome unknown)")
 		return
 	}
 	switch m.resp.Err.Code {
 	case messages.CodeOK:
 	case messages.CodeFull, messages.CodeNotLeader:
 		// rejected before any offset was assigned: safe to route again
-		// once the metadata moves on
-		a.retry(ctx, r, wire.NotLeader(q.Topic, a.activeSegment(q.Topic)).Msg)
+		a.retryWrites(ctx, topic, wire.NotLeader(topic, a.activeSegment(topic)).Msg)
 		return
 	case messages.CodeUnknownTopic:
-		a.retry(ctx, r, wire.UnknownTopic(q.Topic).Msg)
+		// the leader's metadata lags ours: route again
+		a.retryWrites(ctx, topic, wire.UnknownTopic(topic).Msg)
 		return
 	default:
-		a.replyErr(ctx, r, m.resp.Err.Msg)
+		a.failWrites(ctx, topic, m.resp.Err.Msg)
 		return
 	}
-	r.ranges = append(r.ranges, [2]uint64{m.resp.First, uint64(m.resp.Accepted)})
-	r.done += m.resp.Accepted
-	total := 1
-	if q.Cmd == wire.CmdMPut {
-		total = len(q.Entries)
+	// hand the accepted offsets out in request order
+	off, left := m.resp.First, uint64(m.resp.Accepted)
+	done := 0
+	for _, r := range wq.inflight {
+		need := uint64(len(entriesOf(r)))
+		take := min(need, left)
+		if take > 0 {
+			r.ranges = appendRange(r.ranges, off, take)
+			r.done += int(take)
+			off += take
+			left -= take
+		}
+		if take < need {
+			break
+		}
+		done++
 	}
-	if r.done < total {
+	finished := wq.inflight[:done]
+	rest := wq.inflight[done:]
+	for _, r := range finished {
+		if r.req.Cmd == wire.CmdPut {
+			a.reply(ctx, r, wire.AppendReplyOK(nil))
+		} else {
+			a.reply(ctx, r, appendMPutReply(r.ranges))
+		}
+	}
+	if len(rest) > 0 {
 		// the segment filled: the rest goes to the next one
-		r.attempt = 0
-		a.dispatch(ctx, r)
+		wq.inflight = rest
+		a.retryWrites(ctx, topic, wire.NotLeader(topic, a.activeSegment(topic)).Msg)
 		return
 	}
-	if q.Cmd == wire.CmdPut {
-		a.reply(ctx, r, wire.AppendReplyOK(nil))
-		return
+	wq.inflight = wq.inflight[:0]
+	a.sendWrites(ctx, topic)
+}
+
+// failWrites answers every write of the batch in flight with msg.
+func (a *connActor) failWrites(ctx actor.Context, topic, msg string) {
+	wq := a.writes[topic]
+	batch := wq.inflight
+	wq.inflight = nil
+	for _, r := range batch {
+		a.replyErr(ctx, r, msg)
 	}
-	a.reply(ctx, r, appendMPutReply(r.ranges))
+	a.sendWrites(ctx, topic)
+}
+
+// appendRange adds [first, first+n) to ranges, merging with the last range
+// when contiguous.
+func appendRange(ranges [][2]uint64, first, n uint64) [][2]uint64 {
+	if k := len(ranges); k > 0 && ranges[k-1][0]+ranges[k-1][1] == first {
+		ranges[k-1][1] += n
+		return ranges
+	}
+	return append(ranges, [2]uint64{first, n})
 }
 
 // appendMPutReply is "OK <first> <count>" for one contiguous range, with
@@ -485,9 +702,6 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	maxN := 1
-	if q.Cmd == wire.CmdGroupRead {
-		maxN = max(q.Max, 1)
-	}
 	var deadline time.Time
 	if q.Wait > 0 {
 		deadline = n.now().Add(q.Wait)
@@ -495,7 +709,6 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 			r.deadline = deadline.Add(n.cfg.RequestTimeout)
 		}
 	}
-	group := q.Group
 	self, seq := ctx.Self(), r.seq
 	done := func(resp messages.GetResp, err error) {
 		n.system.Root.Send(self, getResultMsg{seq: seq, resp: resp, err: err})
@@ -506,11 +719,11 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	if owner == n.cfg.NodeID {
-		n.askCursor(q.Topic, group, getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
+		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
 			func(err error) { done(messages.GetResp{}, err) })
 		return
 	}
-	req := &messages.GetReq{Topic: q.Topic, Group: group, Max: maxN, WaitMs: q.Wait.Milliseconds()}
+	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: q.Wait.Milliseconds()}
 	n.goCall(owner, messages.KindGet, req, q.Wait+5*time.Second, func() any { return &messages.GetResp{} },
 		func(resp any, err error) {
 			var g messages.GetResp
@@ -526,6 +739,11 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 func (n *Node) askCursor(topic, group string, msg any, fail func(error)) {
 	pid, ok := n.topics.Load(topic)
 	if !ok {
+		if n.host.State().Topics[topic] != nil {
+			// registered a moment ago: its actor is being started
+			fail(&messages.Err{Code: messages.CodeUnavailable, Msg: "topic " + topic + " not ready yet"})
+			return
+		}
 		fail(&messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(topic).Msg})
 		return
 	}
@@ -553,18 +771,14 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 		a.replyErr(ctx, r, "unavailable: "+err.Error())
 		return
 	}
-	switch r.req.Cmd {
-	case wire.CmdGroupRead:
-		a.reply(ctx, r, wire.AppendReplyBatch(nil, m.resp.First, m.resp.Entries))
-	default:
-		if len(m.resp.Entries) == 0 {
-			a.reply(ctx, r, wire.AppendReplyEmpty(nil))
-			return
-		}
-		a.reply(ctx, r, wire.AppendReplyValue(nil, m.resp.Entries[0]))
+	if len(m.resp.Entries) == 0 {
+		a.reply(ctx, r, wire.AppendReplyEmpty(nil))
+		return
 	}
+	a.reply(ctx, r, wire.AppendReplyValue(nil, m.resp.Entries[0]))
 }
 
+// dispatchCommit records a consumer group's position through raft.
 func (a *connActor) dispatchCommit(ctx actor.Context, r *request) {
 	n := a.n
 	q := &r.req
@@ -573,14 +787,6 @@ func (a *connActor) dispatchCommit(ctx actor.Context, r *request) {
 		return
 	}
 	self, seq := ctx.Self(), r.seq
-	// the group's cursor actor (on the raft leader) must learn the seek, so
-	// the commit goes through it when it runs here, else straight to raft
-	if leader, _ := n.host.Leader(); leader == n.cfg.NodeID {
-		n.askCursor(q.Topic, q.Group, seekMsg{offset: q.Offset, reply: func(err error) {
-			n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)})
-		}}, func(err error) { n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)}) })
-		return
-	}
 	n.proposeAsync(self, &raftfsm.CommitCursor{Topic: q.Topic, Group: q.Group, Offset: q.Offset}, n.cfg.RequestTimeout,
 		func(err error) any { return replyMsg{seq: seq, frame: okOrErr(err)} })
 }
@@ -594,6 +800,10 @@ func okOrErr(err error) []byte {
 
 // ---- reads by offset ----
 
+// dispatchRead serves READ (from a given offset) and GROUPREAD (from the
+// group's committed position, which it does not move): non-destructive
+// reads from a replica holding the segment. A segment between leaders
+// (failover, restart) is retried until the request's deadline.
 func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 	n := a.n
 	q := &r.req
@@ -602,23 +812,54 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 		a.unknownTopic(ctx, r)
 		return
 	}
-	if first := t.FirstOffset(); q.Offset < first {
-		a.replyErr(ctx, r, fmt.Sprintf("offset %d was deleted by retention; the first offset is %d", q.Offset, first))
+	offset := q.Offset
+	if q.Cmd == wire.CmdGroupRead && !r.synced {
+		// the group's position may have been committed through another
+		// node a moment ago: read it after a metadata barrier
+		r.synced = true
+		self, seq := ctx.Self(), r.seq
+		go func() {
+			sctx, cancel := ctxTimeout(n, 5*time.Second)
+			defer cancel()
+			_ = n.host.syncMeta(sctx)
+			n.system.Root.Send(self, retryMsg{seq: seq})
+		}()
 		return
 	}
-	seg, idx, ok := t.Locate(q.Offset)
+	if q.Cmd == wire.CmdGroupRead {
+		offset = max(t.Groups[q.Group], t.FirstOffset())
+		if q.Wait > 0 && r.attempt == 0 && !r.waitSet {
+			r.waitSet = true
+			r.deadline = n.now().Add(q.Wait + n.cfg.RequestTimeout)
+		}
+	}
+	if first := t.FirstOffset(); offset < first {
+		a.replyErr(ctx, r, fmt.Sprintf("offset %d was deleted by retention; the first offset is %d", offset, first))
+		return
+	}
+	seg, idx, ok := t.Locate(offset)
 	if !ok {
 		a.reply(ctx, r, wire.AppendReplyEmpty(nil))
+		return
+	}
+	if seg.State == raftfsm.SegFenced {
+		a.retry(ctx, r, "unavailable: segment under recovery")
 		return
 	}
 	node := uint64(seg.Leader)
 	if seg.Sealed() {
 		node = n.pickReplica(seg, r.attempt)
 	}
+	var wait time.Duration
+	if q.Cmd == wire.CmdGroupRead && !seg.Sealed() {
+		wait = max(0, min(q.Wait, r.deadline.Sub(n.now())-n.cfg.RequestTimeout))
+	}
 	maxBytes := n.cfg.MaxFrame - 64
-	req := &messages.ReadReq{Topic: q.Topic, Segment: seg.ID, From: idx, Max: max(q.Max, 1), MaxBytes: maxBytes}
+	req := &messages.ReadReq{Topic: q.Topic, Segment: seg.ID, From: idx, Max: max(q.Max, 1), MaxBytes: maxBytes,
+		WaitMs: wait.Milliseconds()}
 	self, seq, base := ctx.Self(), r.seq, seg.Base
-	n.goCall(node, messages.KindRead, req, 5*time.Second, func() any { return &messages.ReadResp{} },
+	sealed := seg.Sealed()
+	n.goCall(node, messages.KindRead, req, wait+5*time.Second, func() any { return &messages.ReadResp{} },
 		func(resp any, err error) {
 			var rr messages.ReadResp
 			if p, ok := resp.(*messages.ReadResp); ok {
@@ -627,7 +868,7 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 			if err == nil {
 				err = rr.Err.AsError()
 			}
-			n.system.Root.Send(self, readResultMsg{seq: seq, base: base, idx: idx, resp: rr, err: err, sealed: seg.Sealed()})
+			n.system.Root.Send(self, readResultMsg{seq: seq, base: base, idx: idx, resp: rr, err: err, sealed: sealed})
 		})
 }
 
@@ -644,6 +885,12 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 	if !ok {
 		return
 	}
+	if !m.sealed && isCode(m.err, messages.CodeNotLeader) {
+		// the active segment's leader is not serving (restarting, or about
+		// to be fenced): try again until the deadline
+		a.retry(ctx, r, "unavailable: "+m.err.Error())
+		return
+	}
 	if m.err != nil || (m.sealed && len(m.resp.Entries) == 0) {
 		if r.attempt < 3 && a.n.now().Before(r.deadline) {
 			r.attempt++
@@ -657,7 +904,31 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 		a.replyErr(ctx, r, "unavailable: "+msg)
 		return
 	}
+	a.n.metrics.readEntries.Add(float64(len(m.resp.Entries)))
 	a.reply(ctx, r, wire.AppendReplyBatch(nil, m.base+m.idx, m.resp.Entries))
+}
+
+// metricCmd labels a request for metrics ("invalid" when it did not parse).
+func metricCmd(r *request) string {
+	if r.req.Cmd == "" {
+		return "invalid"
+	}
+	return r.req.Cmd
+}
+
+// replyResult classifies a reply frame for metrics: ok, empty or error.
+func replyResult(frame []byte) string {
+	if len(frame) < 4 {
+		return "error"
+	}
+	body := frame[4:]
+	switch {
+	case len(body) >= 3 && string(body[:3]) == "ERR":
+		return "error"
+	case string(body) == "EMPTY":
+		return "empty"
+	}
+	return "ok"
 }
 
 // pickReplica chooses which replica serves a sealed segment: this node if

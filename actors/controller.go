@@ -2,12 +2,14 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashicorp/raft"
 
+	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
 	"github.com/walrus-go/walrus/segment"
 )
@@ -104,14 +106,78 @@ func (c *controller) tick(ctx actor.Context) {
 	slices.Sort(names)
 	for _, name := range names {
 		a := st.Topics[name].Active()
-		if a == nil || a.Sealed() || len(a.Replicas) < 2 {
+		if a == nil || a.Sealed() {
 			continue
 		}
-		if slices.Contains(dead, uint64(a.Leader)) {
+		if len(a.Replicas) >= 2 && slices.Contains(dead, uint64(a.Leader)) {
 			c.n.startRecovery(name, a.ID)
 		}
+		// a replica on a removed node: seal the segment so the next one is
+		// placed on members only (its data is re-replicated once sealed).
+		// A live leader rolls it over gracefully; a removed one is fenced.
+		if hasRemoved(st, a) {
+			if _, member := st.Nodes[a.Leader]; !member {
+				c.n.startRecovery(name, a.ID)
+			} else if a.State == raftfsm.SegOpen {
+				c.rollover(ctx, name, a)
+			}
+		}
 	}
+	c.rereplicate(ctx, st)
+	c.retention(ctx, st, names)
 	c.promote(ctx, dead)
+}
+
+// retention drops the sealed segments a topic's policy no longer keeps
+// (raftfsm.Topic.RetentionCut); every replica deletes their files when it
+// sees them leave the metadata. One proposal in flight at a time.
+func (c *controller) retention(ctx actor.Context, st *raftfsm.State, names []string) {
+	now := c.n.now().UnixMilli()
+	for _, name := range names {
+		if below, ok := st.Topics[name].RetentionCut(now); ok {
+			c.propose(ctx, "retention", &raftfsm.DeleteSegments{Topic: name, Below: below})
+			return
+		}
+	}
+}
+
+// rollover asks a segment's leader to seal it early (one request in flight
+// per segment; the next tick asks again if the segment is still open).
+func (c *controller) rollover(ctx actor.Context, topic string, a *raftfsm.Segment) {
+	key := fmt.Sprintf("rollover/%s/%d", topic, a.ID)
+	if c.busy[key] {
+		return
+	}
+	c.busy[key] = true
+	self := ctx.Self()
+	c.n.goCall(uint64(a.Leader), messages.KindRollover, &messages.RolloverReq{Topic: topic, Segment: a.ID}, 2*time.Second,
+		func() any { return &messages.RolloverResp{} }, func(any, error) {
+			c.n.system.Root.Send(self, ctrlDoneMsg{key: key})
+		})
+}
+
+func hasRemoved(st *raftfsm.State, g *raftfsm.Segment) bool {
+	for _, r := range g.Replicas {
+		if _, ok := st.Nodes[r]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rereplicate repairs sealed segments' replica sets: a replica on a removed
+// node is replaced, and a segment with fewer replicas than its topic's RF
+// allows is topped up (raftfsm.State.Replacement); a new replica's segment
+// actor copies the data from the others. One proposal in flight at a time.
+func (c *controller) rereplicate(ctx actor.Context, st *raftfsm.State) {
+	for _, ref := range st.UnderReplicated() {
+		reps, ok := st.Replacement(st.Topics[ref.Topic], ref.Segment)
+		if !ok {
+			continue
+		}
+		c.propose(ctx, "rereplicate", &raftfsm.SetReplicas{Topic: ref.Topic, Segment: ref.Segment.ID, Replicas: reps})
+		return
+	}
 }
 
 // promote turns caught-up non-voters into voters.

@@ -21,10 +21,6 @@ type (
 		deadline time.Time // zero: answer EMPTY at once when nothing is there
 		reply    func(messages.GetResp)
 	}
-	seekMsg struct {
-		offset uint64
-		reply  func(error)
-	}
 	cursorMetaMsg struct{ topic *raftfsm.Topic }
 	cursorFetched struct {
 		pos     uint64
@@ -39,6 +35,9 @@ type (
 		err error
 	}
 	cursorWake struct{}
+	// flushMsg asks for the position to be committed; reply runs once it is
+	// (or the commit failed).
+	flushMsg struct{ reply func(error) }
 )
 
 const cursorPrefetch = 512
@@ -70,6 +69,7 @@ type cursorActor struct {
 	replica  int // rotates over replicas of sealed segments on failure
 	failures int
 	armed    bool
+	flushers []func(error)
 	// waitingSeg: the last fetch found the segment between leaders
 	waitingSeg bool
 }
@@ -92,20 +92,33 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 	case getMsg:
 		c.queue = append(c.queue, m)
 		c.serve(ctx)
-	case seekMsg:
-		c.pos = m.offset
-		c.buf = nil
-		c.commit(ctx, true)
-		m.reply(nil)
 	case cursorMetaMsg:
 		c.topic = m.topic
+		if first := m.topic.FirstOffset(); c.pos < first {
+			// retention dropped what the cursor (and its prefetch) held
+			c.pos, c.buf = first, nil
+			c.commit(ctx, false)
+		}
 		c.serve(ctx)
 	case cursorFetched:
 		c.onFetched(ctx, m)
+	case flushMsg:
+		if c.pos == c.committed && !c.proposing {
+			m.reply(nil)
+			return
+		}
+		c.flushers = append(c.flushers, m.reply)
+		c.commit(ctx, false)
 	case cursorCommitted:
 		c.proposing = false
 		if m.err == nil && m.pos > c.committed {
 			c.committed = m.pos
+		}
+		if c.pos == c.committed || m.err != nil {
+			for _, f := range c.flushers {
+				f(m.err)
+			}
+			c.flushers = nil
 		}
 		if m.err != nil {
 			c.n.log.Warn("cursor commit failed; will retry", "topic", c.topicName, "group", c.group, "err", m.err)
@@ -138,7 +151,7 @@ func (c *cursorActor) serve(ctx actor.Context) {
 			first := c.pos
 			c.pos += uint64(k)
 			g.reply(messages.GetResp{First: first, Entries: out})
-			c.n.metrics.getEntries.Add(uint64(k))
+			c.n.metrics.getEntries.Add(float64(k))
 			c.commit(ctx, false)
 			continue
 		}

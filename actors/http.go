@@ -50,22 +50,3 @@ func (s *httpServer) stop() {
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 }
-
-// metricsHandler exposes the node's counters in Prometheus text format.
-func (n *Node) metricsHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		m := n.metrics
-		fmt.Fprintf(w, "# TYPE walrus_put_entries_total counter\nwalrus_put_entries_total %d\n", m.putEntries.Load())
-		fmt.Fprintf(w, "# TYPE walrus_get_entries_total counter\nwalrus_get_entries_total %d\n", m.getEntries.Load())
-		fmt.Fprintf(w, "# TYPE walrus_rollovers_total counter\nwalrus_rollovers_total %d\n", m.rollovers.Load())
-		fmt.Fprintf(w, "# TYPE walrus_recoveries_total counter\nwalrus_recoveries_total %d\n", m.recoveries.Load())
-		fmt.Fprintf(w, "# TYPE walrus_wal_errors_total counter\nwalrus_wal_errors_total %d\n", m.walErrors.Load())
-		fmt.Fprintf(w, "# TYPE walrus_client_connections gauge\nwalrus_client_connections %d\n", m.connections.Load())
-		leader := 0
-		if n.host.IsLeader() {
-			leader = 1
-		}
-		fmt.Fprintf(w, "# TYPE walrus_raft_leader gauge\nwalrus_raft_leader %d\n", leader)
-	})
-}

@@ -131,7 +131,7 @@ func (n *Node) pingLoop() {
 // (re)announces the node's addresses in the metadata when they are missing
 // or stale.
 func (n *Node) afterRenewal(announcing *atomic.Bool) {
-	if n.lease.valid(n.now()) && n.caughtUp.CompareAndSwap(false, true) {
+	if n.lease.valid(n.now()) && !n.joining.Load() && n.caughtUp.CompareAndSwap(false, true) {
 		n.log.Info("caught up with the cluster metadata")
 		n.system.Root.Send(n.root, caughtUpMsg{})
 	}

@@ -45,18 +45,24 @@ type Node struct {
 	leaders sync.Map // string -> *actor.PID
 	// topics maps a topic to its topic actor. Written only by the root.
 	topics sync.Map // string -> *actor.PID
+	// hwms holds the high-water mark of each topic whose active segment
+	// this node leads (topic-global offset), for STATE.
+	hwms sync.Map // string -> *atomic.Uint64
 
 	metaPending atomic.Bool
-	crashed     atomic.Bool // Crash: actors must not flush or propose while dying
-	readyTerm   atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
-	rootPID     atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
-	caughtUp    atomic.Bool
-	ctx         context.Context
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	stopOnce    sync.Once
-	connSeq     atomic.Uint64
-	metrics     *nodeMetrics
+	// joining: a join is under way (no catch-up before it answers);
+	// rejoined: the join said this node was already a member.
+	joining, rejoined atomic.Bool
+	crashed           atomic.Bool               // Crash: actors must not flush or propose while dying
+	readyTerm         atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
+	rootPID           atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
+	caughtUp          atomic.Bool
+	ctx               context.Context
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
+	stopOnce          sync.Once
+	connSeq           atomic.Uint64
+	metrics           *nodeMetrics
 
 	// recovering holds the segments whose recovery runs on this node.
 	recovering sync.Map // wal.SegmentKey -> bool
@@ -125,6 +131,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n.mux.SetRPCHandler(rpcHandler{n})
 	n.host.observe()
 	if !n.host.hadState && len(cfg.Join) > 0 {
+		n.joining.Store(true)
 		n.goBackground(func() { n.host.join(n.ctx) })
 	}
 	n.goBackground(n.pingLoop)
@@ -157,6 +164,19 @@ func (n *Node) stop(graceful bool) {
 	n.stopOnce.Do(func() {
 		if n.clientLn != nil {
 			n.clientLn.Close()
+		}
+		if graceful && n.host != nil {
+			// have the raft leader commit every cursor position while this
+			// node still takes part in raft: when the whole cluster stops at
+			// once, the leader's own flush would find no quorum otherwise
+			ctx, cancel := ctxTimeout(n, 2*time.Second)
+			if leader, _ := n.host.Leader(); leader != 0 {
+				var resp messages.FlushResp
+				if err := n.call(ctx, leader, messages.KindFlush, &messages.FlushReq{}, &resp); err == nil {
+					err = resp.Err.AsError()
+				}
+			}
+			cancel()
 		}
 		if n.http != nil {
 			n.http.stop()
@@ -205,6 +225,31 @@ func (n *Node) liveActors() []string {
 	return out
 }
 
+// flushCursors commits every running cursor's position (raft leader only).
+func (n *Node) flushCursors(ctx context.Context) error {
+	var pending []chan error
+	n.topics.Range(func(_, pid any) bool {
+		ch := make(chan error, 1)
+		pending = append(pending, ch)
+		n.system.Root.Send(pid.(*actor.PID), cursorReq{group: "", existing: true,
+			msg:  flushMsg{reply: func(err error) { ch <- err }},
+			fail: func(err error) { ch <- err }})
+		return true
+	})
+	var first error
+	for _, ch := range pending {
+		select {
+		case err := <-ch:
+			if err != nil && first == nil {
+				first = err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
+}
+
 // ID is this node's id.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
 
@@ -238,8 +283,12 @@ func (n *Node) after(d time.Duration) <-chan struct{} {
 func (n *Node) now() time.Time { return n.cfg.Clock.Now() }
 
 func (n *Node) selfAddrs() messages.NodeAddrs {
+	http := n.cfg.AdvertiseHTTPAddr
+	if http == "" {
+		http = n.cfg.HTTPAddr
+	}
 	return messages.NodeAddrs{ID: n.cfg.NodeID, RaftAddr: n.cfg.AdvertiseRaftAddr,
-		ClientAddr: n.cfg.AdvertiseClientAddr, HTTPAddr: n.cfg.HTTPAddr}
+		ClientAddr: n.cfg.AdvertiseClientAddr, HTTPAddr: http}
 }
 
 // metaChanged is called (on raft's FSM goroutine) after every applied
@@ -334,6 +383,9 @@ func wrapTransportErr(err error) error {
 	var me *messages.Err
 	if errors.As(err, &me) {
 		return err
+	}
+	if errors.Is(err, transport.ErrNotSent) {
+		return &messages.Err{Code: messages.CodeNotSent, Msg: err.Error()}
 	}
 	if errors.Is(err, transport.ErrPeerUnavailable) || errors.Is(err, transport.ErrClosed) {
 		return &messages.Err{Code: messages.CodeUnavailable, Msg: err.Error()}

@@ -157,8 +157,14 @@ func newRaftHost(n *Node, onChange func(*raftfsm.State)) (*raftHost, error) {
 	h.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  advertisedLayer{n.mux.RaftStreamLayer(n.cfg.Network.Dial), advertised(n.cfg.AdvertiseRaftAddr)},
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  logger,
+		// 1 disables raft's pipelined replication: with the default 2, a
+		// follower answering Success=false can deadlock the pipeline (the
+		// follower silently stops getting log entries and Shutdown hangs;
+		// our testkit hit it, and grafana/pyroscope#5518 describes the
+		// mechanism). Metadata traffic is small: no throughput is lost.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          logger,
 	})
 
 	rc := raft.DefaultConfig()
@@ -285,7 +291,9 @@ func (h *raftHost) proposeOnce(ctx context.Context, data []byte) (uint64, error)
 	}
 	var resp messages.ProposeResp
 	if err := h.n.call(ctx, leader, messages.KindPropose, &messages.ProposeReq{Cmd: data}, &resp); err != nil {
-		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) {
+		// the leader we knew is gone or moved: ask again once raft names
+		// another (commands are guarded, so a repeat is harmless)
+		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) || isCode(err, messages.CodeNotSent) {
 			return 0, errNotLeaderRetry
 		}
 		return 0, err
@@ -313,7 +321,8 @@ func (h *raftHost) waitApplied(ctx context.Context, index uint64) error {
 func (h *raftHost) syncMeta(ctx context.Context) error {
 	for {
 		err := h.syncMetaOnce(ctx)
-		if !errors.Is(err, ErrNoLeader) && !isCode(err, messages.CodeNotLeader) && !isCode(err, messages.CodeUnavailable) {
+		if !errors.Is(err, ErrNoLeader) && !isCode(err, messages.CodeNotLeader) && !isCode(err, messages.CodeUnavailable) &&
+			!isCode(err, messages.CodeNotSent) {
 			return err
 		}
 		select {
@@ -452,12 +461,28 @@ func (h *raftHost) handleJoin(ctx context.Context, req *messages.JoinReq) messag
 	}
 	err := h.Propose(ctx, &raftfsm.UpsertNode{Node: raftfsm.NodeInfo{ID: raftfsm.NodeID(node.ID), RaftAddr: node.RaftAddr,
 		ClientAddr: node.ClientAddr, HTTPAddr: node.HTTPAddr, Live: true}})
-	return messages.JoinResp{Err: fsmErrToWire(err)}
+	return messages.JoinResp{Err: fsmErrToWire(err), Rejoined: known}
 }
 
 // RemoveNode takes a node out of the raft configuration and the metadata
-// for good (walrus-cli remove-node). Its segments are re-replicated.
+// for good (walrus-cli remove-node). Its segments are re-replicated. It
+// waits out an election in progress until ctx ends.
 func (h *raftHost) RemoveNode(ctx context.Context, id uint64) error {
+	for {
+		err := h.removeNodeOnce(ctx, id)
+		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, errNotLeaderRetry) &&
+			!isCode(err, messages.CodeNotSent) && !isCode(err, messages.CodeNotLeader) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-h.n.after(100 * time.Millisecond):
+		}
+	}
+}
+
+func (h *raftHost) removeNodeOnce(ctx context.Context, id uint64) error {
 	if id == h.n.cfg.NodeID && h.IsLeader() {
 		// hand leadership over first so the cluster keeps a leader
 		if err := h.r.LeadershipTransfer().Error(); err != nil {
@@ -476,6 +501,9 @@ func (h *raftHost) RemoveNode(ctx context.Context, id uint64) error {
 		return fsmErrFromWire(resp.Err)
 	}
 	if err := h.r.RemoveServer(serverID(id), 0, 10*time.Second).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return errNotLeaderRetry
+		}
 		return err
 	}
 	return h.Propose(ctx, &raftfsm.RemoveNode{ID: raftfsm.NodeID(id)})
@@ -492,7 +520,9 @@ func (h *raftHost) join(ctx context.Context) {
 				err = resp.Err.AsError()
 			}
 			if err == nil {
-				h.n.log.Info("joined the cluster", "via", addr)
+				h.n.rejoined.Store(resp.Rejoined)
+				h.n.joining.Store(false)
+				h.n.log.Info("joined the cluster", "via", addr, "rejoined", resp.Rejoined)
 				return
 			}
 			if attempt%20 == 0 {
@@ -524,7 +554,7 @@ func (h *raftHost) Metrics() map[string]any {
 	lastLog, _ := strconv.ParseUint(stats["last_log_index"], 10, 64)
 	m := map[string]any{
 		"id":             h.n.cfg.NodeID,
-		"state":          raftStateName(h.r.State()),
+		"state":          h.stateName(),
 		"current_term":   h.r.CurrentTerm(),
 		"current_leader": leader,
 		"last_log_index": lastLog,
@@ -545,6 +575,7 @@ func (h *raftHost) Metrics() map[string]any {
 			}
 		}
 	}
+	m["under_replicated_segments"] = len(h.State().UnderReplicated())
 	m["membership_config"] = map[string]any{
 		"log_id":     nil,
 		"membership": map[string]any{"configs": [][]uint64{voters}, "nodes": nodes, "learners": learners},
@@ -562,6 +593,32 @@ func (h *raftHost) Metrics() map[string]any {
 		m["replication"] = nil
 	}
 	return m
+}
+
+// suffrages maps each member of raft's configuration to "voter" or
+// "nonvoter".
+func (h *raftHost) suffrages() map[uint64]string {
+	out := map[uint64]string{}
+	if cf := h.r.GetConfiguration(); cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			v := "nonvoter"
+			if s.Suffrage == raft.Voter {
+				v = "voter"
+			}
+			out[parseServerID(s.ID)] = v
+		}
+	}
+	return out
+}
+
+// stateName is raft's state as the reference names it; a follower that is
+// not a voter is a "Learner".
+func (h *raftHost) stateName() string {
+	st := raftStateName(h.r.State())
+	if st == "Follower" && h.suffrages()[h.n.cfg.NodeID] == "nonvoter" {
+		return "Learner"
+	}
+	return st
 }
 
 func raftStateName(s raft.RaftState) string {

@@ -23,7 +23,7 @@ func (n *Node) startRecovery(topic string, seg uint64) {
 	if _, running := n.recovering.LoadOrStore(key, true); running {
 		return
 	}
-	n.metrics.recoveries.Add(1)
+	n.metrics.recoveries.Inc()
 	n.goBackground(func() {
 		defer n.recovering.Delete(key)
 		n.recoverSegment(topic, seg)
@@ -71,7 +71,7 @@ func (n *Node) recoverSegment(topic string, segID uint64) {
 			continue
 		}
 		epoch := sg.Epoch
-		ends := n.fenceReplicas(topic, sg)
+		ends, sizes := n.fenceReplicas(topic, sg)
 		end, src, ok := segment.RecoveryEnd(len(sg.Replicas), ends)
 		if !ok {
 			if attempt%10 == 1 {
@@ -84,7 +84,7 @@ func (n *Node) recoverSegment(topic string, segID uint64) {
 		}
 		ctx, cancel := ctxTimeout(n, 5*time.Second)
 		err := n.host.Propose(ctx, &raftfsm.SealSegment{Topic: topic, Segment: segID, Epoch: epoch, Count: end,
-			AtMs: n.now().UnixMilli()})
+			AtMs: n.now().UnixMilli(), Bytes: sizes[src]})
 		cancel()
 		if err != nil && !errors.Is(err, raftfsm.ErrStale) {
 			log.Warn("recovery: seal proposal failed", "err", err)
@@ -102,11 +102,11 @@ func backoff(attempt int) time.Duration {
 }
 
 // fenceReplicas sends Fence to every replica in parallel and returns the
-// durable ends of those that answered.
-func (n *Node) fenceReplicas(topic string, sg *raftfsm.Segment) map[uint64]uint64 {
+// durable ends (and payload sizes) of those that answered.
+func (n *Node) fenceReplicas(topic string, sg *raftfsm.Segment) (ends map[uint64]uint64, sizes map[uint64]int64) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	ends := map[uint64]uint64{}
+	ends, sizes = map[uint64]uint64{}, map[uint64]int64{}
 	for _, r := range sg.Replicas {
 		wg.Add(1)
 		go func(r uint64) {
@@ -118,12 +118,13 @@ func (n *Node) fenceReplicas(topic string, sg *raftfsm.Segment) map[uint64]uint6
 			if err == nil && resp.Err.Code == messages.CodeOK {
 				mu.Lock()
 				ends[r] = resp.End
+				sizes[r] = resp.Bytes
 				mu.Unlock()
 			}
 		}(uint64(r))
 	}
 	wg.Wait()
-	return ends
+	return ends, sizes
 }
 
 // syncReplicas makes the replicas that answered and lack entries copy them
@@ -132,10 +133,14 @@ func (n *Node) fenceReplicas(topic string, sg *raftfsm.Segment) map[uint64]uint6
 func (n *Node) syncReplicas(topic string, sg *raftfsm.Segment, ends map[uint64]uint64, end, src uint64) bool {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	holding := 0
-	for r, e := range ends {
+	holding := 0 // guarded by mu once the goroutines start
+	for _, e := range ends {
 		if e >= end {
 			holding++
+		}
+	}
+	for r, e := range ends {
+		if e >= end {
 			continue
 		}
 		wg.Add(1)

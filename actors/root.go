@@ -48,13 +48,14 @@ type rootActor struct {
 }
 
 // onCaughtUp runs once this node's metadata has caught up with the leader.
-// A node that started without raft state (new, or its data directory was
+// A node that rejoined without its raft state (its data directory was
 // lost) may be named leader of open segments it led in an earlier life: it
 // cannot tell from its (empty) disk whether it assigned offsets there, so
-// those segments are sealed by recovery rather than led.
+// those segments are sealed by recovery rather than led. A node that is new
+// to the cluster led nothing before.
 func (r *rootActor) onCaughtUp() {
 	r.caughtUp = true
-	if r.n.host.hadState {
+	if r.n.host.hadState || !r.n.rejoined.Load() {
 		return
 	}
 	self := raftfsm.NodeID(r.n.cfg.NodeID)

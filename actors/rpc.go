@@ -97,11 +97,86 @@ func (h rpcHandler) Handle(ctx context.Context, kind uint8, body []byte) (uint8,
 			return syncMsg{req: &req, reply: reply}
 		}, func(e messages.Err) messages.SyncResp { return messages.SyncResp{Err: e} })
 		resp = &r
+	case messages.KindRollover:
+		var req messages.RolloverReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := askSegment(ctx, n, req.Topic, req.Segment, func(reply func(messages.RolloverResp)) any {
+			return rolloverMsg{reply: reply}
+		}, func(e messages.Err) messages.RolloverResp { return messages.RolloverResp{Err: e} })
+		resp = &r
+	case messages.KindFlush:
+		r := messages.FlushResp{}
+		if !n.host.IsLeader() {
+			r.Err = *errNotCursorOwner
+		} else if err := n.flushCursors(ctx); err != nil {
+			r.Err = errToWire(err)
+		}
+		resp = &r
+	case messages.KindStatus:
+		var req messages.StatusReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			return 0, nil, err
+		}
+		r := messages.StatusResp{}
+		r.HWM, r.Known = n.localHWM(req.Topic)
+		resp = &r
 	default:
 		return 0, nil, fmt.Errorf("unknown rpc kind %d", kind)
 	}
 	out, err := messages.Encode(resp)
 	return kind, out, err
+}
+
+// Dispatch takes, on the connection's reader goroutine, the requests whose
+// order matters and hands them to their actor without blocking: replication
+// batches (a follower appends them in the order the leader pipelined them)
+// and forwarded writes (a connection's pipelined PUTs keep their order).
+// Everything else runs concurrently through Handle.
+func (h rpcHandler) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, error)) bool {
+	n := h.n
+	k := messages.Kind(kind)
+	respond := func(v any) {
+		out, err := messages.Encode(v)
+		reply(kind, out, err)
+	}
+	switch k {
+	case messages.KindReplicate:
+		var req messages.ReplicateReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			reply(0, nil, err)
+			return true
+		}
+		pid, ok := n.topics.Load(req.Topic)
+		if !ok {
+			respond(&messages.ReplicateResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: "topic " + req.Topic + " not known here yet"}})
+			return true
+		}
+		n.system.Root.Send(pid.(*actor.PID), segReq{seg: req.Segment,
+			msg:  replicateMsg{req: &req, reply: func(r messages.ReplicateResp) { respond(&r) }},
+			fail: func(err error) { respond(&messages.ReplicateResp{Err: errToWire(err)}) }})
+		return true
+	case messages.KindPut:
+		var req messages.PutReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			reply(0, nil, err)
+			return true
+		}
+		t := n.host.State().Topics[req.Topic]
+		if t == nil {
+			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}})
+			return true
+		}
+		pid, ok := n.leaders.Load(req.Topic)
+		if !ok {
+			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}})
+			return true
+		}
+		n.system.Root.Send(pid.(*actor.PID), putMsg{entries: req.Entries, reply: func(r messages.PutResp) { respond(&r) }})
+		return true
+	}
+	return false
 }
 
 // askSegment delivers a request to the local actor of (topic, segment) and

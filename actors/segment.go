@@ -45,6 +45,7 @@ type (
 	walDoneMsg struct {
 		end uint64
 		err error
+		at  time.Time // when it was queued
 		// follower appends answer the leader once durable
 		reply func(messages.ReplicateResp)
 	}
@@ -52,6 +53,7 @@ type (
 		follower uint64
 		resp     *messages.ReplicateResp
 		err      error
+		sentAt   time.Time
 	}
 	fetchedMsg struct {
 		from    uint64
@@ -59,11 +61,13 @@ type (
 		err     error
 		source  uint64
 	}
-	sealDoneMsg  struct{ err error }
-	segTickMsg   struct{}
-	reconcileMsg struct{}
-	readTimeout  struct{ id uint64 }
-	retryPumpMsg struct{}
+	sealDoneMsg   struct{ err error }
+	writeFlushMsg struct{}
+	rolloverMsg   struct{ reply func(messages.RolloverResp) }
+	segTickMsg    struct{}
+	reconcileMsg  struct{}
+	readTimeout   struct{ id uint64 }
+	retryPumpMsg  struct{}
 )
 
 type segRole int
@@ -136,8 +140,12 @@ type segmentActor struct {
 	inflight  map[uint64]int
 	backoff   map[uint64]time.Time
 	pumpArmed bool
-	sealing   bool
-	monitor   interface{ Stop() bool }
+	// flushed: entries below it were handed to the WAL; flushArmed: a
+	// writeFlushMsg is on its way (see onPut)
+	flushed    uint64
+	flushArmed bool
+	sealing    bool
+	monitor    interface{ Stop() bool }
 
 	stopping bool
 
@@ -170,7 +178,7 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 		s.n.log.Debug("segment actor started", append(s.log(), "count", s.durable)...)
 	case *actor.Restarting, *actor.Stopping:
 		s.stopping = true
-		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment actor stopping"})
+		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "unavailable: segment leader stopping (outcome unknown)"})
 		if s.monitor != nil {
 			s.monitor.Stop()
 		}
@@ -185,6 +193,17 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 		}
 	case putMsg:
 		s.onPut(m)
+	case writeFlushMsg:
+		s.onFlush()
+	case rolloverMsg:
+		if s.role != roleLeader || s.ld == nil {
+			m.reply(messages.RolloverResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: "not leading this segment"}})
+			return
+		}
+		// writes already accepted finish; new ones go to the next segment
+		s.ld.SealHere()
+		s.maybeSeal()
+		m.reply(messages.RolloverResp{})
 	case replicateMsg:
 		s.onReplicate(m)
 	case walDoneMsg:
@@ -249,7 +268,7 @@ func (s *segmentActor) onMeta(m segMetaMsg) {
 	switch m.seg.State {
 	case raftfsm.SegSealed:
 		if s.role == roleLeader {
-			s.stopLeading(messages.Err{Code: messages.CodeNotLeader, Msg: "segment sealed"})
+			s.stopLeadingSealed(m.seg.Count)
 		}
 		s.role = roleSealed
 		s.reconcileSealed()
@@ -310,9 +329,10 @@ func (s *segmentActor) becomeLeader(seg *raftfsm.Segment) {
 		Limit: s.n.cfg.MaxSegmentEntries, AckBeforeQuorum: s.n.cfg.AckBeforeQuorum})
 	s.role = roleLeader
 	s.fenced = seg.Epoch
-	s.end, s.durable, s.hwm = 0, 0, 0
+	s.end, s.durable, s.hwm, s.flushed = 0, 0, 0, 0
 	s.buf, s.bufBase, s.bufBytes = nil, 0, 0
 	s.n.leaders.Store(s.topic, s.self)
+	s.n.publishHWM(s.topic, seg.Base)
 	s.armMonitor()
 	s.n.log.Debug("leading segment", s.log()...)
 }
@@ -337,12 +357,48 @@ func (s *segmentActor) stopLeading(e messages.Err) {
 		}
 	}
 	s.n.leaders.CompareAndDelete(s.topic, s.self)
+	s.n.metrics.dropLag(s.topic)
 	s.ld = nil
 	s.buf = nil
 	if s.monitor != nil {
 		s.monitor.Stop()
 		s.monitor = nil
 	}
+}
+
+// stopLeadingSealed ends the leader role when metadata shows the segment
+// sealed while writers still wait (a recovery sealed it under a paused or
+// cut-off leader that missed the fence). The seal's count says exactly what
+// is in the log: entries below it are there (recovery made a quorum hold
+// them), so their writers get OK; entries at or above it are not, so their
+// writers get NotLeader and are routed to the next segment; a batch the
+// count cuts through is partly accepted. Answering "not the leader" for
+// entries that are in the log would make the entry node send them again.
+func (s *segmentActor) stopLeadingSealed(count uint64) {
+	if s.ld == nil {
+		return
+	}
+	for _, id := range s.ld.Close() {
+		w, ok := s.waiters[id]
+		if !ok {
+			continue
+		}
+		delete(s.waiters, id)
+		end := w.first + uint64(w.accepted)
+		switch {
+		case end <= count:
+			s.n.metrics.putEntries.Add(float64(w.accepted))
+			w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: w.accepted, Segment: s.id})
+		case w.first >= count:
+			w.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader,
+				Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d (sealed)", s.topic, s.id)}})
+		default:
+			k := int(count - w.first)
+			s.n.metrics.putEntries.Add(float64(k))
+			w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: k, Segment: s.id})
+		}
+	}
+	s.stopLeading(messages.Err{Code: messages.CodeNotLeader, Msg: "segment sealed"})
 }
 
 // ---- write path (leader) ----
@@ -373,10 +429,27 @@ func (s *segmentActor) onPut(m putMsg) {
 	id := s.reqSeq
 	s.waiters[id] = putWaiter{reply: m.reply, first: first, accepted: k}
 	s.end = first + uint64(k)
-	s.appendLocal(first, ents, nil)
-	if s.ld.Await(id, first+uint64(k)) {
-		s.advance([]uint64{id})
+	s.ld.Await(id, first+uint64(k))
+	// Writes already waiting in the mailbox join this one: the WAL append
+	// and the replication sends happen once they are all assigned (the
+	// flush message queues behind them), one append and one batch per
+	// follower for the lot.
+	if !s.flushArmed {
+		s.flushArmed = true
+		s.n.system.Root.Send(s.self, writeFlushMsg{})
 	}
+}
+
+// onFlush hands the entries assigned since the last flush to the WAL and
+// sends them to the followers.
+func (s *segmentActor) onFlush() {
+	s.flushArmed = false
+	if s.ld == nil || s.end <= s.flushed {
+		return
+	}
+	ents := s.buf[s.flushed-s.bufBase : s.end-s.bufBase]
+	s.appendLocal(s.flushed, ents, nil)
+	s.flushed = s.end
 	s.pump()
 }
 
@@ -386,15 +459,17 @@ func (s *segmentActor) appendLocal(first uint64, ents [][]byte, reply func(messa
 	s.pending++
 	self := s.self
 	sys := s.n.system
+	at := s.n.now()
 	s.n.wal.AppendAt(s.key, first, ents, func(_ uint64, err error) {
-		sys.Root.Send(self, walDoneMsg{end: first + uint64(len(ents)), err: err, reply: reply})
+		sys.Root.Send(self, walDoneMsg{end: first + uint64(len(ents)), err: err, reply: reply, at: at})
 	})
 }
 
 func (s *segmentActor) onWALDone(m walDoneMsg) {
 	s.pending--
+	s.n.metrics.walAppend.Observe(s.n.now().Sub(m.at).Seconds())
 	if m.err != nil {
-		s.n.metrics.walErrors.Add(1)
+		s.n.metrics.walErrors.Inc()
 		s.n.log.Error("wal append failed", append(s.log(), "err", m.err)...)
 		if info, err := s.n.wal.Info(s.key); err == nil {
 			s.end, s.durable = info.Count, info.Count
@@ -405,7 +480,11 @@ func (s *segmentActor) onWALDone(m walDoneMsg) {
 		if s.role == roleLeader {
 			// our copy lost entries the followers may hold: stop and let
 			// recovery pick the end from the replicas
-			s.stopLeading(errToWire(m.err))
+			e := errToWire(m.err)
+			// the followers may hold what our disk refused: recovery may
+			// keep it
+			e.Msg = "unavailable: " + e.Msg + " (outcome unknown)"
+			s.stopLeading(e)
 			s.role = roleRecovering
 			s.n.startRecovery(s.topic, s.id)
 		}
@@ -438,13 +517,16 @@ func (s *segmentActor) advance(ids []uint64) {
 	}
 	moved := s.ld.HWM() > s.hwm
 	s.hwm = s.ld.HWM()
+	if moved {
+		s.n.publishHWM(s.topic, s.meta.Base+s.hwm)
+	}
 	for _, id := range ids {
 		w, ok := s.waiters[id]
 		if !ok {
 			continue
 		}
 		delete(s.waiters, id)
-		s.n.metrics.putEntries.Add(uint64(w.accepted))
+		s.n.metrics.putEntries.Add(float64(w.accepted))
 		w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: w.accepted, Segment: s.id})
 	}
 	if moved {
@@ -533,11 +615,11 @@ func (s *segmentActor) sendReplicate(f uint64, from uint64, ents [][]byte) {
 	}
 	req := &messages.ReplicateReq{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Leader: s.n.cfg.NodeID,
 		Replicas: reps, First: from, Entries: ents, HWM: s.hwm}
-	self := s.self
+	self, sentAt := s.self, s.n.now()
 	s.n.goCall(f, messages.KindReplicate, req, 5*time.Second, func() any { return &messages.ReplicateResp{} },
 		func(resp any, err error) {
 			r, _ := resp.(*messages.ReplicateResp)
-			s.n.system.Root.Send(self, replicatedMsg{follower: f, resp: r, err: err})
+			s.n.system.Root.Send(self, replicatedMsg{follower: f, resp: r, err: err, sentAt: sentAt})
 		})
 }
 
@@ -563,7 +645,11 @@ func (s *segmentActor) onReplicated(m replicatedMsg) {
 		s.ld.Rewind(m.follower, m.resp.Durable)
 		s.backoff[m.follower] = s.n.now().Add(100 * time.Millisecond)
 	default:
+		s.n.metrics.replicaAck.Observe(s.n.now().Sub(m.sentAt).Seconds())
 		s.advance(s.ld.Durable(m.follower, m.resp.Durable))
+	}
+	if s.ld != nil {
+		s.n.metrics.setLag(s.topic, s.ld.Lag())
 	}
 	s.pump()
 }
@@ -575,11 +661,8 @@ func (s *segmentActor) trimBuffer() {
 	if s.ld == nil {
 		return
 	}
-	low := s.durable
-	for _, f := range s.ld.Followers() {
-		from, _ := s.ld.ToSend(f, 0)
-		low = min(low, from)
-	}
+	// every replica (this one included) holds everything below low
+	low := s.ld.Next() - s.ld.Lag()
 	if s.bufBytes > maxBufferedBytes {
 		low = max(low, min(s.durable, s.bufBase+uint64(len(s.buf))/2))
 	}
@@ -603,9 +686,18 @@ func (s *segmentActor) maybeSeal() {
 		return
 	}
 	s.sealing = true
-	s.n.metrics.rollovers.Add(1)
+	s.n.metrics.rollovers.Inc()
 	s.n.proposeAsync(s.self, &raftfsm.SealSegment{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Count: count,
-		AtMs: s.n.now().UnixMilli()}, 10*time.Second, func(err error) any { return sealDoneMsg{err: err} })
+		AtMs: s.n.now().UnixMilli(), Bytes: s.bytes()}, 10*time.Second, func(err error) any { return sealDoneMsg{err: err} })
+}
+
+// bytes is the local file's payload size as the WAL reports it.
+func (s *segmentActor) bytes() int64 {
+	info, err := s.n.wal.Info(s.key)
+	if err != nil {
+		return 0
+	}
+	return info.Bytes
 }
 
 func (s *segmentActor) leaderHint() uint64 {
@@ -707,13 +799,50 @@ func (s *segmentActor) answerRead(m readMsg) {
 		if mb <= 0 {
 			mb = 1 << 20
 		}
-		ents, err := s.n.wal.Read(s.key, m.req.From, max, mb)
+		ents, err := s.readRange(m.req.From, limit, max, mb)
 		if err != nil {
 			resp.Err = errToWire(err)
 		}
 		resp.Entries = ents
 	}
 	m.reply(resp)
+}
+
+// readRange reads up to max entries (and about maxBytes) from [from, limit).
+// The leader's high-water mark may run ahead of its own disk (two followers
+// made an entry durable before the leader's fsync finished): entries this
+// node does not hold durably yet come from the replication buffer, which
+// keeps every entry some replica lacks, so an acknowledged entry is
+// readable the moment its writer is told OK.
+func (s *segmentActor) readRange(from, limit uint64, max, maxBytes int) ([][]byte, error) {
+	var out [][]byte
+	if from < s.durable {
+		ents, err := s.n.wal.Read(s.key, from, min(max, int(min(limit, s.durable)-from)), maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		out = ents
+		from += uint64(len(ents))
+		if len(ents) < max && from < s.durable {
+			return out, nil // stopped at maxBytes
+		}
+	}
+	if s.role != roleLeader || from >= limit || from < s.bufBase {
+		return out, nil
+	}
+	bytes := 0
+	for _, e := range out {
+		bytes += len(e)
+	}
+	for i := from; i < limit && len(out) < max; i++ {
+		e := s.buf[i-s.bufBase]
+		if bytes+len(e) > maxBytes && len(out) > 0 {
+			break
+		}
+		bytes += len(e)
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 func (s *segmentActor) onReadTimeout(id uint64) {
@@ -759,7 +888,7 @@ func (s *segmentActor) onFence(m fenceMsg) {
 	if s.role == roleNone || s.role == roleFollower {
 		s.role = roleFenced
 	}
-	answer := func() { m.reply(messages.FenceResp{End: s.durable}) }
+	answer := func() { m.reply(messages.FenceResp{End: s.durable, Bytes: s.bytes()}) }
 	if s.pending > 0 {
 		s.whenIdle = append(s.whenIdle, answer)
 		return

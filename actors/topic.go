@@ -7,7 +7,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/walrus-go/walrus/raftfsm"
-	"github.com/walrus-go/walrus/wal"
 )
 
 // segReq routes a request to one of the topic's segment actors.
@@ -23,6 +22,9 @@ type cursorReq struct {
 	group string
 	msg   any
 	fail  func(error)
+	// existing: deliver only to a cursor actor already running (flush);
+	// otherwise answer fail(nil).
+	existing bool
 }
 
 // topicActor supervises the segment actors of the segments this node
@@ -34,6 +36,8 @@ type topicActor struct {
 	segments map[uint64]*actor.PID
 	cursors  map[string]*actor.PID
 	term     uint64
+	// gcBelow: local files of segments below it were deleted
+	gcBelow uint64
 	// stopping: protoactor still delivers user messages to a stopping
 	// actor; spawning a child then would keep the stop from completing.
 	stopping bool
@@ -112,10 +116,10 @@ func (t *topicActor) onMeta(ctx actor.Context, m topicMetaMsg) {
 		if !present[id] {
 			ctx.Stop(pid)
 			delete(t.segments, id)
-			if err := t.n.wal.Delete(wal.SegmentKey{Topic: t.name, Segment: id}); err != nil {
-				t.n.log.Warn("delete retained-out segment", "topic", t.name, "segment", id, "err", err)
-			}
 		}
+	}
+	if m.caughtUp && len(m.topic.Segments) > 0 {
+		t.collectGarbage(m.topic.Segments[0].ID)
 	}
 	if m.leaderTerm != t.term {
 		// leadership changed: cursors of the old reign stop (their waiting
@@ -131,12 +135,37 @@ func (t *topicActor) onMeta(ctx actor.Context, m topicMetaMsg) {
 	}
 }
 
+// collectGarbage deletes local files of this topic's segments below first,
+// the lowest retained id: retention removed them from the metadata, maybe
+// while this node was down. Only once the node has caught up, so a lagging
+// view never deletes data.
+func (t *topicActor) collectGarbage(first uint64) {
+	if first <= t.gcBelow {
+		return
+	}
+	for _, info := range t.n.wal.Segments() {
+		if info.Key.Topic != t.name || info.Key.Segment >= first {
+			continue
+		}
+		if err := t.n.wal.Delete(info.Key); err != nil {
+			t.n.log.Warn("delete a segment retention dropped", "topic", t.name, "segment", info.Key.Segment, "err", err)
+			return
+		}
+		t.n.metrics.segmentsDeleted.Inc()
+	}
+	t.gcBelow = first
+}
+
 func (t *topicActor) routeCursor(ctx actor.Context, m cursorReq) {
 	if t.term == 0 || t.stopping {
 		m.fail(errNotCursorOwner)
 		return
 	}
 	pid, ok := t.cursors[m.group]
+	if !ok && m.existing {
+		m.fail(nil)
+		return
+	}
 	if !ok {
 		name := "cursor/" + m.group
 		if m.group == "" {

@@ -22,6 +22,8 @@ const (
 	KindFence     Kind = 9  // FenceReq -> FenceResp (recovery: fence a replica, learn its end)
 	KindSync      Kind = 10 // SyncReq -> SyncResp (recovery: copy missing entries from a source)
 	KindStatus    Kind = 11 // StatusReq -> StatusResp (a node's view, for tooling and tests)
+	KindFlush     Kind = 12 // FlushReq -> FlushResp (commit every cursor position now: before a graceful stop)
+	KindRollover  Kind = 13 // RolloverReq -> RolloverResp (seal the active segment early, gracefully)
 	KindError     Kind = 0xFF
 )
 
@@ -43,6 +45,7 @@ const (
 	CodeTimeout      Code = 10
 	CodeDiskFull     Code = 11
 	CodeDeleted      Code = 12 // the data was removed by retention
+	CodeNotSent      Code = 13 // the request never reached the peer: safe to retry
 )
 
 // Err is the error part of every response.
@@ -93,6 +96,9 @@ type JoinReq struct {
 
 type JoinResp struct {
 	Err Err `msgpack:"err"`
+	// Rejoined: the node was already a member (it lost its state and came
+	// back): it may be named leader of segments it led in its earlier life.
+	Rejoined bool `msgpack:"rejoined,omitempty"`
 }
 
 type RemoveReq struct {
@@ -187,6 +193,8 @@ type FenceReq struct {
 type FenceResp struct {
 	Err Err    `msgpack:"err"`
 	End uint64 `msgpack:"end"`
+	// Bytes is the replica's payload bytes (for size-based retention).
+	Bytes int64 `msgpack:"bytes,omitempty"`
 }
 
 type SyncReq struct {
@@ -202,12 +210,18 @@ type SyncResp struct {
 	End uint64 `msgpack:"end"`
 }
 
-type StatusReq struct{}
+// StatusReq asks the leader of a topic's active segment for its live view.
+type StatusReq struct {
+	Topic string `msgpack:"t"`
+}
 
 type StatusResp struct {
-	Err      Err             `msgpack:"err"`
-	Node     uint64          `msgpack:"node"`
-	Segments []SegmentStatus `msgpack:"segs"`
+	Err Err `msgpack:"err"`
+	// HWM is the topic-global high-water mark: entries below it are held by
+	// a quorum and readable. Known is false when this node does not lead
+	// the active segment.
+	HWM   uint64 `msgpack:"hwm"`
+	Known bool   `msgpack:"known"`
 }
 
 // SegmentStatus is one replica's view of a segment.
@@ -218,6 +232,25 @@ type SegmentStatus struct {
 	Sealed  bool   `msgpack:"sealed"`
 	Leader  bool   `msgpack:"leader"`
 	HWM     uint64 `msgpack:"hwm"`
+}
+
+// RolloverReq asks a segment's leader to stop taking writes for it and seal
+// it as soon as a quorum holds what it accepted (the controller uses it when
+// one of the segment's replicas is removed).
+type RolloverReq struct {
+	Topic   string `msgpack:"t"`
+	Segment uint64 `msgpack:"s"`
+}
+
+type RolloverResp struct {
+	Err Err `msgpack:"err"`
+}
+
+// FlushReq asks the raft leader to commit every cursor position now.
+type FlushReq struct{}
+
+type FlushResp struct {
+	Err Err `msgpack:"err"`
 }
 
 // Encode marshals v with msgpack.

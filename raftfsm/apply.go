@@ -142,6 +142,7 @@ func applySealSegment(x *txn, c SealSegment) Result {
 	sealed.State = SegSealed
 	sealed.Count = c.Count
 	sealed.SealedAtMs = c.AtMs
+	sealed.Bytes = max(c.Bytes, 0)
 	leader, reps := placement(cands, nextAfter(cands, a.Leader), t.RF)
 	next := &Segment{
 		ID: a.ID + 1, Leader: leader, Replicas: reps, Epoch: 1, State: SegOpen,

@@ -3,6 +3,7 @@ package raftfsm
 import (
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -480,4 +481,74 @@ func TestSetReplicasLongList(t *testing.T) {
 	h.fails(SetReplicas{Topic: "t", Segment: 1, Replicas: long}, ErrUnknownNode)
 	long[len(long)-1] = 1
 	h.fails(SetReplicas{Topic: "t", Segment: 1, Replicas: long}, ErrInvalid)
+}
+
+func TestReplacementPicksLeastLoadedLiveNode(t *testing.T) {
+	s := NewState()
+	for id := NodeID(1); id <= 4; id++ {
+		s.Nodes[id] = &NodeInfo{ID: id, RaftAddr: "x", Live: id != 4}
+	}
+	t1 := &Topic{Name: "a", RF: 3, Segments: []*Segment{
+		{ID: 1, Leader: 9, Replicas: []NodeID{9, 1, 2}, Epoch: 1, State: SegSealed, Count: 5},
+		{ID: 2, Leader: 1, Replicas: []NodeID{1, 2, 3}, Epoch: 1, State: SegOpen, Base: 5},
+	}}
+	s.Topics["a"] = t1
+	if got := s.UnderReplicated(); len(got) != 1 || got[0].Segment.ID != 1 {
+		t.Fatalf("under-replicated: %+v", got)
+	}
+	reps, ok := s.Replacement(t1, t1.Segments[0])
+	// node 3 holds one replica, nodes 1 and 2 two each; node 4 is not live
+	if !ok || !slices.Equal(reps, []NodeID{3, 1, 2}) {
+		t.Fatalf("replacement %v %v", reps, ok)
+	}
+	if _, ok := s.Replacement(t1, t1.Segments[1]); ok {
+		t.Fatal("a segment on members only needs no replacement")
+	}
+	// a segment sealed with two replicas while node 3 was down is topped up
+	// to RF 3 once a node can take it, and not before
+	t1.Segments = append([]*Segment{{ID: 0, Leader: 1, Replicas: []NodeID{1, 2}, Epoch: 1, State: SegSealed}}, t1.Segments...)
+	s.Nodes[3].Live = false
+	if got := s.UnderReplicated(); len(got) != 2 || got[0].Segment.ID != 0 {
+		t.Fatalf("under-replicated: %+v", got)
+	}
+	if reps, ok := s.Replacement(t1, t1.Segments[0]); ok {
+		t.Fatalf("no live node can help yet, got %v", reps)
+	}
+	s.Nodes[3].Live = true
+	if reps, ok := s.Replacement(t1, t1.Segments[0]); !ok || !slices.Equal(reps, []NodeID{1, 2, 3}) {
+		t.Fatalf("top-up: %v %v", reps, ok)
+	}
+}
+
+func TestRetentionCut(t *testing.T) {
+	seg := func(id uint64, at, bytes int64) *Segment {
+		return &Segment{ID: id, State: SegSealed, SealedAtMs: at, Bytes: bytes, Count: 1, Base: id - 1}
+	}
+	mk := func(r Retention) *Topic {
+		return &Topic{Name: "t", Retention: r, Segments: []*Segment{
+			seg(3, 100, 10), seg(4, 200, 20), seg(5, 300, 30), {ID: 6, State: SegOpen, Base: 5},
+		}}
+	}
+	cases := []struct {
+		name  string
+		r     Retention
+		now   int64
+		below uint64
+		ok    bool
+	}{
+		{"no policy", Retention{}, 1000, 0, false},
+		{"segments within limit", Retention{MaxSegments: 3}, 1000, 0, false},
+		{"keep two sealed", Retention{MaxSegments: 2}, 1000, 4, true},
+		{"age drops a prefix", Retention{MaxAgeMs: 150}, 400, 5, true},
+		{"age keeps everything young", Retention{MaxAgeMs: 1000}, 400, 0, false},
+		{"bytes", Retention{MaxBytes: 50}, 0, 4, true},
+		{"bytes can drop every sealed segment, never the active", Retention{MaxBytes: 1}, 0, 6, true},
+		{"strictest rule wins", Retention{MaxSegments: 2, MaxAgeMs: 150}, 400, 5, true},
+	}
+	for _, c := range cases {
+		below, ok := mk(c.r).RetentionCut(c.now)
+		if below != c.below || ok != c.ok {
+			t.Errorf("%s: got %d %v, want %d %v", c.name, below, ok, c.below, c.ok)
+		}
+	}
 }

@@ -83,6 +83,9 @@ type SealSegment struct {
 	Epoch   uint64 `msgpack:"epoch"`
 	Count   uint64 `msgpack:"count"`
 	AtMs    int64  `msgpack:"at_ms"` // proposer's wall clock, Unix ms
+	// Bytes is the segment's payload size as the proposer saw it (for
+	// size-based retention; approximate after a recovery).
+	Bytes int64 `msgpack:"bytes,omitempty"`
 }
 
 // FenceSegment bumps the active segment's epoch and stops all writes to it,

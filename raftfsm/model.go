@@ -75,6 +75,8 @@ type Segment struct {
 	// SealedAtMs is the proposer's wall clock (Unix ms) at sealing, carried
 	// in the SealSegment command; used for age-based retention.
 	SealedAtMs int64 `msgpack:"sealed_at"`
+	// Bytes is the sealed segment's payload size (SealSegment.Bytes).
+	Bytes int64 `msgpack:"bytes,omitempty"`
 }
 
 // Sealed reports whether the segment is sealed.
@@ -347,4 +349,134 @@ func distinctNodes(ids []NodeID) bool {
 		}
 	}
 	return true
+}
+
+// UnderReplicated returns the retained sealed segments whose replica set
+// needs repair, ordered by topic then segment id: those holding a replica
+// on a node that is no longer a member, and those with fewer replicas than
+// the topic's RF allows now (a segment opened while nodes were down, or
+// while the cluster was smaller).
+func (s *State) UnderReplicated() []SegmentRef {
+	var out []SegmentRef
+	for _, name := range s.TopicNames() {
+		t := s.Topics[name]
+		for _, g := range t.Segments {
+			if g.Sealed() && s.needsRepair(t, g) {
+				out = append(out, SegmentRef{Topic: name, Segment: g})
+			}
+		}
+	}
+	return out
+}
+
+// replicaTarget is how many replicas a segment of t should have: its RF,
+// capped by the cluster's size.
+func (s *State) replicaTarget(t *Topic) int { return min(max(t.RF, 1), len(s.Nodes)) }
+
+func (s *State) needsRepair(t *Topic, g *Segment) bool {
+	for _, r := range g.Replicas {
+		if _, ok := s.Nodes[r]; !ok {
+			return true
+		}
+	}
+	return len(g.Replicas) < s.replicaTarget(t)
+}
+
+// Replacement repairs a sealed segment's replica set: replicas on removed
+// nodes are replaced in place, then replicas are added up to the topic's
+// target, each time by the live member holding the fewest replicas that is
+// not already in the set (lowest id on ties). It returns the new set and
+// whether it differs (false when no live node can help now). Deterministic:
+// a pure function of s.
+func (s *State) Replacement(t *Topic, g *Segment) ([]NodeID, bool) {
+	load := map[NodeID]int{}
+	for _, tt := range s.Topics {
+		for _, seg := range tt.Segments {
+			for _, r := range seg.Replicas {
+				load[r]++
+			}
+		}
+	}
+	out := make([]NodeID, 0, len(g.Replicas))
+	pick := func() (NodeID, bool) {
+		best, found := NodeID(0), false
+		for _, c := range s.NodeIDs() {
+			if slices.Contains(out, c) || slices.Contains(g.Replicas, c) || !s.Nodes[c].Live {
+				continue
+			}
+			if !found || load[c] < load[best] {
+				best, found = c, true
+			}
+		}
+		if found {
+			load[best]++
+		}
+		return best, found
+	}
+	changed := false
+	for _, r := range g.Replicas {
+		if _, ok := s.Nodes[r]; ok {
+			out = append(out, r)
+			continue
+		}
+		changed = true
+		if c, ok := pick(); ok {
+			out = append(out, c)
+		}
+	}
+	for len(out) < s.replicaTarget(t) {
+		c, ok := pick()
+		if !ok {
+			break
+		}
+		out = append(out, c)
+		changed = true
+	}
+	if len(out) == 0 || slices.Equal(out, g.Replicas) {
+		return nil, false
+	}
+	return out, changed
+}
+
+// RetentionCut decides which sealed segments the topic's retention policy
+// drops at nowMs (the proposer's clock): every segment with an id below the
+// returned one. ok is false when nothing is due. Only a prefix of the
+// sealed segments is ever dropped, never the active segment:
+//   - MaxSegments: keep at most that many sealed segments;
+//   - MaxAgeMs: drop sealed segments sealed longer ago than that;
+//   - MaxBytes: drop the oldest sealed segments until the sealed ones left
+//     hold at most that many payload bytes.
+func (t *Topic) RetentionCut(nowMs int64) (below uint64, ok bool) {
+	r := t.Retention
+	if len(t.Segments) < 2 || (r.MaxSegments <= 0 && r.MaxAgeMs <= 0 && r.MaxBytes <= 0) {
+		return 0, false
+	}
+	sealed := t.Segments[:len(t.Segments)-1]
+	k := 0
+	if r.MaxSegments > 0 && len(sealed) > r.MaxSegments {
+		k = len(sealed) - r.MaxSegments
+	}
+	if r.MaxAgeMs > 0 {
+		i := 0
+		for i < len(sealed) && sealed[i].SealedAtMs+r.MaxAgeMs < nowMs {
+			i++
+		}
+		k = max(k, i)
+	}
+	if r.MaxBytes > 0 {
+		var total int64
+		for _, g := range sealed {
+			total += g.Bytes
+		}
+		i := 0
+		for i < len(sealed) && total > r.MaxBytes {
+			total -= sealed[i].Bytes
+			i++
+		}
+		k = max(k, i)
+	}
+	if k == 0 {
+		return 0, false
+	}
+	return t.Segments[k].ID, true
 }

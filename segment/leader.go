@@ -238,3 +238,19 @@ func (l *Leader) Close() []uint64 {
 
 // Closed reports whether Close was called.
 func (l *Leader) Closed() bool { return l.closed }
+
+// Lag is how many assigned entries the slowest replica does not yet hold
+// durably.
+func (l *Leader) Lag() uint64 {
+	low := l.next
+	for _, r := range l.replicas {
+		low = min(low, l.durable[r])
+	}
+	return l.next - low
+}
+
+// SealHere stops the segment at what has been assigned so far: no further
+// offsets are handed out (writers get ErrFull and go to the next segment)
+// and SealCount reports ready once the quorum holds everything assigned.
+// Used to roll over early, e.g. when a replica's node is removed.
+func (l *Leader) SealHere() { l.limit = min(l.limit, l.next) }

@@ -23,8 +23,12 @@ func TestLeaderReleasesOnlyAtQuorum(t *testing.T) {
 	if got := l.Durable(3, 5); !slices.Equal(got, []uint64{7}) {
 		t.Fatalf("quorum reached, released %v", got)
 	}
-	if l.HWM() != 5 {
-		t.Fatalf("hwm %d", l.HWM())
+	if l.HWM() != 5 || l.Lag() != 5 {
+		t.Fatalf("hwm %d lag %d (node 2 holds nothing)", l.HWM(), l.Lag())
+	}
+	l.Durable(2, 5)
+	if l.Lag() != 0 {
+		t.Fatalf("lag %d once every replica holds everything", l.Lag())
 	}
 }
 
@@ -322,5 +326,22 @@ func TestRecoveryCoversAcknowledged(t *testing.T) {
 		if !ok || end < acked {
 			t.Fatalf("rf %d held %v answers %v: end %d < acked %d", rf, held, ans, end, acked)
 		}
+	}
+}
+
+func TestLeaderSealHere(t *testing.T) {
+	l := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2, 3}, Limit: 100})
+	l.Assign(4)
+	l.SealHere()
+	if _, _, err := l.Assign(1); !errors.Is(err, ErrFull) {
+		t.Fatalf("after SealHere: %v", err)
+	}
+	if _, ok := l.SealCount(); ok {
+		t.Fatal("sealable before the quorum holds what was assigned")
+	}
+	l.Durable(1, 4)
+	l.Durable(3, 4)
+	if c, ok := l.SealCount(); !ok || c != 4 {
+		t.Fatalf("seal count %d %v", c, ok)
 	}
 }

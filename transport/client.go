@@ -204,8 +204,8 @@ func (c *Client) conn() (*clientConn, error) {
 		return c.cur, nil
 	}
 	if wait := time.Until(c.retryAt); wait > 0 {
-		return nil, fmt.Errorf("%w: %s: backing off %v after %d failures: %w",
-			ErrPeerUnavailable, c.addr, wait.Round(time.Millisecond), c.failures, c.lastErr)
+		return nil, fmt.Errorf("%w: %w: %s: backing off %v after %d failures: %w",
+			ErrPeerUnavailable, ErrNotSent, c.addr, wait.Round(time.Millisecond), c.failures, c.lastErr)
 	}
 	cc := &clientConn{
 		client:  c,
@@ -393,6 +393,10 @@ func (cc *clientConn) fail(cause error) {
 	err := cause
 	if cause != ErrClosed {
 		err = fmt.Errorf("%w: %s: %w", ErrPeerUnavailable, c.addr, cause)
+		if conn == nil {
+			// never connected: nothing was written
+			err = fmt.Errorf("%w: %w: %s: %w", ErrPeerUnavailable, ErrNotSent, c.addr, cause)
+		}
 		c.connFailed(cc, cause)
 		if len(pending) > 0 || cc.established.Load() {
 			lvl := slog.LevelInfo

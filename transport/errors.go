@@ -10,6 +10,12 @@ var (
 	// the peer.
 	ErrPeerUnavailable = errors.New("transport: peer unavailable")
 
+	// ErrNotSent accompanies ErrPeerUnavailable when the request certainly
+	// never left this process (the peer could not be dialed, or the client
+	// was backing off): the caller may retry it without risk of running it
+	// twice. Without it, a failed call may or may not have run.
+	ErrNotSent = errors.New("transport: request not sent")
+
 	// ErrClosed is returned by calls on a closed Client, and fails the
 	// calls still in flight when it is closed.
 	ErrClosed = errors.New("transport: closed")

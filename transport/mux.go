@@ -34,6 +34,18 @@ type Handler interface {
 	Handle(ctx context.Context, kind uint8, body []byte) (respKind uint8, respBody []byte, err error)
 }
 
+// OrderedHandler is an optional extension of Handler for requests whose
+// order matters (pipelined replication batches, forwarded writes). The
+// server calls Dispatch on the connection's reader goroutine, in arrival
+// order, before anything else. If Dispatch returns true it has taken the
+// request and calls reply exactly once, from any goroutine; if false, the
+// request goes to Handle as usual. Dispatch must not block: it hands the
+// request to whoever serves it (an actor's mailbox keeps the order).
+type OrderedHandler interface {
+	Handler
+	Dispatch(kind uint8, body []byte, reply func(respKind uint8, respBody []byte, err error)) bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, kind uint8, body []byte) (uint8, []byte, error)
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -255,16 +256,16 @@ func TestRPCServerKilledMidCallThenBack(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := recv(t, "in-flight call to fail", result); !errors.Is(err, ErrPeerUnavailable) {
-		t.Fatalf("in-flight call when the server died: %v, want ErrPeerUnavailable", err)
+	if err := recv(t, "in-flight call to fail", result); !errors.Is(err, ErrPeerUnavailable) || errors.Is(err, ErrNotSent) {
+		t.Fatalf("in-flight call when the server died: %v, want ErrPeerUnavailable without ErrNotSent (it was sent)", err)
 	}
 
 	// While the server is down calls fail, fast, with ErrPeerUnavailable.
 	for range 5 {
 		start := time.Now()
 		_, _, err := c.Call(context.Background(), 1, []byte("x"))
-		if !errors.Is(err, ErrPeerUnavailable) {
-			t.Fatalf("call while down: %v, want ErrPeerUnavailable", err)
+		if !errors.Is(err, ErrPeerUnavailable) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("call while down: %v, want ErrPeerUnavailable and ErrNotSent", err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("call while down took %v", d)
@@ -290,8 +291,8 @@ func TestClientBacksOffWithoutDialing(t *testing.T) {
 	defer c.Close()
 	for i := range 3 { // first failure: retried at once; then back-off
 		_, _, err := c.Call(context.Background(), 1, nil)
-		if !errors.Is(err, ErrPeerUnavailable) {
-			t.Fatalf("call %d: %v, want ErrPeerUnavailable", i, err)
+		if !errors.Is(err, ErrPeerUnavailable) || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("call %d: %v, want ErrPeerUnavailable and ErrNotSent (never dialed)", i, err)
 		}
 	}
 	if n := dials.Load(); n != 2 {
@@ -462,5 +463,69 @@ func TestClientRefusesOversizedRequest(t *testing.T) {
 	body := make([]byte, 1<<10-(wire.PeerHeaderLen-4)) // exactly at the limit
 	if _, got, err := c.Call(context.Background(), 1, body); err != nil || len(got) != len(body) {
 		t.Fatalf("request at the limit: %d bytes, %v", len(got), err)
+	}
+}
+
+// orderedEcho takes kind 7 on the reader goroutine and answers from a single
+// worker goroutine, recording arrival order.
+type orderedEcho struct {
+	HandlerFunc
+	work chan func()
+	seen chan []byte
+}
+
+func (o *orderedEcho) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, error)) bool {
+	if kind != 7 {
+		return false
+	}
+	o.seen <- body
+	o.work <- func() { reply(kind, body, nil) }
+	return true
+}
+
+func TestOrderedHandlerKeepsPipelineOrder(t *testing.T) {
+	checkNoLeaks(t, false)
+	o := &orderedEcho{
+		HandlerFunc: func(ctx context.Context, kind uint8, body []byte) (uint8, []byte, error) { return kind, body, nil },
+		work:        make(chan func(), 2000),
+		seen:        make(chan []byte, 2000),
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case f := <-o.work:
+				f()
+			case <-done:
+				return
+			}
+		}
+	}()
+	m := startMux(t, "127.0.0.1:0", o)
+	c := newClient(t, m.addr)
+	const n = 1000
+	results := make(chan error, n)
+	for i := range n {
+		c.Go(7, []byte(strconv.Itoa(i)), time.Time{}, func(_ uint8, b []byte, err error) {
+			if err == nil && string(b) != strconv.Itoa(i) {
+				err = fmt.Errorf("reply %q for request %d", b, i)
+			}
+			results <- err
+		})
+	}
+	for range n {
+		if err := recv(t, "ordered reply", results); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if got := string(<-o.seen); got != strconv.Itoa(i) {
+			t.Fatalf("dispatch %d saw request %q: order lost", i, got)
+		}
+	}
+	// kinds the handler does not take still go through Handle
+	if _, b, err := c.Call(context.Background(), 3, []byte("x")); err != nil || string(b) != "x" {
+		t.Fatalf("fallback to Handle: %q %v", b, err)
 	}
 }

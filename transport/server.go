@@ -55,6 +55,9 @@ read:
 		case <-ctx.Done():
 			break read
 		}
+		if m.dispatchOrdered(out, log, f.Kind, f.ID, body, func() { <-sem }) {
+			continue
+		}
 		wg.Add(1)
 		go func(kind uint8, id uint64) {
 			defer wg.Done()
@@ -66,6 +69,34 @@ read:
 	_ = c.Close()
 	out.close(net.ErrClosed)
 	wg.Wait()
+}
+
+// dispatchOrdered offers a request to an OrderedHandler on the reader
+// goroutine; done runs once the reply is queued (or if not taken).
+func (m *Mux) dispatchOrdered(out *outbox, log *slog.Logger, kind uint8, id uint64, body []byte, done func()) (taken bool) {
+	box := m.handler.Load()
+	if box == nil {
+		return false
+	}
+	oh, ok := box.h.(OrderedHandler)
+	if !ok {
+		return false
+	}
+	var once sync.Once
+	reply := func(respKind uint8, respBody []byte, err error) {
+		once.Do(func() {
+			defer done()
+			m.queueReply(out, id, respKind, respBody, err)
+		})
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("rpc server: dispatch panicked", "kind", kind, "panic", r, "stack", string(debug.Stack()))
+			reply(KindError, []byte(fmt.Sprint(msgPanicPrefix, r)), nil)
+			taken = true
+		}
+	}()
+	return oh.Dispatch(kind, body, reply)
 }
 
 // handle runs one request and queues its reply.
@@ -82,6 +113,10 @@ func (m *Mux) handle(ctx context.Context, out *outbox, log *slog.Logger, kind ui
 		return
 	}
 	respKind, respBody, err := box.h.Handle(ctx, kind, body)
+	m.queueReply(out, id, respKind, respBody, err)
+}
+
+func (m *Mux) queueReply(out *outbox, id uint64, respKind uint8, respBody []byte, err error) {
 	if err != nil {
 		_ = out.put(KindError, id, []byte(err.Error()))
 		return

@@ -3,6 +3,7 @@ package wal
 import (
 	"io"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -95,6 +96,10 @@ func (osFS) SyncDir(name string) error {
 type osFile struct {
 	*os.File
 	raw syscall.RawConn
+
+	syncMu  sync.Mutex       // serialises Sync calls on this file (they share syncErr)
+	syncErr error            // result of syncFn
+	syncFn  func(fd uintptr) // built once, so Sync does not allocate
 }
 
 func newOSFile(f *os.File) (*osFile, error) {
@@ -103,7 +108,9 @@ func newOSFile(f *os.File) (*osFile, error) {
 		_ = f.Close()
 		return nil, err
 	}
-	return &osFile{File: f, raw: raw}, nil
+	of := &osFile{File: f, raw: raw}
+	of.initSync()
+	return of, nil
 }
 
 func (f *osFile) Sync() error { return datasync(f) }

@@ -224,6 +224,13 @@ func (m *memFS) syncedLen(name string) int {
 	return len(ino.synced)
 }
 
+// syncCount is the number of successful File.Sync calls so far.
+func (m *memFS) syncCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncs
+}
+
 // names lists the current namespace.
 func (m *memFS) names() []string {
 	m.mu.Lock()

@@ -65,7 +65,9 @@ type segment struct {
 	deleted      bool
 	taken        uint64 // queued entries taken by the committer in the current round
 	inFix        bool   // already in the committer's fix list this round
-	// Per-batch scratch.
+	inCycle      bool   // in WAL.cycle
+	inDirty      bool   // in WAL.dirty
+	// Per-round scratch.
 	inBatch   bool
 	bEntries  uint64
 	bBytes    int
@@ -125,8 +127,9 @@ var scratchPool = sync.Pool{New: func() any {
 
 // seek returns the file position of entry target, which must be below the
 // entries that end at byte limit. It reads record headers forward from the
-// nearest index point. Caller holds rw (shared) or is the committer.
-func (s *segment) seek(target uint64, limit int64) (int64, error) {
+// nearest index point; avg (average record size, 0 if unknown) sizes the
+// first read. Caller holds rw (shared) or is the committer.
+func (s *segment) seek(target uint64, limit, avg int64) (int64, error) {
 	pt := s.point(target)
 	pos, o := pt.pos, pt.off
 	if o == target {
@@ -137,10 +140,15 @@ func (s *segment) seek(target uint64, limit int64) (int64, error) {
 	scratch := *bp
 	var win []byte
 	winPos := int64(0)
+	first := int64(len(scratch))
+	if avg > 0 {
+		first = min(first, avg*int64(target-o)+4096)
+	}
 	for o < target {
 		rel := pos - winPos
 		if win == nil || rel+recordHeader > int64(len(win)) {
-			m := min(int64(len(scratch)), limit-pos)
+			m := min(first, limit-pos)
+			first = int64(len(scratch))
 			if m < recordHeader {
 				return 0, s.corrupt(pos, "record header past the end of the segment")
 			}
@@ -177,6 +185,11 @@ func readFull(f File, b []byte, pos int64) error {
 
 // read returns durable entries [from, ...) as documented on WAL.Read. Caller
 // holds rw shared.
+//
+// It reads with as few preads as it can: each chunk is sized from the
+// limits and from the segment's average record size, and the returned
+// entries are subslices of the chunks (one allocation per chunk, none per
+// entry). A record that does not fit the chunk it starts in is read alone.
 func (s *segment) read(from uint64, maxEntries, maxBytes int) ([][]byte, error) {
 	end := s.durable.Load()
 	endPos := s.durableSize.Load()
@@ -186,7 +199,8 @@ func (s *segment) read(from uint64, maxEntries, maxBytes int) ([][]byte, error) 
 	if from == end {
 		return nil, nil
 	}
-	pos, err := s.seek(from, endPos)
+	avg := (endPos - int64(headerLen(s.key.Topic))) / int64(end)
+	pos, err := s.seek(from, endPos, avg)
 	if err != nil {
 		return nil, err
 	}
@@ -194,62 +208,82 @@ func (s *segment) read(from uint64, maxEntries, maxBytes int) ([][]byte, error) 
 	if maxEntries > 0 && uint64(maxEntries) < n {
 		n = uint64(maxEntries)
 	}
-	want := endPos - pos
-	if maxBytes > 0 {
-		// Entries that fit maxBytes take at most maxBytes+recordHeader*n bytes.
-		if lim := int64(maxBytes) + recordHeader*int64(min(n, uint64(want))); lim < want {
-			want = lim
-		}
-	}
-	buf := make([]byte, want)
-	if err := readFull(s.f, buf, pos); err != nil {
-		return nil, err
-	}
-	out := make([][]byte, 0, min(n, uint64(want/(recordHeader+1))+1))
-	o, p, total := from, 0, 0
+	var out [][]byte
+	o, total := from, 0
 	for uint64(len(out)) < n {
-		payload, rl, st, reason := decodeRecord(buf[p:], o)
-		if st == recShort {
-			if len(out) > 0 {
-				break // the next entry would exceed maxBytes
-			}
-			// The first entry alone exceeds maxBytes: return it anyway.
-			return s.readOne(o, pos, endPos)
+		rest := endPos - pos
+		left := int64(min(n-uint64(len(out)), uint64(rest)))
+		want := min(rest, avg*(left+1)+4096)
+		if budget := int64(maxBytes - total); maxBytes > 0 {
+			// Expect about budget bytes of payload; entries that fit it
+			// take at most budget + a header each (each is >= 1 byte).
+			want = min(want, budget+avg+4096, budget+recordHeader*min(left, budget+1))
 		}
-		if st == recBad {
-			return nil, s.corrupt(pos+int64(p), reason)
+		want = max(want, min(recordHeader, rest))
+		buf := make([]byte, want)
+		if err := readFull(s.f, buf, pos); err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make([][]byte, 0, min(n, uint64(want/(recordHeader+1))+1))
+		}
+		p := 0
+		for uint64(len(out)) < n {
+			payload, rl, st, reason := decodeRecord(buf[p:], o)
+			if st == recShort {
+				break
+			}
+			if st == recBad {
+				return nil, s.corrupt(pos+int64(p), reason)
+			}
+			if maxBytes > 0 && len(out) > 0 && total+len(payload) > maxBytes {
+				return out, nil
+			}
+			out = append(out, payload)
+			total += len(payload)
+			p += rl
+			o++
+		}
+		pos += int64(p)
+		if p > 0 || uint64(len(out)) >= n {
+			continue
+		}
+		// The record at pos does not fit in the chunk: read it alone.
+		payload, rl, err := s.readRecord(o, pos, endPos)
+		if err != nil {
+			return nil, err
 		}
 		if maxBytes > 0 && len(out) > 0 && total+len(payload) > maxBytes {
-			break
+			return out, nil
 		}
 		out = append(out, payload)
 		total += len(payload)
-		p += rl
+		pos += int64(rl)
 		o++
 	}
 	return out, nil
 }
 
-// readOne reads the single entry o that starts at pos.
-func (s *segment) readOne(o uint64, pos, endPos int64) ([][]byte, error) {
+// readRecord reads and checks the single record o that starts at pos.
+func (s *segment) readRecord(o uint64, pos, endPos int64) ([]byte, int, error) {
 	var h [recordHeader]byte
 	if pos+recordHeader > endPos {
-		return nil, s.corrupt(pos, "record header past the end of the segment")
+		return nil, 0, s.corrupt(pos, "record header past the end of the segment")
 	}
 	if err := readFull(s.f, h[:], pos); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	l := binary.LittleEndian.Uint32(h[:])
 	if l == 0 || l > maxPayload || pos+recordHeader+int64(l) > endPos {
-		return nil, s.corrupt(pos, fmt.Sprintf("bad record length %d", l))
+		return nil, 0, s.corrupt(pos, fmt.Sprintf("bad record length %d", l))
 	}
 	rb := make([]byte, recordHeader+int(l))
 	if err := readFull(s.f, rb, pos); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	payload, _, st, reason := decodeRecord(rb, o)
+	payload, rl, st, reason := decodeRecord(rb, o)
 	if st != recOK {
-		return nil, s.corrupt(pos, reason)
+		return nil, 0, s.corrupt(pos, reason)
 	}
-	return [][]byte{payload}, nil
+	return payload, rl, nil
 }

@@ -76,6 +76,29 @@ type SegmentInfo struct {
 	Bytes  int64 // file size covering those entries, header included
 }
 
+// Stats are running totals since Open, for metrics and benchmarks.
+type Stats struct {
+	Batches      uint64 // append batches committed (each: one write per touched file)
+	Syncs        uint64 // file syncs issued (fdatasync), including Seal, Truncate, Create
+	Entries      uint64 // entries appended
+	BytesWritten uint64 // record bytes written by appends
+}
+
+type stats struct {
+	batches, syncs, entries, bytes atomic.Uint64
+}
+
+// Stats returns running totals. Any goroutine; the fields are read one by
+// one, so they may be from slightly different moments.
+func (w *WAL) Stats() Stats {
+	return Stats{
+		Batches:      w.stats.batches.Load(),
+		Syncs:        w.stats.syncs.Load(),
+		Entries:      w.stats.entries.Load(),
+		BytesWritten: w.stats.bytes.Load(),
+	}
+}
+
 // ErrEmptyTopic: a SegmentKey with an empty topic was given to Create.
 var ErrEmptyTopic = errors.New("wal: empty topic")
 
@@ -101,13 +124,18 @@ type WAL struct {
 	fenced     atomic.Bool
 	fenceCause error
 
+	stats stats
+
 	// Committer-owned.
-	spare   []request
-	wbuf    []byte
-	touched []*segment
-	fix     []*segment
-	dirty   []*segment
-	syncErr []error
+	spare      []request  // the queue's other buffer
+	pending    []request  // written in this cycle, waiting for its sync
+	cycle      []*segment // segments written in this cycle
+	cycleBytes int
+	wbuf       []byte     // encode buffer, reused
+	touched    []*segment // segments written in this round
+	fix        []*segment // segments whose nextOff needs recomputing
+	dirty      []*segment // written but not synced (SyncInterval, SyncNever)
+	syncErr    []error
 }
 
 type opKind uint8

@@ -23,6 +23,10 @@ const (
 	CmdCommit    = "COMMIT"
 	CmdLeader    = "LEADER"
 	CmdGetW      = "GETW"
+	// Cluster administration (docs/wire.md "Administration").
+	CmdNodes      = "NODES"
+	CmdRetention  = "RETENTION"
+	CmdRemoveNode = "REMOVENODE"
 )
 
 // Limits of our additive commands' arguments.
@@ -76,6 +80,16 @@ type Request struct {
 	Wait time.Duration
 	// Entries are MPUT's payloads, in order, each non-empty.
 	Entries [][]byte
+	// Retention is RETENTION's policy (0 = unlimited).
+	Retention RetentionPolicy
+}
+
+// RetentionPolicy is what RETENTION sets for a topic; zero fields are
+// unlimited.
+type RetentionPolicy struct {
+	MaxAgeMs    uint64
+	MaxBytes    uint64
+	MaxSegments uint64
 }
 
 // command is one row of the command table.
@@ -92,17 +106,20 @@ type command struct {
 
 // commands is the command table: adding a command is adding one row.
 var commands = map[string]command{
-	CmdRegister:  {name: CmdRegister, parse: parseRegister, appendArgs: appendRegister},
-	CmdPut:       {name: CmdPut, parse: parsePut, appendArgs: appendRef},
-	CmdGet:       {name: CmdGet, parse: requireTopic(ErrGetRequiresTopic), appendArgs: appendRef},
-	CmdState:     {name: CmdState, parse: requireTopic(ErrStateRequiresTopic), appendArgs: appendRef},
-	CmdMetrics:   {name: CmdMetrics, parse: parseMetrics, appendArgs: appendRef},
-	CmdRead:      {name: CmdRead, parse: parseRead, appendArgs: appendRead},
-	CmdMPut:      {name: CmdMPut, raw: true, parse: parseMPut, appendArgs: appendMPut},
-	CmdGroupRead: {name: CmdGroupRead, parse: parseGroupRead, appendArgs: appendGroupRead},
-	CmdCommit:    {name: CmdCommit, parse: parseCommit, appendArgs: appendCommit},
-	CmdLeader:    {name: CmdLeader, parse: parseLeader, appendArgs: appendTopicOnly},
-	CmdGetW:      {name: CmdGetW, parse: parseGetW, appendArgs: appendGetW},
+	CmdRegister:   {name: CmdRegister, parse: parseRegister, appendArgs: appendRegister},
+	CmdPut:        {name: CmdPut, parse: parsePut, appendArgs: appendRef},
+	CmdGet:        {name: CmdGet, parse: requireTopic(ErrGetRequiresTopic), appendArgs: appendRef},
+	CmdState:      {name: CmdState, parse: requireTopic(ErrStateRequiresTopic), appendArgs: appendRef},
+	CmdMetrics:    {name: CmdMetrics, parse: parseMetrics, appendArgs: appendRef},
+	CmdRead:       {name: CmdRead, parse: parseRead, appendArgs: appendRead},
+	CmdMPut:       {name: CmdMPut, raw: true, parse: parseMPut, appendArgs: appendMPut},
+	CmdGroupRead:  {name: CmdGroupRead, parse: parseGroupRead, appendArgs: appendGroupRead},
+	CmdCommit:     {name: CmdCommit, parse: parseCommit, appendArgs: appendCommit},
+	CmdLeader:     {name: CmdLeader, parse: parseLeader, appendArgs: appendTopicOnly},
+	CmdRetention:  {name: CmdRetention, parse: parseRetention, appendArgs: appendRetention},
+	CmdNodes:      {name: CmdNodes, parse: parseNodes, appendArgs: func(dst []byte, _ *Request) []byte { return dst }},
+	CmdRemoveNode: {name: CmdRemoveNode, parse: parseRemoveNode, appendArgs: appendRemoveNode},
+	CmdGetW:       {name: CmdGetW, parse: parseGetW, appendArgs: appendGetW},
 }
 
 // TrimRequest drops trailing white space from a request body, exactly as
@@ -541,4 +558,92 @@ func parseUint(b []byte) (uint64, bool) {
 		n = n*10 + d
 	}
 	return n, true
+}
+
+// --- administration ---------------------------------------------------------
+
+func parseNodes(args []byte, hasArgs bool) (req Request, err error) {
+	if hasArgs {
+		return req, errTooMany(CmdNodes)
+	}
+	return req, nil
+}
+
+// parseRemoveNode reads "REMOVENODE <id>": the node id goes in Offset.
+func parseRemoveNode(args []byte, hasArgs bool) (req Request, err error) {
+	var f [1][]byte
+	n := fields(args, hasArgs, f[:])
+	if n < 0 {
+		return req, errTooMany(CmdRemoveNode)
+	}
+	if n < 1 {
+		return req, errRequires(CmdRemoveNode, "a node id")
+	}
+	id, ok := parseUint(f[0])
+	if !ok || id == 0 {
+		return req, &Error{CmdRemoveNode + " node id must be a positive integer"}
+	}
+	req.Offset = id
+	return req, nil
+}
+
+func appendRemoveNode(dst []byte, req *Request) []byte {
+	dst = append(dst, ' ')
+	return strconv.AppendUint(dst, req.Offset, 10)
+}
+
+// parseRetention reads "RETENTION <topic> [max_age_ms=N] [max_bytes=N]
+// [max_segments=N]": the whole policy (an option left out is unlimited).
+func parseRetention(args []byte, hasArgs bool) (req Request, err error) {
+	var f [4][]byte
+	n := fields(args, hasArgs, f[:])
+	if n < 0 {
+		return req, errTooMany(CmdRetention)
+	}
+	if n < 1 {
+		return req, errRequires(CmdRetention, "a topic")
+	}
+	if err := topicArg(CmdRetention, &req, f[0]); err != nil {
+		return req, err
+	}
+	seen := map[string]bool{}
+	for _, opt := range f[1:n] {
+		key, val, ok := bytes.Cut(opt, []byte("="))
+		v, num := parseUint(val)
+		if !ok || !num || v > math.MaxInt64 {
+			return req, &Error{CmdRetention + " option " + strconv.Quote(string(opt)) + " must be max_age_ms=N, max_bytes=N or max_segments=N"}
+		}
+		if seen[string(key)] {
+			return req, &Error{CmdRetention + " option " + string(key) + " given twice"}
+		}
+		seen[string(key)] = true
+		switch string(key) {
+		case "max_age_ms":
+			req.Retention.MaxAgeMs = v
+		case "max_bytes":
+			req.Retention.MaxBytes = v
+		case "max_segments":
+			req.Retention.MaxSegments = v
+		default:
+			return req, &Error{CmdRetention + " option " + strconv.Quote(string(opt)) + " must be max_age_ms=N, max_bytes=N or max_segments=N"}
+		}
+	}
+	return req, nil
+}
+
+func appendRetention(dst []byte, req *Request) []byte {
+	dst = append(dst, ' ')
+	dst = append(dst, req.Topic...)
+	for _, o := range []struct {
+		k string
+		v uint64
+	}{{"max_age_ms", req.Retention.MaxAgeMs}, {"max_bytes", req.Retention.MaxBytes}, {"max_segments", req.Retention.MaxSegments}} {
+		if o.v > 0 {
+			dst = append(dst, ' ')
+			dst = append(dst, o.k...)
+			dst = append(dst, '=')
+			dst = strconv.AppendUint(dst, o.v, 10)
+		}
+	}
+	return dst
 }

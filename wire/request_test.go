@@ -235,3 +235,51 @@ func TestParseRequestAllocations(t *testing.T) {
 }
 
 func b(s string) []byte { return []byte(s) }
+
+func TestAdministrationCommands(t *testing.T) {
+	for body, want := range map[string]string{
+		"NODES x":        "NODES has too many arguments",
+		"REMOVENODE":     "REMOVENODE requires a node id",
+		"REMOVENODE 0":   "REMOVENODE node id must be a positive integer",
+		"REMOVENODE x":   "REMOVENODE node id must be a positive integer",
+		"REMOVENODE 1 2": "REMOVENODE has too many arguments",
+	} {
+		if _, err := ParseRequest([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %q", body, err, want)
+		}
+	}
+	r, err := ParseRequest([]byte("REMOVENODE 4"))
+	if err != nil || r.Cmd != CmdRemoveNode || r.Offset != 4 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if got := string(AppendRequest(nil, &r)); got != "REMOVENODE 4" {
+		t.Fatalf("round trip: %q", got)
+	}
+	if r, err := ParseRequest([]byte("NODES")); err != nil || r.Cmd != CmdNodes {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+func TestRetentionCommand(t *testing.T) {
+	r, err := ParseRequest([]byte("RETENTION logs max_segments=3 max_age_ms=60000"))
+	if err != nil || r.Topic != "logs" || r.Retention != (RetentionPolicy{MaxAgeMs: 60000, MaxSegments: 3}) {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if got := string(AppendRequest(nil, &r)); got != "RETENTION logs max_age_ms=60000 max_segments=3" {
+		t.Fatalf("round trip %q", got)
+	}
+	if r, err := ParseRequest([]byte("RETENTION logs")); err != nil || r.Retention != (RetentionPolicy{}) {
+		t.Fatalf("clearing the policy: %+v %v", r, err)
+	}
+	for body, want := range map[string]string{
+		"RETENTION":                           "RETENTION requires a topic",
+		"RETENTION t size=3":                  `RETENTION option "size=3" must be max_age_ms=N, max_bytes=N or max_segments=N`,
+		"RETENTION t max_bytes=-1":            `RETENTION option "max_bytes=-1" must be max_age_ms=N, max_bytes=N or max_segments=N`,
+		"RETENTION t max_bytes=1 max_bytes=2": "RETENTION option max_bytes given twice",
+		"RETENTION t max_bytes=1 max_age_ms=1 max_segments=1 x": "RETENTION has too many arguments",
+	} {
+		if _, err := ParseRequest([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %q", body, err, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,6 +23,9 @@ func runDev(args []string) int {
 	nodes := fs.Int("nodes", 3, "how many nodes")
 	logLevel := fs.String("log-level", "info", "log level of the nodes")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if *nodes < 1 || *nodes > 9 {

@@ -41,6 +41,8 @@ type nodeFlags struct {
 	clientHost                        string
 	clientPort                        int
 	raftHost, raftAdvertiseHost       string
+	clientAdvertiseHost               string
+	httpAdvertiseHost                 string
 	raftPort                          int
 	httpHost                          string
 	httpPort                          int
@@ -52,6 +54,7 @@ type nodeFlags struct {
 	maxFrame                          int
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
+	idleTimeout                       time.Duration
 	ackBeforeQuorumPlantedBugDoNotUse bool
 }
 
@@ -66,7 +69,9 @@ func newNodeFlags() *nodeFlags {
 	fs.StringVar(&f.raftHost, "raft-host", "127.0.0.1", "internal port listen host (raft + node-to-node RPC)")
 	fs.IntVar(&f.raftPort, "raft-port", 0, "internal port (default 6000+node-id)")
 	fs.StringVar(&f.raftAdvertiseHost, "raft-advertise-host", "", "host other nodes reach the internal port at (default --raft-host)")
+	fs.StringVar(&f.clientAdvertiseHost, "client-advertise-host", "", "host clients reach the client port at, as NODES and LEADER report it (default --client-host)")
 	fs.StringVar(&f.httpHost, "http-host", "127.0.0.1", "metrics/health listen host")
+	fs.StringVar(&f.httpAdvertiseHost, "http-advertise-host", "", "host the metrics port is reached at, as NODES reports it (default --http-host)")
 	fs.IntVar(&f.httpPort, "http-port", -1, "metrics/health port: /metrics, /healthz, /readyz (default 8080+node-id; 0 disables)")
 	fs.Var(&f.join, "join", "raft address of an existing member to join through (repeatable)")
 	fs.Var(&f.initialPeers, "initial-peer", "id@raft-address of another founding member (repeatable)")
@@ -79,6 +84,7 @@ func newNodeFlags() *nodeFlags {
 	fs.DurationVar(&f.leaseWindow, "lease", time.Second, "write lease window")
 	fs.DurationVar(&f.failureTimeout, "failure-timeout", 2*time.Second, "silence after which a node's segments fail over (must exceed --lease)")
 	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat", 500*time.Millisecond, "raft heartbeat and election timeout")
+	fs.DurationVar(&f.idleTimeout, "client-idle-timeout", 5*time.Minute, "close client connections idle (or stalled mid-frame) this long")
 	fs.BoolVar(&f.ackBeforeQuorumPlantedBugDoNotUse, "planted-bug-ack-before-quorum", false, "TESTING ONLY: acknowledge writes before a quorum holds them")
 	return f
 }
@@ -117,11 +123,18 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 		LeaseWindow:       f.leaseWindow,
 		FailureTimeout:    f.failureTimeout,
 		RaftHeartbeat:     f.raftHeartbeat,
+		ClientIdleTimeout: f.idleTimeout,
 		Logger:            logger,
 		AckBeforeQuorum:   f.ackBeforeQuorumPlantedBugDoNotUse,
 	}
 	if f.raftAdvertiseHost != "" {
 		cfg.AdvertiseRaftAddr = net.JoinHostPort(f.raftAdvertiseHost, strconv.Itoa(f.raftPort))
+	}
+	if f.clientAdvertiseHost != "" {
+		cfg.AdvertiseClientAddr = net.JoinHostPort(f.clientAdvertiseHost, strconv.Itoa(f.clientPort))
+	}
+	if f.httpAdvertiseHost != "" && f.httpPort > 0 {
+		cfg.AdvertiseHTTPAddr = net.JoinHostPort(f.httpAdvertiseHost, strconv.Itoa(f.httpPort))
 	}
 	if f.httpPort > 0 {
 		cfg.HTTPAddr = net.JoinHostPort(f.httpHost, strconv.Itoa(f.httpPort))

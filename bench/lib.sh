@@ -1,0 +1,143 @@
+# Shared helpers of the bench scripts: sourced, not run. Expects ROOT (the
+# repository) and WORK (a scratch directory on the disk under test) set.
+# Every server started here is recorded in $WORK/pids and stopped by
+# stop_all, which the scripts call from an EXIT trap.
+
+# Loopback ports, away from the documented dev ports (9091.., 6001..).
+WALRUS_CLIENT_BASE=${WALRUS_CLIENT_BASE:-19090} # node i: +i
+WALRUS_RAFT_BASE=${WALRUS_RAFT_BASE:-19100}
+NATS_CLIENT_BASE=${NATS_CLIENT_BASE:-14220}
+NATS_ROUTE_BASE=${NATS_ROUTE_BASE:-16220}
+REDIS_PORT=${REDIS_PORT:-16379}
+
+log() { printf '\n### %s\n' "$*" >&2; }
+
+# run CMD...: print the command as "$ CMD" and run it (stdout and stderr kept).
+run() {
+	printf '$ %s\n' "$*"
+	"$@"
+}
+
+walrus_addrs() {
+	echo "127.0.0.1:$((WALRUS_CLIENT_BASE + 1)),127.0.0.1:$((WALRUS_CLIENT_BASE + 2)),127.0.0.1:$((WALRUS_CLIENT_BASE + 3))"
+}
+
+# build_walrus: the node, the load generator and the helpers into $WORK/bin.
+build_walrus() {
+	mkdir -p "$WORK/bin"
+	(cd "$ROOT" && go build -o "$WORK/bin/walrus" ./cmd/walrus &&
+		go build -o "$WORK/bin/walrus-bench" ./cmd/walrus-bench &&
+		go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate &&
+		go build -o "$WORK/bin/redisread" ./bench/redisread)
+}
+
+# fsync_baseline: the disk's append+fdatasync rate in $WORK.
+fsync_baseline() {
+	run "$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --duration "${1:-3s}"
+}
+
+# walrus_start FSYNC: a 3-node cluster as `walrus dev` starts it (node 1
+# bootstraps, 2 and 3 join it), with a fresh data dir, on loopback ports.
+walrus_start() {
+	local fsync=$1 dir="$WORK/walrus-$1" i
+	rm -rf "$dir" && mkdir -p "$dir"
+	for i in 1 2 3; do
+		local join=()
+		[ "$i" -gt 1 ] && join=(--join "127.0.0.1:$((WALRUS_RAFT_BASE + 1))")
+		"$WORK/bin/walrus" --node-id "$i" --data-dir "$dir" --fsync "$fsync" \
+			--client-port $((WALRUS_CLIENT_BASE + i)) --raft-port $((WALRUS_RAFT_BASE + i)) --http-port 0 \
+			--log-file "$dir/node_$i.log" "${join[@]}" &
+		echo $! >>"$WORK/pids"
+		[ "$i" -eq 1 ] && sleep 0.5
+	done
+	# ready once a topic on all three takes writes through every node
+	local t
+	for t in $(seq 100); do
+		if "$WORK/bin/walrus-bench" --addr "$(walrus_addrs)" --register --topic ready --producers 3 --messages 3 \
+			--duration 0 --quiet >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	echo "walrus cluster did not become ready; logs in $dir" >&2
+	return 1
+}
+
+# nats_start SYNC: a 3-node JetStream cluster; SYNC is "always" (fsync
+# every write) or "default" (the server's default sync_interval).
+nats_start() {
+	local sync=$1 dir="$WORK/nats-$1" i j
+	rm -rf "$dir" && mkdir -p "$dir"
+	for i in 1 2 3; do
+		{
+			echo "server_name: n$i"
+			echo "listen: 127.0.0.1:$((NATS_CLIENT_BASE + i))"
+			echo "jetstream {"
+			echo "  store_dir: \"$dir/n$i\""
+			[ "$sync" = always ] && echo "  sync_interval: always"
+			echo "}"
+			echo "cluster {"
+			echo "  name: bench"
+			echo "  listen: 127.0.0.1:$((NATS_ROUTE_BASE + i))"
+			echo "  routes: ["
+			for j in 1 2 3; do
+				[ "$j" -ne "$i" ] && echo "    nats-route://127.0.0.1:$((NATS_ROUTE_BASE + j))"
+			done
+			echo "  ]"
+			echo "}"
+		} >"$dir/n$i.conf"
+		"$NATS_SERVER" -c "$dir/n$i.conf" -l "$dir/n$i.log" &
+		echo $! >>"$WORK/pids"
+	done
+	# ready once an R3 stream can be created (meta leader elected, all
+	# three servers in the cluster)
+	local t
+	for t in $(seq 150); do
+		if "$NATS" --server "$(nats_urls)" stream add ready --subjects ready --replicas 3 --storage file \
+			--defaults >/dev/null 2>&1; then
+			"$NATS" --server "$(nats_urls)" stream rm ready -f >/dev/null 2>&1
+			return 0
+		fi
+		sleep 0.2
+	done
+	echo "nats cluster did not become ready; logs in $dir" >&2
+	return 1
+}
+
+nats_urls() {
+	echo "nats://127.0.0.1:$((NATS_CLIENT_BASE + 1)),nats://127.0.0.1:$((NATS_CLIENT_BASE + 2)),nats://127.0.0.1:$((NATS_CLIENT_BASE + 3))"
+}
+
+# redis_start APPENDFSYNC: one Redis with the append-only file on, syncing
+# "always" or "everysec" (its default once appendonly is on).
+redis_start() {
+	local fsync=$1 dir="$WORK/redis-$1"
+	rm -rf "$dir" && mkdir -p "$dir"
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync "$fsync" \
+		--save '' --daemonize no --logfile "$dir/redis.log" &
+	echo $! >>"$WORK/pids"
+	local t
+	for t in $(seq 100); do
+		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "redis did not start; log in $dir" >&2
+	return 1
+}
+
+# stop_all: SIGTERM every server this script started (by pid), then wait.
+stop_all() {
+	[ -f "$WORK/pids" ] || return 0
+	local p
+	for p in $(cat "$WORK/pids"); do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in $(cat "$WORK/pids"); do
+		for _ in $(seq 100); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$p" 2>/dev/null || true
+	done
+	: >"$WORK/pids"
+}

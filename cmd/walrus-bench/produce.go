@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/walrus-go/walrus/wire"
+)
+
+// producer writes to one topic through one node over one connection (a
+// new one after a failure), keeping up to Inflight requests in flight.
+type producer struct {
+	b     *run
+	id    int
+	addr  string
+	topic string
+	t     int // topic index
+}
+
+// pending is a request written and not yet answered.
+type pending struct {
+	sched time.Time // latency is measured from here (the scheduled time in open loop)
+	n     int       // messages in the request
+}
+
+func (p *producer) run(issue, hard context.Context) {
+	cfg := p.b.cfg
+	rec := p.b.prod.worker()
+	fr := newFrames(cfg, p.topic, p.id)
+	var interval time.Duration
+	var next time.Time
+	if cfg.Rate > 0 {
+		// each producer sends Rate/Producers msgs/s in requests of Batch,
+		// on a fixed timeline, staggered so producers don't fire together
+		interval = time.Duration(float64(time.Second) * float64(cfg.Producers*cfg.Batch) / cfg.Rate)
+		next = p.b.start.Add(interval * time.Duration(p.id) / time.Duration(cfg.Producers))
+	}
+	for issue.Err() == nil && !p.b.exhausted() {
+		c, err := dial(p.addr)
+		if err != nil {
+			rec.fail("dial: "+netKind(err), 0)
+			sleepCtx(issue, 100*time.Millisecond)
+			continue
+		}
+		var broke bool
+		next, broke = p.session(issue, hard, c, fr, rec, next, interval)
+		if broke {
+			sleepCtx(issue, 100*time.Millisecond)
+		}
+	}
+}
+
+// session drives one connection until the run stops issuing or the
+// connection fails. It returns the open-loop schedule's next slot and
+// whether the connection broke.
+func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec *worker,
+	next time.Time, interval time.Duration) (time.Time, bool) {
+	cfg := p.b.cfg
+	tokens := make(chan struct{}, cfg.Inflight)
+	for range cfg.Inflight {
+		tokens <- struct{}{}
+	}
+	queue := make(chan pending, cfg.Inflight)
+	broken := make(chan struct{})
+	readerDone := make(chan struct{})
+	var timedOut atomic.Bool
+	_ = c.c.SetDeadline(time.Time{})
+	go func() {
+		defer close(readerDone)
+		var dead string
+		for pd := range queue {
+			if dead != "" {
+				rec.fail(dead, pd.n)
+				continue
+			}
+			body, err := c.fr.ReadFrame()
+			now := time.Now()
+			if err != nil {
+				dead = "conn: " + netKind(err)
+				if timedOut.Load() {
+					dead = "timeout: no reply"
+				}
+				close(broken)
+				c.close()
+				rec.fail(dead, pd.n)
+				continue
+			}
+			p.onReply(rec, body, pd, now)
+			tokens <- struct{}{}
+		}
+	}()
+
+	broke := false
+loop:
+	for issue.Err() == nil {
+		n := p.b.claim(cfg.Batch)
+		if n == 0 {
+			break
+		}
+		var sched time.Time
+		if interval > 0 {
+			sched, next = next, next.Add(interval)
+			if wait := time.Until(sched); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-issue.Done():
+					t.Stop()
+					p.b.unclaim(n)
+					break loop
+				}
+			}
+		}
+		select {
+		case <-tokens:
+		case <-broken:
+			p.b.unclaim(n)
+			broke = true
+			break loop
+		case <-issue.Done():
+			p.b.unclaim(n)
+			break loop
+		}
+		if interval == 0 {
+			sched = time.Now()
+		}
+		queue <- pending{sched: sched, n: n}
+		rec.sent(n)
+		if _, err := c.c.Write(fr.frame(n)); err != nil {
+			// the reader fails what is pending once the close reaches it
+			c.close()
+			broke = true
+			break
+		}
+	}
+	close(queue)
+	t := time.NewTimer(cfg.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-readerDone:
+	case <-t.C:
+		timedOut.Store(true)
+		c.close()
+		<-readerDone
+	case <-hard.Done():
+		timedOut.Store(true)
+		c.close()
+		<-readerDone
+	}
+	c.close()
+	select {
+	case <-broken:
+		broke = true
+	default:
+	}
+	return next, broke
+}
+
+// onReply accounts one reply to a PUT or MPUT of pd.n messages.
+func (p *producer) onReply(rec *worker, body []byte, pd pending, now time.Time) {
+	r := wire.ParseReply(body)
+	switch r.Kind {
+	case wire.ReplyOK:
+		if p.b.cfg.Batch > 1 {
+			// "OK <first> <count>" with more pairs when a rollover split it
+			if got, ok := mputCount(r.Payload); !ok || got != pd.n {
+				rec.fail("bad reply: MPUT acknowledged "+strconv.Itoa(got)+" of "+strconv.Itoa(pd.n), pd.n)
+				return
+			}
+		} else if r.Payload != nil {
+			rec.fail("bad reply: PUT answered OK with a payload", pd.n)
+			return
+		}
+		p.b.acked[p.t].Add(int64(pd.n))
+		rec.ok(pd.n, int64(pd.n*p.b.cfg.Size), now.Sub(pd.sched), now)
+	case wire.ReplyErr:
+		rec.failReply(string(r.Payload), p.topic, pd.n)
+	default:
+		rec.fail("bad reply: "+truncate(string(body), 40), pd.n)
+	}
+}
+
+// mputCount sums the counts of MPUT's reply pairs.
+func mputCount(payload []byte) (int, bool) {
+	f := bytes.Fields(payload)
+	if len(f) == 0 || len(f)%2 != 0 {
+		return 0, false
+	}
+	total := 0
+	for i := 1; i < len(f); i += 2 {
+		n, err := strconv.Atoi(string(f[i]))
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		total += n
+	}
+	return total, true
+}
+
+// exhausted reports whether the --messages budget is used up.
+func (b *run) exhausted() bool { return b.cfg.Messages > 0 && b.budget.Load() <= 0 }
+
+// unclaim returns messages claimed but never sent to the --messages budget.
+func (b *run) unclaim(n int) {
+	if b.cfg.Messages > 0 {
+		b.budget.Add(int64(n))
+	}
+}
+
+// frames holds a producer's prebuilt request frames.
+type frames struct {
+	topic   string
+	payload []byte
+	full    []byte // a request of Batch messages
+	batch   int
+}
+
+func newFrames(cfg Config, topic string, seed int) *frames {
+	payload := make([]byte, cfg.Size)
+	for i := range payload {
+		payload[i] = 'a' + byte((i+seed)%26) // no trailing white space: PUT trims it
+	}
+	f := &frames{topic: topic, payload: payload, batch: cfg.Batch}
+	f.full = f.build(cfg.Batch)
+	return f
+}
+
+func (f *frames) frame(n int) []byte {
+	if n == f.batch {
+		return f.full
+	}
+	return f.build(n)
+}
+
+func (f *frames) build(n int) []byte {
+	if f.batch == 1 {
+		return request(&wire.Request{Cmd: wire.CmdPut, Topic: f.topic, Payload: f.payload, HasPayload: true})
+	}
+	entries := make([][]byte, n)
+	for i := range entries {
+		entries[i] = f.payload
+	}
+	return request(&wire.Request{Cmd: wire.CmdMPut, Topic: f.topic, Entries: entries})
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
