@@ -75,12 +75,9 @@ func TestCheckDuplicateAndPhantom(t *testing.T) {
 func TestCheckFailedWriteThatAppears(t *testing.T) {
 	h := newHist("a").op(Op{Client: 1, Kind: OpPut, Payload: "a", Status: StFail, Err: "something broke"}, 0, 10).get("a", 11, 12)
 	expectRules(t, h, RuleFailedWritten)
-	// the known-bug signature KB1 explains the WAL error form
-	h = newHist("a").op(Op{Client: 1, Kind: OpPut, Payload: "a", Status: StFail, Err: "wal: disk full"}, 0, 10).get("a", 11, 12)
+	// "outcome unknown" in the error: it may be there
+	h = newHist("a").op(Op{Client: 1, Kind: OpPut, Payload: "a", Status: StUnknown, Err: "x (outcome unknown)"}, 0, 10).get("a", 11, 12)
 	expectRules(t, h)
-	if ids := h.res.Verdict.KnownIDs(); !reflect.DeepEqual(ids, []string{"KB1"}) {
-		t.Fatalf("known bugs %v, want KB1", ids)
-	}
 }
 
 func TestCheckWritesMustTakeOffsetsInRealTimeOrder(t *testing.T) {

@@ -19,31 +19,9 @@ type KnownBug struct {
 	Liveness func(*Result) bool
 }
 
-// KnownBugs lists the bugs found so far (docs/testing.md, "Findings").
+// KnownBugs lists the bugs found so far that are not fixed on main
+// (docs/testing.md, "Findings", lists the fixed ones too: KB1, KB2, KB3).
 var KnownBugs = []KnownBug{
-	{
-		ID: "KB1",
-		Title: "a write the segment leader had already sent to its followers is answered with a plain error " +
-			"(its WAL failed, or the segment actor stopped) without \"outcome unknown\", yet recovery keeps it",
-		Violation: func(v Violation) bool {
-			return v.Rule == RuleFailedWritten && (strings.Contains(v.Detail, `answered "wal: `) ||
-				strings.Contains(v.Detail, `answered "segment actor stopping"`))
-		},
-	},
-	{
-		ID: "KB2",
-		Title: "hashicorp/raft v1.7.3 pipeline replication deadlock: the leader stops replicating to a follower " +
-			"and Raft.Shutdown never returns",
-		Liveness: func(r *Result) bool { return r.Stuck == KnownRaftPipelineDeadlock },
-	},
-	{
-		ID: "KB3",
-		Title: "after a restart a replica cannot append to an open segment it already holds entries of: " +
-			"wal.recoverFile never sets the segment's nextOff, so every AppendAt at the recovered end fails with " +
-			"an offset mismatch (\"segment ends at 0\") and the segment actor retries in a tight loop " +
-			"(TestKnownBugKB3WALReopenAppendAt)",
-		Liveness: func(r *Result) bool { return r.MismatchLoop },
-	},
 	{
 		ID: "KB4",
 		Title: "a removed node that leads an open segment leaves its topic stuck: the controller fails over only " +

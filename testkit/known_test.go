@@ -1,20 +1,17 @@
 package testkit
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/walrus-go/walrus/testkit/simfs"
 	"github.com/walrus-go/walrus/wal"
 )
 
-// TestKnownBugKB3WALReopenAppendAt reproduces KB3 without a cluster: after
-// the WAL is reopened, AppendAt at a recovered open segment's end fails
-// with an offset mismatch that claims the segment ends at 0
-// (wal.recoverFile never sets the segment's nextOff, the end AppendAt is
-// checked against before it is queued). It is skipped while the bug is
-// known; -strict runs it (and it fails until wal is fixed).
-func TestKnownBugKB3WALReopenAppendAt(t *testing.T) {
+// TestWALReopenAppendAt is the regression test of KB3 (found by the
+// simulator, fixed on main): after the WAL is reopened, AppendAt at a
+// recovered open segment's end must work (wal.recoverFile used to leave the
+// segment's nextOff at 0, so it failed with "segment ends at 0" forever).
+func TestWALReopenAppendAt(t *testing.T) {
 	fs := simfs.New()
 	key := wal.SegmentKey{Topic: "t", Segment: 1}
 	w, err := wal.Open("/d/wal", wal.Options{FS: fs})
@@ -41,18 +38,7 @@ func TestKnownBugKB3WALReopenAppendAt(t *testing.T) {
 	}
 	defer w.Close()
 	info, _ := w.Info(key)
-	err = appendAt(w, info.Count)
-	if err == nil {
-		t.Logf("KB3 looks fixed: AppendAt at the recovered end %d works", info.Count)
-		return
+	if err := appendAt(w, info.Count); err != nil {
+		t.Fatalf("after reopen Info says %d entries, but AppendAt(%d) fails: %v", info.Count, info.Count, err)
 	}
-	var om *wal.OffsetMismatchError
-	if !errors.As(err, &om) {
-		t.Fatalf("AppendAt after reopen: %v", err)
-	}
-	msg := "KB3: after reopen Info says %d entries, but AppendAt(%d) fails: %v"
-	if !*flagStrict {
-		t.Skipf(msg+" (known bug; -strict fails)", info.Count, info.Count, err)
-	}
-	t.Fatalf(msg, info.Count, info.Count, err)
 }

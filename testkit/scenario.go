@@ -72,29 +72,30 @@ var scenarioCommands map[string]scenarioCmd
 
 func init() {
 	scenarioCommands = map[string]scenarioCmd{
-		"cluster":       {(*scenario).cmdCluster},
-		"register":      {(*scenario).cmdRegister},
-		"put":           {(*scenario).cmdPut},
-		"get":           {(*scenario).cmdGet},
-		"read":          {(*scenario).cmdRead},
-		"state":         {(*scenario).cmdState},
-		"crash":         {(*scenario).cmdCrash},
-		"stop":          {(*scenario).cmdStop},
-		"restart":       {(*scenario).cmdRestart},
-		"partition":     {(*scenario).cmdPartition},
-		"heal":          {(*scenario).cmdHeal},
-		"hold-syncs":    {(*scenario).cmdHoldSyncs},
-		"disk-full":     {(*scenario).cmdDiskFull},
-		"free-disk":     {(*scenario).cmdFreeDisk},
-		"remove":        {(*scenario).cmdRemove},
-		"add-node":      {(*scenario).cmdAddNode},
-		"sleep":         {(*scenario).cmdSleep},
-		"wait-settled":  {(*scenario).cmdWaitSettled},
-		"wait-sealed":   {(*scenario).cmdWaitSealed},
-		"log-contains":  {(*scenario).cmdLogContains},
-		"check":         {(*scenario).cmdCheck},
-		"known-bugs":    {(*scenario).cmdKnownBugs},
-		"cursor-status": {(*scenario).cmdCursorStatus},
+		"cluster":         {(*scenario).cmdCluster},
+		"register":        {(*scenario).cmdRegister},
+		"put":             {(*scenario).cmdPut},
+		"get":             {(*scenario).cmdGet},
+		"read":            {(*scenario).cmdRead},
+		"state":           {(*scenario).cmdState},
+		"crash":           {(*scenario).cmdCrash},
+		"stop":            {(*scenario).cmdStop},
+		"restart":         {(*scenario).cmdRestart},
+		"partition":       {(*scenario).cmdPartition},
+		"heal":            {(*scenario).cmdHeal},
+		"hold-syncs":      {(*scenario).cmdHoldSyncs},
+		"disk-full":       {(*scenario).cmdDiskFull},
+		"free-disk":       {(*scenario).cmdFreeDisk},
+		"remove":          {(*scenario).cmdRemove},
+		"add-node":        {(*scenario).cmdAddNode},
+		"sleep":           {(*scenario).cmdSleep},
+		"wait-settled":    {(*scenario).cmdWaitSettled},
+		"wait-sealed":     {(*scenario).cmdWaitSealed},
+		"wait-replicated": {(*scenario).cmdWaitReplicated},
+		"log-contains":    {(*scenario).cmdLogContains},
+		"check":           {(*scenario).cmdCheck},
+		"known-bugs":      {(*scenario).cmdKnownBugs},
+		"cursor-status":   {(*scenario).cmdCursorStatus},
 	}
 }
 
@@ -617,6 +618,45 @@ func (sc *scenario) cmdWaitSealed(d *datadriven.TestData) string {
 		return fmt.Sprintf("%s/%s not sealed after 30s: %v", topic, segS, sg.State)
 	}
 	return fmt.Sprintf("%s/%s sealed with %d entries", topic, segS, sg.Count)
+}
+
+// cmdWaitReplicated waits (up to 30s) until every sealed segment of a
+// topic lists only current members, as many as its replication factor
+// allows (the live members, at most RF), and says which do not.
+//
+// Example:
+//
+//	wait-replicated t
+//	----
+//	t: every sealed segment has 3 replicas, all members
+func (sc *scenario) cmdWaitReplicated(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	var short []string
+	ok := WaitFor(30*time.Second, func() bool {
+		st := sc.meta(d)
+		t := st.Topics[topic]
+		short = short[:0]
+		want := min(t.RF, len(sc.c.Members()))
+		for _, sg := range t.Segments {
+			if !sg.Sealed() {
+				continue
+			}
+			n := 0
+			for _, r := range sg.Replicas {
+				if _, ok := st.Nodes[r]; ok {
+					n++
+				}
+			}
+			if n < want {
+				short = append(short, fmt.Sprintf("%s/%d has %d", topic, sg.ID, n))
+			}
+		}
+		return len(short) == 0
+	})
+	if ok {
+		return fmt.Sprintf("%s: every sealed segment has %d replicas, all members", topic, min(sc.meta(d).Topics[topic].RF, len(sc.c.Members())))
+	}
+	return "after 30s: " + strings.Join(short, ", ")
 }
 
 // cmdLogContains reports whether a node logged a line containing text
