@@ -249,6 +249,9 @@ func runtime2GC() {
 }
 
 type runner struct {
+	// confirmed: the final read of a topic saw its end twice, a second
+	// apart, with the sealed total covered
+	confirmed map[string]bool
 	// running: settle asks only that the running members be healthy (a
 	// scenario may keep a node down on purpose)
 	running bool
@@ -552,6 +555,23 @@ func (r *runner) settle() {
 	time.Sleep(time.Second)
 }
 
+// sealedTotal is the sum of a topic's sealed counts in the raft leader's
+// metadata (0 if unknown).
+func (r *runner) sealedTotal(topic string) uint64 {
+	l := r.c.Leader()
+	if l == 0 {
+		return 0
+	}
+	n := r.c.Proc(l)
+	if n == nil {
+		return 0
+	}
+	if t := n.State().Topics[topic]; t != nil {
+		return t.SealedTotal()
+	}
+	return 0
+}
+
 // dumpMeta records every member's view of the topics' last segments.
 func (r *runner) dumpMeta() {
 	for _, id := range r.c.Members() {
@@ -587,7 +607,7 @@ func (r *runner) finalLog(topic string) ([]string, bool) {
 	members := r.c.Members()
 	n := len(members)
 	k := 0
-	failures, empties := 0, 0
+	failures, empties, waits := 0, 0, 0
 	limit := 40
 	if !r.res.settled {
 		limit = 2 * n
@@ -602,12 +622,32 @@ func (r *runner) finalLog(topic string) ([]string, bool) {
 		case op.Status == StOK && op.First == uint64(len(log)) && len(op.Values) > 0:
 			log = append(log, op.Values...)
 			failures, empties = 0, 0
+			delete(r.confirmed, topic)
 		case op.Status == StEmpty:
 			empties++
-			if empties >= n {
-				return log, true
+			if empties < n {
+				k++
+				continue
 			}
-			k++
+			// every node says the log ends here; but a segment being
+			// sealed (a write whose outcome was unknown may be in it) can
+			// still extend what is readable: wait until the raft leader's
+			// sealed total is covered and the answer holds a moment later
+			if sealed := r.sealedTotal(topic); sealed > uint64(len(log)) || !r.confirmed[topic] {
+				if r.confirmed == nil {
+					r.confirmed = map[string]bool{}
+				}
+				r.confirmed[topic] = sealed <= uint64(len(log))
+				if waits++; waits > 30 {
+					r.res.Problems = append(r.res.Problems, fmt.Sprintf(
+						"liveness: %s: sealed segments count %d entries, but reads end at %d", topic, sealed, len(log)))
+					return log, false
+				}
+				empties = 0
+				time.Sleep(time.Second)
+				continue
+			}
+			return log, true
 		default:
 			failures++
 			k++
