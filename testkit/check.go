@@ -25,6 +25,7 @@ const (
 	RuleOneWriter     = "one-writer"     // two writers for one segment epoch, or two values at one offset
 	RuleReplica       = "replica"        // a sealed replica's bytes differ from the final log
 	RuleMeta          = "meta"           // metadata disagrees with the data
+	RuleDiskRefused   = "disk-refused"   // a node's WAL did not open after a crash, with nothing damaged on purpose
 )
 
 // Violation is one broken rule.
@@ -141,6 +142,9 @@ func Check(res *Result) *Verdict {
 	c.oneWriter()
 	c.replicas()
 	c.meta()
+	for _, r := range res.Refusals {
+		c.add(RuleDiskRefused, "", "%s", r)
+	}
 	return c.v
 }
 

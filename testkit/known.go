@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"bytes"
-	"fmt"
 	"strings"
 )
 
@@ -20,24 +19,8 @@ type KnownBug struct {
 }
 
 // KnownBugs lists the bugs found so far that are not fixed on main
-// (docs/testing.md, "Findings", lists the fixed ones too: KB1, KB2, KB3).
+// (docs/testing.md, "Findings", lists the fixed ones too: KB1-KB4).
 var KnownBugs = []KnownBug{
-	{
-		ID: "KB4",
-		Title: "a removed node that leads an open segment leaves its topic stuck: the controller fails over only " +
-			"nodes still in the metadata, RemoveNode deletes the node from it, and nothing re-replicates",
-		Liveness: func(r *Result) bool {
-			for _, p := range r.Problems {
-				for _, id := range r.Removed {
-					if strings.Contains(p, "active segment not open under a live leader") &&
-						strings.Contains(p, fmt.Sprintf("Leader:%d ", id)) {
-						return true
-					}
-				}
-			}
-			return false
-		},
-	},
 	{
 		ID: "KB5",
 		Title: "a node named leader of a new segment whose WAL cannot create the file (disk full, fenced WAL) logs " +
@@ -49,6 +32,42 @@ var KnownBugs = []KnownBug{
 			}
 			for _, p := range r.Problems {
 				if strings.Contains(p, "final read") || strings.Contains(p, "did not settle") {
+					return true
+				}
+			}
+			return false
+		},
+	},
+	{
+		ID: "KB8",
+		Title: "WAL recovery counts as durable whatever the file holds, without syncing it, and Seal does not " +
+			"sync a segment recovered that way: bytes written before a failed fsync (or by a process that died " +
+			"before syncing) end up in a sealed file that a power cut can tear; the node then refuses its disk " +
+			"(TestWALRecoveredBytesAreSyncedBeforeSeal)",
+		Violation: func(v Violation) bool {
+			return v.Rule == RuleDiskRefused && strings.Contains(v.Detail, ".sealed")
+		},
+		Liveness: func(r *Result) bool {
+			for _, x := range r.Refusals {
+				if strings.Contains(x, ".sealed") {
+					return true
+				}
+			}
+			return false
+		},
+	},
+	{
+		ID: "KB9",
+		Title: "a follower that could not create a segment's file (disk full) advances its in-memory end on every " +
+			"failed append (the error path resets it from wal.Info, which fails for a missing segment); a recovery " +
+			"sync to it later fetches from that end, gets nothing and fails, and recoverSegment retries silently " +
+			"forever: the segment stays fenced (scenario follower_disk_full_at_segment_open)",
+		Liveness: func(r *Result) bool {
+			if r.Logs == nil || !bytes.Contains(r.Logs.Bytes(), []byte("wal: unknown segment")) {
+				return false
+			}
+			for _, p := range r.Problems {
+				if strings.Contains(p, "not open under a live leader") && strings.Contains(p, "State:fenced") {
 					return true
 				}
 			}

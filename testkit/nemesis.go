@@ -14,11 +14,16 @@ import (
 // and the action that ends it (restart, resume, heal) are steps of one
 // timeline, so cluster changes never race each other.
 type Nemesis struct {
-	c       *Cluster
-	h       *History
-	start   time.Time
-	pending []endAction
-	sched   *Schedule
+	// corrupted: nodes whose disk the nemesis damaged on purpose
+	corrupted map[uint64]bool
+	// Refusals lists nodes that refused their own disk although the
+	// nemesis never damaged it (a durability failure)
+	Refusals []string
+	c        *Cluster
+	h        *History
+	start    time.Time
+	pending  []endAction
+	sched    *Schedule
 }
 
 type endAction struct {
@@ -144,6 +149,9 @@ func (nm *Nemesis) restart(id uint64) {
 		return
 	}
 	nm.h.Eventf("nemesis", "n%d refused to start: %s", id, shortErr(err))
+	if !nm.corrupted[id] && !errors.Is(err, ErrHung) {
+		nm.Refusals = append(nm.Refusals, fmt.Sprintf("n%d: %s", id, shortErr(err)))
+	}
 }
 
 var dataDirRE = regexp.MustCompile(`/\S*/(node_\d+/)`)
@@ -278,6 +286,10 @@ func (nm *Nemesis) Apply(f FaultPlan) {
 				off = fi.Size - 1 - int64(f.Pick*float64(min(fi.Size, 24)))
 			}
 			nd.FS.Corrupt(fi.Name, off)
+			if nm.corrupted == nil {
+				nm.corrupted = map[uint64]bool{}
+			}
+			nm.corrupted[id] = true
 			nm.h.Eventf("nemesis", "%s: flipped byte %d of %s (%d bytes)", desc, off, filepath.Base(fi.Name), fi.Size)
 		}
 		nm.later(f.Dur, "restart", func() { nm.restart(id) })

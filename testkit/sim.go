@@ -84,6 +84,9 @@ type Result struct {
 	// MismatchLoop: while the cluster failed to settle, a replica kept
 	// failing appends with offset mismatches (KB3).
 	MismatchLoop bool
+	// Refusals: nodes that refused their own disk (a WAL that does not
+	// open) although the nemesis never damaged it.
+	Refusals []string
 	// Removed lists nodes the nemesis removed from the cluster.
 	Removed []uint64
 	settled bool
@@ -349,6 +352,7 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 	}
 	nm := NewNemesis(c, h, s, wlStart)
 	nm.Run(s.Faults, s.Workload)
+	res.Refusals = nm.Refusals
 	wg.Wait()
 	h.Eventf("harness", "workload over")
 
