@@ -21,6 +21,7 @@ import (
 	"github.com/walrus-go/walrus/testkit/simfs"
 	"github.com/walrus-go/walrus/testkit/simnet"
 	"github.com/walrus-go/walrus/transport"
+	"github.com/walrus-go/walrus/wal"
 )
 
 // Ports every simulated node uses on its own host ("n<id>").
@@ -233,6 +234,14 @@ func (c *Cluster) Start(id uint64) error {
 	c.Net.Revive(nd.Host)
 	n, err := startNode(nd.Cfg)
 	if err != nil {
+		if errors.Is(err, ErrStartPanicked) {
+			// the panic hides the cause (KB7); the usual one is the WAL
+			if w, werr := wal.Open(filepath.Join(nd.Cfg.NodeDir(), "wal"), wal.Options{FS: nd.FS}); werr != nil {
+				err = fmt.Errorf("%w; the WAL says: %w", err, werr)
+			} else {
+				_ = w.Close()
+			}
+		}
 		nd.Refused = err
 		return err
 	}

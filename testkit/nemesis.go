@@ -16,9 +16,11 @@ import (
 type Nemesis struct {
 	// corrupted: nodes whose disk the nemesis damaged on purpose
 	corrupted map[uint64]bool
-	// Refusals lists nodes that refused their own disk although the
-	// nemesis never damaged it (a durability failure)
+	// Refusals lists nodes that refused their own disk after every fault
+	// had ended, although the nemesis never damaged it (a durability
+	// failure)
 	Refusals []string
+	healing  bool
 	c        *Cluster
 	h        *History
 	start    time.Time
@@ -83,26 +85,30 @@ func (nm *Nemesis) Run(faults []FaultPlan, end time.Duration) {
 
 // HealAll ends every pending fault now and restarts every node that is down.
 func (nm *Nemesis) HealAll() {
-	for _, id := range nm.c.IDs() {
-		nm.c.Nodes[id].FS.Unstall()
-		nm.c.Net.Resume(nm.c.Nodes[id].Host)
-	}
-	for len(nm.pending) > 0 {
-		a := nm.pending[0]
-		nm.pending = nm.pending[1:]
-		a.do()
-	}
-	nm.c.Net.Heal()
+	// first end every fault on every disk and link, then run what the
+	// faults left pending (restarts), then restart whatever is still down:
+	// from here on, a disk the nemesis never damaged must open
 	for _, id := range nm.c.IDs() {
 		nd := nm.c.Nodes[id]
 		nd.FS.Unstall()
 		nd.FS.SetQuota(0)
 		nd.FS.FailSyncs(false)
 		nm.c.Net.Resume(nd.Host)
-		nm.c.Net.SetFrameFaults(0, 0, 0)
 		for _, o := range nm.c.IDs() {
 			nm.c.Net.SetSlow(nd.Host, NodeHost(o), 0)
 		}
+	}
+	nm.c.Net.SetFrameFaults(0, 0, 0)
+	nm.c.Net.Heal()
+	nm.healing = true
+	defer func() { nm.healing = false }()
+	for len(nm.pending) > 0 {
+		a := nm.pending[0]
+		nm.pending = nm.pending[1:]
+		a.do()
+	}
+	for _, id := range nm.c.IDs() {
+		nd := nm.c.Nodes[id]
 		if nm.c.Proc(id) == nil && !nd.Removed {
 			nm.restart(id)
 			if nd.Refused != nil && !errors.Is(nd.Refused, ErrHung) {
@@ -149,7 +155,9 @@ func (nm *Nemesis) restart(id uint64) {
 		return
 	}
 	nm.h.Eventf("nemesis", "n%d refused to start: %s", id, shortErr(err))
-	if !nm.corrupted[id] && !errors.Is(err, ErrHung) {
+	// while a disk fault is on, a refusal may be the fault's doing; once
+	// every fault has ended (HealAll), an undamaged disk must open
+	if nm.healing && !nm.corrupted[id] && !errors.Is(err, ErrHung) {
 		nm.Refusals = append(nm.Refusals, fmt.Sprintf("n%d: %s", id, shortErr(err)))
 	}
 }
