@@ -967,9 +967,9 @@ func (sc *scenario) cmdCheck(d *datadriven.TestData) string {
 //
 // Example:
 //
-//	known-bugs KB4
+//	known-bugs KB9
 //	----
-//	KB4: a removed node that leads an open segment leaves its topic stuck ...
+//	KB9: a follower that could not create a segment's file ...
 func (sc *scenario) cmdKnownBugs(d *datadriven.TestData) string {
 	var out []string
 	for _, a := range d.CmdArgs {
