@@ -176,8 +176,8 @@ func runBatch(t *testing.T, first int64, n int, plant bool) *batchResult {
 		res := Run(t, Options{Seed: seed, Plant: plant, RawCrash: *flagRawCrash, Logger: simLogger(), KeepLogs: true})
 		b.wall += res.Wall.Seconds()
 		b.virt += res.Virtual.Seconds()
-		if *flagTrace || testing.Verbose() {
-			report(t, res, *flagTrace)
+		if *flagTrace {
+			report(t, res, true)
 		}
 		for _, id := range res.Verdict.KnownIDs() {
 			b.known[id] = append(b.known[id], seed)
