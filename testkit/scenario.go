@@ -1,0 +1,983 @@
+package testkit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/cryptotest"
+	"testing/synctest"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/testkit/simnet"
+)
+
+// A scenario is a datadriven script (testdata/scenarios/*.txt) that drives
+// one simulated cluster step by step, inside one synctest bubble. Each
+// command prints only what the protocol determines (counts, states, which
+// entries a read returned, the checker's verdict), never timings, so that
+// the golden output holds although runs are not bit-for-bit identical
+// (docs/testing.md). Commands are listed in scenarioCommands; each handler
+// has an example.
+type scenario struct {
+	t      *testing.T
+	dir    string
+	seed   int64
+	c      *Cluster
+	r      *runner
+	logs   *syncBuffer
+	topics []string
+	seq    map[string]int     // payload counter per topic
+	cls    map[uint64]*Client // a client per node it talks to
+	names  map[string]uint64  // $name -> node id (set with as=name)
+	// the raft leadership monitor (the checker's at-least-once window)
+	stopMon, monDone chan struct{}
+}
+
+// RunScenario runs one script file. t must be a test that may call
+// synctest.Test; -rewrite (datadriven's flag) rewrites the expectations.
+func RunScenario(t *testing.T, path string) {
+	dir, err := TempDataDir("walrus-scenario-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	runtime2GC()
+	synctest.Test(t, func(t *testing.T) {
+		sc := &scenario{t: t, dir: dir, seed: 1, seq: map[string]int{}, cls: map[uint64]*Client{},
+			names: map[string]uint64{}}
+		rand.Seed(sc.seed) //nolint:staticcheck // see runBubble
+		cryptotest.SetGlobalRandom(t, uint64(sc.seed))
+		defer sc.close()
+		datadriven.RunTest(t, path, sc.handle)
+	})
+}
+
+type scenarioCmd struct {
+	run func(sc *scenario, d *datadriven.TestData) string
+}
+
+var scenarioCommands map[string]scenarioCmd
+
+func init() {
+	scenarioCommands = map[string]scenarioCmd{
+		"cluster":         {(*scenario).cmdCluster},
+		"register":        {(*scenario).cmdRegister},
+		"put":             {(*scenario).cmdPut},
+		"get":             {(*scenario).cmdGet},
+		"read":            {(*scenario).cmdRead},
+		"state":           {(*scenario).cmdState},
+		"crash":           {(*scenario).cmdCrash},
+		"stop":            {(*scenario).cmdStop},
+		"restart":         {(*scenario).cmdRestart},
+		"partition":       {(*scenario).cmdPartition},
+		"heal":            {(*scenario).cmdHeal},
+		"hold-syncs":      {(*scenario).cmdHoldSyncs},
+		"disk-full":       {(*scenario).cmdDiskFull},
+		"free-disk":       {(*scenario).cmdFreeDisk},
+		"remove":          {(*scenario).cmdRemove},
+		"add-node":        {(*scenario).cmdAddNode},
+		"sleep":           {(*scenario).cmdSleep},
+		"wait-settled":    {(*scenario).cmdWaitSettled},
+		"wait-sealed":     {(*scenario).cmdWaitSealed},
+		"wait-replicated": {(*scenario).cmdWaitReplicated},
+		"log-contains":    {(*scenario).cmdLogContains},
+		"check":           {(*scenario).cmdCheck},
+		"known-bugs":      {(*scenario).cmdKnownBugs},
+		"cursor-status":   {(*scenario).cmdCursorStatus},
+	}
+}
+
+func (sc *scenario) handle(t *testing.T, d *datadriven.TestData) string {
+	cmd, ok := scenarioCommands[d.Cmd]
+	if !ok {
+		names := make([]string, 0, len(scenarioCommands))
+		for n := range scenarioCommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		d.Fatalf(t, "unknown command %q; commands: %s", d.Cmd, strings.Join(names, ", "))
+	}
+	if d.Cmd != "cluster" && sc.c == nil {
+		d.Fatalf(t, "%s: start a cluster first", d.Cmd)
+	}
+	out := cmd.run(sc, d)
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	return out
+}
+
+func (sc *scenario) close() {
+	if sc.stopMon != nil {
+		close(sc.stopMon)
+		<-sc.monDone
+	}
+	for _, cl := range sc.cls {
+		cl.Close()
+	}
+	if sc.c != nil {
+		if hung := sc.c.Shutdown(false); len(hung) > 0 {
+			sc.t.Logf("teardown of %v hung", hung)
+			return
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+	}
+}
+
+// ---- arguments ----
+
+func (sc *scenario) arg(d *datadriven.TestData, key, def string) string {
+	for _, a := range d.CmdArgs {
+		if a.Key == key {
+			if len(a.Vals) == 0 {
+				return "true"
+			}
+			return strings.Join(a.Vals, ",")
+		}
+	}
+	return def
+}
+
+func (sc *scenario) intArg(d *datadriven.TestData, key string, def int) int {
+	v := sc.arg(d, key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		d.Fatalf(sc.t, "%s=%q: want an integer", key, v)
+	}
+	return n
+}
+
+// topicArg is the first positional argument (a topic) or topic=.
+func (sc *scenario) topicArg(d *datadriven.TestData) string {
+	if v := sc.arg(d, "topic", ""); v != "" {
+		return v
+	}
+	for _, a := range d.CmdArgs {
+		if len(a.Vals) == 0 && a.Key != "" && !strings.Contains(a.Key, "=") {
+			return a.Key
+		}
+	}
+	if len(sc.topics) > 0 {
+		return sc.topics[0]
+	}
+	d.Fatalf(sc.t, "%s: which topic?", d.Cmd)
+	return ""
+}
+
+// node resolves a node spec: 2 (or n2), $name, raft-leader, leader(t),
+// leader(t/3), follower(t), any (a running member).
+func (sc *scenario) node(d *datadriven.TestData, spec string) uint64 {
+	spec = strings.TrimSpace(spec)
+	if strings.HasPrefix(spec, "$") {
+		id, ok := sc.names[spec[1:]]
+		if !ok {
+			d.Fatalf(sc.t, "no node named %s", spec)
+		}
+		return id
+	}
+	if id, err := strconv.ParseUint(strings.TrimPrefix(spec, "n"), 10, 64); err == nil {
+		return id
+	}
+	switch {
+	case spec == "raft-leader":
+		if l := sc.c.Leader(); l != 0 {
+			return l
+		}
+		d.Fatalf(sc.t, "no raft leader now")
+	case spec == "any":
+		for _, id := range sc.c.Members() {
+			if sc.c.Proc(id) != nil {
+				return id
+			}
+		}
+		d.Fatalf(sc.t, "no member is running")
+	case strings.HasPrefix(spec, "leader(") || strings.HasPrefix(spec, "follower("):
+		inner := spec[strings.Index(spec, "(")+1 : len(spec)-1]
+		topic, segS, hasSeg := strings.Cut(inner, "/")
+		sg := sc.segment(d, topic, segS, hasSeg)
+		if strings.HasPrefix(spec, "leader(") {
+			return uint64(sg.Leader)
+		}
+		for _, r := range sg.Replicas {
+			if r != sg.Leader {
+				return uint64(r)
+			}
+		}
+		d.Fatalf(sc.t, "%s: segment %d has no follower", spec, sg.ID)
+	}
+	d.Fatalf(sc.t, "bad node %q", spec)
+	return 0
+}
+
+// meta returns the raft leader's metadata (else a running member's).
+func (sc *scenario) meta(d *datadriven.TestData) *raftfsm.State {
+	if l := sc.c.Leader(); l != 0 {
+		if n := sc.c.Proc(l); n != nil {
+			return n.State()
+		}
+	}
+	for _, id := range sc.c.Members() {
+		if n := sc.c.Proc(id); n != nil {
+			return n.State()
+		}
+	}
+	d.Fatalf(sc.t, "no member is running")
+	return nil
+}
+
+func (sc *scenario) segment(d *datadriven.TestData, topic, segS string, hasSeg bool) *raftfsm.Segment {
+	t := sc.meta(d).Topics[topic]
+	if t == nil {
+		d.Fatalf(sc.t, "unknown topic %s", topic)
+	}
+	if !hasSeg {
+		return t.Active()
+	}
+	id, err := strconv.ParseUint(segS, 10, 64)
+	if err != nil {
+		d.Fatalf(sc.t, "bad segment %q", segS)
+	}
+	sg := t.SegmentByID(id)
+	if sg == nil {
+		d.Fatalf(sc.t, "%s has no segment %d", topic, id)
+	}
+	return sg
+}
+
+// remember stores a resolved node under as=name.
+func (sc *scenario) remember(d *datadriven.TestData, id uint64) {
+	if name := sc.arg(d, "as", ""); name != "" {
+		sc.names[name] = id
+	}
+}
+
+func (sc *scenario) client(id uint64) *Client {
+	cl := sc.cls[id]
+	if cl == nil {
+		cl = NewClient(sc.c.Net, fmt.Sprintf("c%d", id), clientAddr(id), 5*time.Second)
+		sc.cls[id] = cl
+	}
+	return cl
+}
+
+// ---- cluster ----
+
+// cmdCluster starts a cluster: node 1 bootstraps it, the others join.
+//
+// Example:
+//
+//	cluster nodes=3 segment-entries=5
+//	----
+//	3 nodes up, n1 leads raft
+func (sc *scenario) cmdCluster(d *datadriven.TestData) string {
+	n := sc.intArg(d, "nodes", 3)
+	entries := uint64(sc.intArg(d, "segment-entries", 5))
+	sc.logs = &syncBuffer{b: &bytes.Buffer{}}
+	lg := slog.New(slog.NewTextHandler(sc.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sc.c = NewCluster(ClusterConfig{Nodes: n, Seed: sc.seed, DataDir: sc.dir, Logger: lg, Joined: true,
+		AckBeforeQuorum: sc.arg(d, "plant", "") != "",
+		Net: simnet.Config{Seed: sc.seed, MinLatency: time.Millisecond, MaxLatency: 2 * time.Millisecond,
+			Idempotent: idempotentKinds, LengthFramedPorts: []string{strconv.Itoa(clientPort)}},
+		Tweak: func(cfg *actors.Config) { cfg.MaxSegmentEntries = entries }})
+	h := newHistory(time.Now())
+	sc.r = &runner{c: sc.c, h: h, s: &Schedule{Nodes: n}, logs: sc.logs,
+		res: &Result{History: h, Final: map[string][]string{}, FinalOK: map[string]bool{}, Logs: sc.logs.b}}
+	sc.c.Net.SetTap(sc.r.tap)
+	if err := sc.c.Start(1); err != nil {
+		d.Fatalf(sc.t, "start n1: %v", err)
+	}
+	if !WaitFor(10*time.Second, func() bool { return sc.c.Leader() == 1 }) {
+		d.Fatalf(sc.t, "n1 did not become leader")
+	}
+	for id := uint64(2); id <= uint64(n); id++ {
+		if err := sc.c.Start(id); err != nil {
+			d.Fatalf(sc.t, "start n%d: %v", id, err)
+		}
+	}
+	if !sc.c.WaitReady(30*time.Second) || !WaitFor(30*time.Second, func() bool {
+		return sc.voters() == n && sc.raftVoters(1) == n
+	}) {
+		d.Fatalf(sc.t, "cluster not ready: %s", sc.c.Describe())
+	}
+	sc.stopMon = make(chan struct{})
+	sc.monDone = make(chan struct{})
+	go func() {
+		defer close(sc.monDone)
+		sc.r.monitor(sc.stopMon)
+	}()
+	return fmt.Sprintf("%d nodes up, all raft voters, n%d leads raft", n, sc.c.Leader())
+}
+
+// raftVoters asks node id (METRICS) how many raft voters there are.
+func (sc *scenario) raftVoters(id uint64) int {
+	b, err := sc.client(id).Do([]byte("METRICS"))
+	if err != nil {
+		return 0
+	}
+	var m struct {
+		Membership struct {
+			Membership struct {
+				Configs [][]uint64 `json:"configs"`
+			} `json:"membership"`
+		} `json:"membership_config"`
+	}
+	if json.Unmarshal(b, &m) != nil || len(m.Membership.Membership.Configs) == 0 {
+		return 0
+	}
+	return len(m.Membership.Membership.Configs[0])
+}
+
+// voters counts the members every running node's metadata marks live.
+func (sc *scenario) voters() int {
+	n := 0
+	for _, id := range sc.c.Members() {
+		p := sc.c.Proc(id)
+		if p == nil {
+			continue
+		}
+		if ni, ok := p.State().Nodes[raftfsm.NodeID(id)]; ok && ni.Live && p.CaughtUp() {
+			n++
+		}
+	}
+	return n
+}
+
+// cmdCrash cuts a node's power: unsynced writes are lost; keep=half lets
+// half of each file's unsynced bytes reach the disk (a torn write).
+//
+// Example:
+//
+//	crash node=leader(t/1) as=old
+//	----
+//	crashed n2
+func (sc *scenario) cmdCrash(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.remember(d, id)
+	var out strings.Builder
+	fmt.Fprintf(&out, "crashed n%d", id)
+	if sc.arg(d, "keep", "") == "half" {
+		un := sc.c.Nodes[id].FS.UnsyncedBytes()
+		sc.c.CrashKeeping(id, func(n int) int { return n / 2 })
+		if un > 0 {
+			out.WriteString(" with unsynced writes: half of their bytes reached the disk")
+		} else {
+			out.WriteString(" (it had no unsynced writes)")
+		}
+	} else {
+		sc.c.Crash(id, false)
+	}
+	sc.r.h.Eventf("scenario", "crash n%d", id)
+	return out.String()
+}
+
+// cmdStop stops a node gracefully.
+//
+// Example:
+//
+//	stop node=2
+//	----
+//	stopped n2
+func (sc *scenario) cmdStop(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.remember(d, id)
+	sc.c.Stop(id)
+	sc.c.Wait(id)
+	sc.r.h.Eventf("scenario", "stop n%d", id)
+	return fmt.Sprintf("stopped n%d", id)
+}
+
+// cmdRestart starts a stopped node again (node=all: every member down).
+//
+// Example:
+//
+//	restart node=$old
+//	----
+//	restarted n2
+func (sc *scenario) cmdRestart(d *datadriven.TestData) string {
+	spec := sc.arg(d, "node", "all")
+	var ids []uint64
+	if spec == "all" {
+		for _, id := range sc.c.Members() {
+			if sc.c.Proc(id) == nil {
+				ids = append(ids, id)
+			}
+		}
+	} else {
+		ids = []uint64{sc.node(d, spec)}
+	}
+	var out []string
+	for _, id := range ids {
+		sc.c.Nodes[id].FS.ReleaseSyncs()
+		if err := sc.c.Start(id); err != nil {
+			out = append(out, fmt.Sprintf("n%d refused to start: %s", id, shortErr(err)))
+			continue
+		}
+		sc.r.h.Eventf("scenario", "restart n%d", id)
+		out = append(out, fmt.Sprintf("restarted n%d", id))
+	}
+	if len(out) == 0 {
+		return "nothing to restart"
+	}
+	return strings.Join(out, "\n")
+}
+
+// cmdPartition cuts a node off from the other nodes (clients still reach
+// it).
+//
+// Example:
+//
+//	partition node=leader(t)
+//	----
+//	n2 cut off from the other nodes
+func (sc *scenario) cmdPartition(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.remember(d, id)
+	sc.c.Net.Partition([]string{NodeHost(id)}, sc.c.Hosts())
+	sc.r.h.Eventf("scenario", "partition n%d", id)
+	return fmt.Sprintf("n%d cut off from the other nodes", id)
+}
+
+// cmdHeal removes every network cut.
+//
+// Example:
+//
+//	heal
+//	----
+//	healed
+func (sc *scenario) cmdHeal(d *datadriven.TestData) string {
+	sc.c.Net.Heal()
+	sc.r.h.Eventf("scenario", "heal")
+	return "healed"
+}
+
+// cmdHoldSyncs makes a node's fsyncs hang (writes go on): what it writes
+// stays unsynced until the node restarts.
+//
+// Example:
+//
+//	hold-syncs node=follower(t) as=slow
+//	----
+//	n3: fsyncs hang
+func (sc *scenario) cmdHoldSyncs(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.remember(d, id)
+	sc.c.Nodes[id].FS.HoldSyncs()
+	return fmt.Sprintf("n%d: fsyncs hang", id)
+}
+
+// cmdDiskFull fills a node's disk: every later write to it fails with
+// ENOSPC until free-disk.
+//
+// Example:
+//
+//	disk-full node=leader(t) as=full
+//	----
+//	n1: disk full
+func (sc *scenario) cmdDiskFull(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.remember(d, id)
+	fs := sc.c.Nodes[id].FS
+	fs.SetQuota(max(fs.Used(), 1)) // 0 would mean no limit
+	return fmt.Sprintf("n%d: disk full", id)
+}
+
+// cmdFreeDisk lifts disk-full.
+//
+// Example:
+//
+//	free-disk node=$full
+//	----
+//	n1: disk has room
+func (sc *scenario) cmdFreeDisk(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.c.Nodes[id].FS.SetQuota(0)
+	return fmt.Sprintf("n%d: disk has room", id)
+}
+
+// cmdRemove takes a node out of the cluster for good (the operator's
+// remove-node), stopping it first if it runs.
+//
+// Example:
+//
+//	remove node=3
+//	----
+//	removed n3
+func (sc *scenario) cmdRemove(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	sc.remember(d, id)
+	if sc.c.Proc(id) != nil {
+		sc.c.Stop(id)
+		sc.c.Wait(id)
+	}
+	var err error
+	for try := 0; try < 20; try++ {
+		if err = sc.c.Remove(id); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		return fmt.Sprintf("remove n%d failed: %v", id, err)
+	}
+	sc.r.h.Eventf("scenario", "remove n%d", id)
+	return fmt.Sprintf("removed n%d", id)
+}
+
+// cmdAddNode adds a node with a fresh id that joins the cluster.
+//
+// Example:
+//
+//	add-node
+//	----
+//	n4 joined
+func (sc *scenario) cmdAddNode(d *datadriven.TestData) string {
+	id := sc.c.AddNode()
+	sc.remember(d, id)
+	if err := sc.c.Start(id); err != nil {
+		return fmt.Sprintf("n%d did not start: %v", id, err)
+	}
+	if !WaitFor(30*time.Second, func() bool { p := sc.c.Proc(id); return p != nil && p.CaughtUp() }) {
+		return fmt.Sprintf("n%d did not catch up", id)
+	}
+	sc.r.h.Eventf("scenario", "add n%d", id)
+	return fmt.Sprintf("n%d joined", id)
+}
+
+// cmdSleep lets virtual time pass.
+//
+// Example:
+//
+//	sleep 2s
+//	----
+func (sc *scenario) cmdSleep(d *datadriven.TestData) string {
+	dur := time.Second
+	for _, a := range d.CmdArgs {
+		if v, err := time.ParseDuration(a.Key); err == nil {
+			dur = v
+		}
+	}
+	time.Sleep(dur)
+	return ""
+}
+
+// cmdWaitSettled waits until every member runs, has caught up, and every
+// topic's active segment is open under a running leader.
+//
+// Example:
+//
+//	wait-settled
+//	----
+//	settled
+func (sc *scenario) cmdWaitSettled(d *datadriven.TestData) string {
+	sc.r.s.Topics = sc.topics
+	sc.r.res.Problems = nil
+	sc.r.running = true
+	sc.r.settle()
+	sc.r.running = false
+	if len(sc.r.res.Problems) > 0 {
+		p := sc.r.res.Problems[0]
+		if i := strings.Index(p, " ("); i >= 0 {
+			p = p[:i]
+		}
+		return "not settled: " + p
+	}
+	return "settled"
+}
+
+// cmdWaitSealed waits (up to 30s) until a segment is sealed.
+//
+// Example:
+//
+//	wait-sealed t/1
+//	----
+//	t/1 sealed with 5 entries
+func (sc *scenario) cmdWaitSealed(d *datadriven.TestData) string {
+	topic, segS, _ := strings.Cut(d.CmdArgs[0].Key, "/")
+	var sg *raftfsm.Segment
+	ok := WaitFor(30*time.Second, func() bool {
+		sg = sc.segment(d, topic, segS, true)
+		return sg.Sealed()
+	})
+	if !ok {
+		return fmt.Sprintf("%s/%s not sealed after 30s: %v", topic, segS, sg.State)
+	}
+	return fmt.Sprintf("%s/%s sealed with %d entries", topic, segS, sg.Count)
+}
+
+// cmdWaitReplicated waits (up to 30s) until every sealed segment of a
+// topic lists only current members, as many as its replication factor
+// allows (the live members, at most RF), and says which do not.
+//
+// Example:
+//
+//	wait-replicated t
+//	----
+//	t: every sealed segment has 3 replicas, all members
+func (sc *scenario) cmdWaitReplicated(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	var short []string
+	ok := WaitFor(30*time.Second, func() bool {
+		st := sc.meta(d)
+		t := st.Topics[topic]
+		short = short[:0]
+		want := min(t.RF, len(sc.c.Members()))
+		for _, sg := range t.Segments {
+			if !sg.Sealed() {
+				continue
+			}
+			n := 0
+			for _, r := range sg.Replicas {
+				if _, ok := st.Nodes[r]; ok {
+					n++
+				}
+			}
+			if n < want {
+				short = append(short, fmt.Sprintf("%s/%d has %d", topic, sg.ID, n))
+			}
+		}
+		return len(short) == 0
+	})
+	if ok {
+		return fmt.Sprintf("%s: every sealed segment has %d replicas, all members", topic, min(sc.meta(d).Topics[topic].RF, len(sc.c.Members())))
+	}
+	return "after 30s: " + strings.Join(short, ", ")
+}
+
+// cmdLogContains reports whether a node logged a line containing text
+// since it last started.
+//
+// Example:
+//
+//	log-contains node=$slow
+//	cutting torn tail
+//	----
+//	n3 logged "cutting torn tail": yes
+func (sc *scenario) cmdLogContains(d *datadriven.TestData) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	text := sc.arg(d, "text", "")
+	if d.Input != "" {
+		text = strings.TrimSpace(d.Input)
+	}
+	found := false
+	tag := []byte(fmt.Sprintf("node=%d ", id))
+	for _, l := range bytes.Split(sc.logs.snapshot(), []byte("\n")) {
+		if bytes.Contains(l, tag) && bytes.Contains(l, []byte(text)) {
+			found = true
+		}
+	}
+	yes := "no"
+	if found {
+		yes = "yes"
+	}
+	return fmt.Sprintf("n%d logged %q: %s", id, text, yes)
+}
+
+func (s *syncBuffer) snapshot() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// ---- clients ----
+
+// cmdRegister registers a topic (through node 1 unless via= says).
+//
+// Example:
+//
+//	register t
+//	----
+//	ok
+func (sc *scenario) cmdRegister(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	via := sc.node(d, sc.arg(d, "via", "any"))
+	op := sc.r.h.begin(&Op{Client: int(via), Kind: OpRegister, Topic: topic, Node: via})
+	op.apply(sc.client(via).Do(op.Request()))
+	sc.r.h.end(op)
+	if op.Status == StOK && !contains(sc.topics, topic) {
+		sc.topics = append(sc.topics, topic)
+	}
+	return statusText(op)
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func statusText(o *Op) string {
+	switch o.Status {
+	case StOK:
+		return "ok"
+	case StEmpty:
+		return "EMPTY"
+	}
+	return o.Status.String()
+}
+
+// cmdPut writes n entries, one after the other, named <topic>-<k>, through
+// a node (via=, default any running member); mput uses MPUT (the reply
+// carries the offset). It prints each outcome class once with its entries.
+//
+// Example:
+//
+//	put t n=3 via=2
+//	----
+//	t-1..t-3: ok
+func (sc *scenario) cmdPut(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	n := sc.intArg(d, "n", 1)
+	via := sc.node(d, sc.arg(d, "via", "any"))
+	kind := OpPut
+	if sc.arg(d, "mput", "") != "" {
+		kind = OpMPut
+	}
+	type group struct {
+		status     string
+		first, end int
+	}
+	var groups []group
+	for i := 0; i < n; i++ {
+		sc.seq[topic]++
+		k := sc.seq[topic]
+		op := sc.r.h.begin(&Op{Client: int(via), Kind: kind, Topic: topic, Payload: fmt.Sprintf("%s-%d", topic, k), Node: via})
+		op.apply(sc.client(via).Do(op.Request()))
+		sc.r.h.end(op)
+		st := statusText(op)
+		if op.Status == StFail && sc.arg(d, "errors", "") != "" {
+			st += " (" + shortErr(errors.New(op.Err)) + ")"
+		}
+		if len(groups) > 0 && groups[len(groups)-1].status == st {
+			groups[len(groups)-1].end = k
+		} else {
+			groups = append(groups, group{st, k, k})
+		}
+	}
+	var out []string
+	for _, g := range groups {
+		name := fmt.Sprintf("%s-%d", topic, g.first)
+		if g.end != g.first {
+			name += fmt.Sprintf("..%s-%d", topic, g.end)
+		}
+		out = append(out, name+": "+g.status)
+	}
+	return strings.Join(out, "\n")
+}
+
+// cmdGet consumes n entries from the shared cursor through a node.
+//
+// Example:
+//
+//	get t n=2 via=1
+//	----
+//	t-1 t-2
+func (sc *scenario) cmdGet(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	n := sc.intArg(d, "n", 1)
+	via := sc.node(d, sc.arg(d, "via", "any"))
+	var out []string
+	for i := 0; i < n; i++ {
+		op := sc.r.h.begin(&Op{Client: int(via), Kind: OpGet, Topic: topic, Node: via})
+		op.apply(sc.client(via).Do(op.Request()))
+		sc.r.h.end(op)
+		switch op.Status {
+		case StOK:
+			out = append(out, op.Values[0])
+		case StEmpty:
+			out = append(out, "EMPTY")
+		default:
+			out = append(out, op.Status.String())
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// cmdRead reads by offset.
+//
+// Example:
+//
+//	read t offset=0 max=3
+//	----
+//	0: t-1 t-2 t-3
+func (sc *scenario) cmdRead(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	via := sc.node(d, sc.arg(d, "via", "any"))
+	op := sc.r.h.begin(&Op{Client: int(via), Kind: OpRead, Topic: topic, Node: via,
+		Offset: uint64(sc.intArg(d, "offset", 0)), Max: sc.intArg(d, "max", 1)})
+	op.apply(sc.client(via).Do(op.Request()))
+	sc.r.h.end(op)
+	if op.Status != StOK {
+		return statusText(op)
+	}
+	return fmt.Sprintf("%d: %s", op.First, strings.Join(op.Values, " "))
+}
+
+// ---- state and verdict ----
+
+// cmdState prints a topic's segments as a running member sees them:
+// state, count, replicas (removed nodes marked) and leader.
+//
+// Example:
+//
+//	state t
+//	----
+//	t/1: sealed count=5 leader=n1 replicas=n1,n2,n3
+//	t/2: open leader=n2 replicas=n2,n3,n1
+func (sc *scenario) cmdState(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	st := sc.meta(d)
+	t := st.Topics[topic]
+	if t == nil {
+		return "unknown topic"
+	}
+	var out []string
+	for _, sg := range t.Segments {
+		var reps []string
+		for _, r := range sg.Replicas {
+			s := fmt.Sprintf("n%d", r)
+			if _, ok := st.Nodes[r]; !ok {
+				s += "(removed)"
+			}
+			reps = append(reps, s)
+		}
+		line := fmt.Sprintf("%s/%d: %v", topic, sg.ID, sg.State)
+		if sg.Sealed() {
+			line += fmt.Sprintf(" count=%d", sg.Count)
+		}
+		line += fmt.Sprintf(" leader=n%d replicas=%s", sg.Leader, strings.Join(reps, ","))
+		if sg.Epoch > 1 {
+			line += fmt.Sprintf(" epoch=%d", sg.Epoch)
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+// cmdCursorStatus prints the shared cursor's committed position.
+//
+// Example:
+//
+//	cursor-status t
+//	----
+//	committed position 1
+func (sc *scenario) cmdCursorStatus(d *datadriven.TestData) string {
+	t := sc.meta(d).Topics[sc.topicArg(d)]
+	if t == nil {
+		return "unknown topic"
+	}
+	return fmt.Sprintf("committed position %d", t.Cursor)
+}
+
+// cmdCheck reads every topic to its end, drains the shared cursors, and
+// runs the checker over everything the scenario did. It prints the final
+// log lengths, counts and each broken rule (details as input-free text).
+//
+// Example:
+//
+//	check
+//	----
+//	t: 8 entries; 8 acknowledged writes, all there
+//	cursor: 2 entries served again inside the at-least-once window
+//	violations: none
+func (sc *scenario) cmdCheck(d *datadriven.TestData) string {
+	sc.r.s.Topics = sc.topics
+	sc.r.res.Problems = nil
+	sc.r.settle()
+	res := sc.r.res
+	for _, tp := range sc.topics {
+		res.Final[tp], res.FinalOK[tp] = sc.r.finalLog(tp)
+	}
+	for _, tp := range sc.topics {
+		sc.r.drainCursor(tp)
+	}
+	for _, id := range sc.c.Up() {
+		res.Meta = sc.c.Proc(id).State()
+		break
+	}
+	res.Verdict = Check(res)
+	classifyKnown(res)
+	var out []string
+	for _, tp := range sc.topics {
+		acked, there := 0, 0
+		in := map[string]bool{}
+		for _, p := range res.Final[tp] {
+			in[p] = true
+		}
+		for _, o := range res.History.Ops {
+			if o.Topic == tp && o.Kind.IsWrite() && o.Status == StOK {
+				acked++
+				if in[o.Payload] {
+					there++
+				}
+			}
+		}
+		line := fmt.Sprintf("%s: %d entries; %d acknowledged writes, ", tp, len(res.Final[tp]), acked)
+		if there == acked {
+			line += "all there"
+		} else {
+			line += fmt.Sprintf("%d missing", acked-there)
+		}
+		if !res.FinalOK[tp] {
+			line += " (the final read did not reach the end)"
+		}
+		out = append(out, line)
+	}
+	if k := res.Verdict.Counts.CursorRedelivered; k > 0 {
+		out = append(out, fmt.Sprintf("cursor: %d entries served again inside the at-least-once window", k))
+	}
+	if len(res.Verdict.Violations) == 0 {
+		out = append(out, "violations: none")
+	}
+	for _, v := range res.Verdict.Violations {
+		out = append(out, "violation: "+v.Rule+" ["+v.Topic+"]")
+	}
+	for _, id := range res.Verdict.KnownIDs() {
+		out = append(out, "known bug: "+id)
+	}
+	for _, p := range res.Problems {
+		if i := strings.Index(p, " ("); i >= 0 {
+			p = p[:i]
+		}
+		out = append(out, "problem: "+p)
+	}
+	return strings.Join(out, "\n")
+}
+
+// cmdKnownBugs lists the known bugs' titles (for the golden files that
+// document one).
+//
+// Example:
+//
+//	known-bugs KB9
+//	----
+//	KB9: a follower that could not create a segment's file ...
+func (sc *scenario) cmdKnownBugs(d *datadriven.TestData) string {
+	var out []string
+	for _, a := range d.CmdArgs {
+		for _, kb := range KnownBugs {
+			if kb.ID == a.Key {
+				out = append(out, kb.ID+": "+kb.Title)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

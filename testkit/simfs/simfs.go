@@ -1,0 +1,524 @@
+// Package simfs is a crashable in-memory file system behind the wal.FS seam.
+//
+// Each file remembers what its last Sync made durable, and the namespace
+// remembers what the last SyncDir of each directory made durable. PowerCut
+// turns the file system into what a machine finds after losing power now:
+// the durable namespace, each file with its synced bytes, plus (optionally)
+// a random prefix of the bytes appended since (a torn write). Faults: a disk
+// that is full (writes past a byte quota fail with ENOSPC), fsyncs that fail
+// with EIO, a stalled disk (every operation waits until Unstall), and bit
+// rot (Corrupt flips a byte of a file, synced copy included).
+//
+// A FS used inside a testing/synctest bubble must be created there (a
+// stalled operation waits on a channel of the bubble).
+package simfs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/walrus-go/walrus/wal"
+)
+
+// FS is the simulated file system. Safe for concurrent use; one mutex
+// guards everything (files are small and the simulation runs on one P).
+type FS struct {
+	mu      sync.Mutex
+	gen     uint64 // bumped by PowerCut and Wipe: older handles are dead
+	dirs    map[string]bool
+	files   map[string]*inode
+	durable map[string]*inode
+	quota   int64 // 0: unlimited
+	syncErr error
+	stall   chan struct{}
+	hold    chan struct{} // non-nil: File.Sync waits (writes go on)
+
+	Stats Stats
+}
+
+// Stats counts operations (read them with Snapshot).
+type Stats struct {
+	Writes, Syncs, SyncDirs, FailedWrites, FailedSyncs int
+	TornBytesKept, LostBytes                           int64
+}
+
+type inode struct {
+	data      []byte
+	synced    []byte
+	dirtyFrom int // lowest byte changed since the last Sync; <= len(synced)
+}
+
+// New returns an empty file system.
+func New() *FS {
+	return &FS{dirs: map[string]bool{"/": true, ".": true}, files: map[string]*inode{}, durable: map[string]*inode{}}
+}
+
+var _ wal.FS = (*FS)(nil)
+
+// errEIO is what a dead handle or an injected fsync failure returns.
+var errEIO = syscall.EIO
+
+// wait blocks while the disk is stalled.
+func (f *FS) wait() {
+	for {
+		f.mu.Lock()
+		ch := f.stall
+		f.mu.Unlock()
+		if ch == nil {
+			return
+		}
+		<-ch
+	}
+}
+
+// Stall makes every later operation wait until Unstall (a hung disk, or a
+// paused process).
+func (f *FS) Stall() {
+	f.mu.Lock()
+	if f.stall == nil {
+		f.stall = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+// Unstall releases the operations waiting since Stall.
+func (f *FS) Unstall() {
+	f.mu.Lock()
+	if f.stall != nil {
+		close(f.stall)
+		f.stall = nil
+	}
+	f.mu.Unlock()
+}
+
+// HoldSyncs makes every File.Sync wait until ReleaseSyncs while writes go
+// on: a slow fsync, during which a power cut finds unsynced bytes to tear.
+func (f *FS) HoldSyncs() {
+	f.mu.Lock()
+	if f.hold == nil {
+		f.hold = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+// ReleaseSyncs lets held and later syncs proceed.
+func (f *FS) ReleaseSyncs() {
+	f.mu.Lock()
+	if f.hold != nil {
+		close(f.hold)
+		f.hold = nil
+	}
+	f.mu.Unlock()
+}
+
+// UnsyncedBytes is how many bytes of file data a power cut now would put at
+// risk.
+func (f *FS) UnsyncedBytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, ino := range f.files {
+		n += int64(max(0, len(ino.data)-len(ino.synced)))
+	}
+	return n
+}
+
+// SetQuota makes the disk hold at most n bytes of file data (0: no limit).
+// Writes that would pass it keep what fits and fail with ENOSPC.
+func (f *FS) SetQuota(n int64) {
+	f.mu.Lock()
+	f.quota = n
+	f.mu.Unlock()
+}
+
+// Used is the number of bytes the files hold now.
+func (f *FS) Used() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.usedLocked()
+}
+
+func (f *FS) usedLocked() int64 {
+	var n int64
+	for _, ino := range f.files {
+		n += int64(len(ino.data))
+	}
+	return n
+}
+
+// FailSyncs makes every File.Sync fail with EIO while on.
+func (f *FS) FailSyncs(on bool) {
+	f.mu.Lock()
+	if on {
+		f.syncErr = errEIO
+	} else {
+		f.syncErr = nil
+	}
+	f.mu.Unlock()
+}
+
+// PowerCut replaces the state with what survives a power failure now. Open
+// handles die (their operations fail with EIO). With rng, each file that
+// only grew since its last sync keeps a random prefix of its unsynced
+// bytes (torn write); without, exactly the synced bytes.
+func (f *FS) PowerCut(rng *rand.Rand) {
+	if rng == nil {
+		f.PowerCutKeeping(nil)
+		return
+	}
+	f.PowerCutKeeping(func(n int) int { return rng.Intn(n + 1) })
+}
+
+// PowerCutKeeping is PowerCut where keep(n) says how many of a file's n
+// unsynced appended bytes survive (nil: none).
+func (f *FS) PowerCutKeeping(keep func(n int) int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	if f.hold != nil {
+		close(f.hold) // held syncs of the dead process fail (stale handles)
+		f.hold = nil
+	}
+	files := map[string]*inode{}
+	names := make([]string, 0, len(f.durable))
+	for p := range f.durable {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		ino := f.durable[p]
+		data := bytes.Clone(ino.synced)
+		if keep != nil && len(ino.data) > len(ino.synced) && bytes.Equal(ino.data[:len(ino.synced)], ino.synced) {
+			extra := ino.data[len(ino.synced):]
+			k := min(max(keep(len(extra)), 0), len(extra))
+			data = append(data, extra[:k]...)
+			f.Stats.TornBytesKept += int64(k)
+			f.Stats.LostBytes += int64(len(extra) - k)
+		} else {
+			f.Stats.LostBytes += int64(max(0, len(ino.data)-len(ino.synced)))
+		}
+		c := &inode{data: data, synced: bytes.Clone(data), dirtyFrom: len(data)}
+		files[p] = c
+	}
+	f.files = files
+	f.durable = map[string]*inode{}
+	for p, ino := range files {
+		f.durable[p] = ino
+	}
+}
+
+// Wipe empties the disk (a replaced drive). Open handles die.
+func (f *FS) Wipe() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	f.files = map[string]*inode{}
+	f.durable = map[string]*inode{}
+	f.dirs = map[string]bool{"/": true, ".": true}
+}
+
+// FileInfo describes a file for fault selection.
+type FileInfo struct {
+	Name         string
+	Size, Synced int64
+}
+
+// Files lists the files under dir (recursively), sorted by name.
+func (f *FS) Files(dir string) []FileInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dir = path.Clean(dir)
+	var out []FileInfo
+	for p, ino := range f.files {
+		if strings.HasPrefix(p, dir+"/") {
+			out = append(out, FileInfo{Name: p, Size: int64(len(ino.data)), Synced: int64(len(ino.synced))})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Corrupt flips the bits of the byte at off of file name, in the current
+// and the synced contents (bit rot at rest). It reports whether the file
+// had such a byte.
+func (f *FS) Corrupt(name string, off int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ino := f.files[path.Clean(name)]
+	if ino == nil || off < 0 || off >= int64(len(ino.data)) {
+		return false
+	}
+	ino.data[off] ^= 0xff
+	if off < int64(len(ino.synced)) {
+		ino.synced[off] ^= 0xff
+	}
+	return true
+}
+
+// ReadFile returns a copy of a file's current contents (nil if absent).
+func (f *FS) ReadFile(name string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ino := f.files[path.Clean(name)]
+	if ino == nil {
+		return nil
+	}
+	return bytes.Clone(ino.data)
+}
+
+// ---- wal.FS ----
+
+type file struct {
+	fs     *FS
+	ino    *inode
+	gen    uint64
+	name   string
+	flag   int
+	closed bool
+}
+
+type info struct {
+	name string
+	size int64
+}
+
+func (i info) Name() string       { return i.name }
+func (i info) Size() int64        { return i.size }
+func (i info) Mode() fs.FileMode  { return 0o644 }
+func (i info) ModTime() time.Time { return time.Time{} }
+func (i info) IsDir() bool        { return false }
+func (i info) Sys() any           { return nil }
+
+func (f *FS) OpenFile(name string, flag int, perm os.FileMode) (wal.File, error) {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name = path.Clean(name)
+	ino := f.files[name]
+	switch {
+	case ino != nil && flag&os.O_CREATE != 0 && flag&os.O_EXCL != 0:
+		return nil, &os.PathError{Op: "open", Path: name, Err: fs.ErrExist}
+	case ino == nil && flag&os.O_CREATE == 0:
+		return nil, &os.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	case ino == nil:
+		if !f.dirs[path.Dir(name)] {
+			return nil, &os.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		ino = &inode{}
+		f.files[name] = ino
+	}
+	if flag&os.O_TRUNC != 0 {
+		ino.data = ino.data[:0]
+		ino.dirtyFrom = 0
+	}
+	return &file{fs: f, ino: ino, gen: f.gen, name: name, flag: flag}, nil
+}
+
+func (f *FS) Remove(name string) error {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name = path.Clean(name)
+	if f.files[name] == nil {
+		return &os.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
+	}
+	delete(f.files, name)
+	return nil
+}
+
+func (f *FS) Rename(oldpath, newpath string) error {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	oldpath, newpath = path.Clean(oldpath), path.Clean(newpath)
+	ino := f.files[oldpath]
+	if ino == nil {
+		return &os.PathError{Op: "rename", Path: oldpath, Err: fs.ErrNotExist}
+	}
+	delete(f.files, oldpath)
+	f.files[newpath] = ino
+	return nil
+}
+
+func (f *FS) MkdirAll(p string, perm os.FileMode) error {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for p = path.Clean(p); ; p = path.Dir(p) {
+		f.dirs[p] = true
+		if p == "." || p == "/" {
+			return nil
+		}
+	}
+}
+
+func (f *FS) ReadDir(name string) ([]os.DirEntry, error) {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name = path.Clean(name)
+	if !f.dirs[name] {
+		return nil, &os.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	var out []os.DirEntry
+	for p, ino := range f.files {
+		if path.Dir(p) == name {
+			out = append(out, fs.FileInfoToDirEntry(info{name: path.Base(p), size: int64(len(ino.data))}))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out, nil
+}
+
+func (f *FS) SyncDir(name string) error {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name = path.Clean(name)
+	f.Stats.SyncDirs++
+	for p := range f.durable {
+		if path.Dir(p) == name {
+			delete(f.durable, p)
+		}
+	}
+	for p, ino := range f.files {
+		if path.Dir(p) == name {
+			f.durable[p] = ino
+		}
+	}
+	return nil
+}
+
+// live reports whether the handle may still be used (caller holds fs.mu).
+func (h *file) liveLocked() error {
+	if h.closed {
+		return fs.ErrClosed
+	}
+	if h.gen != h.fs.gen {
+		return &os.PathError{Op: "io", Path: h.name, Err: errEIO}
+	}
+	return nil
+}
+
+func (h *file) ReadAt(p []byte, off int64) (int, error) {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if err := h.liveLocked(); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	if off >= int64(len(h.ino.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, h.ino.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (h *file) Write(p []byte) (int, error) {
+	h.fs.wait()
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if err := h.liveLocked(); err != nil {
+		return 0, err
+	}
+	if h.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return 0, &os.PathError{Op: "write", Path: h.name, Err: syscall.EBADF}
+	}
+	keep := len(p)
+	var err error
+	if q := h.fs.quota; q > 0 {
+		if room := q - h.fs.usedLocked(); int64(keep) > room {
+			keep = int(max(0, room))
+			err = &os.PathError{Op: "write", Path: h.name, Err: syscall.ENOSPC}
+			h.fs.Stats.FailedWrites++
+		}
+	}
+	h.fs.Stats.Writes++
+	i := h.ino
+	i.dirtyFrom = min(i.dirtyFrom, len(i.data))
+	i.data = append(i.data, p[:keep]...)
+	return keep, err
+}
+
+func (h *file) Close() error {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.closed {
+		return fs.ErrClosed
+	}
+	h.closed = true
+	return nil
+}
+
+func (h *file) Sync() error {
+	h.fs.wait()
+	for {
+		h.fs.mu.Lock()
+		ch := h.fs.hold
+		gen := h.fs.gen
+		h.fs.mu.Unlock()
+		if ch == nil || gen != h.gen {
+			break
+		}
+		<-ch
+	}
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if err := h.liveLocked(); err != nil {
+		return err
+	}
+	if h.fs.syncErr != nil {
+		h.fs.Stats.FailedSyncs++
+		return &os.PathError{Op: "fdatasync", Path: h.name, Err: h.fs.syncErr}
+	}
+	i := h.ino
+	i.synced = append(i.synced[:min(i.dirtyFrom, len(i.synced))], i.data[min(i.dirtyFrom, len(i.data)):]...)
+	i.dirtyFrom = len(i.synced)
+	h.fs.Stats.Syncs++
+	return nil
+}
+
+func (h *file) Truncate(size int64) error {
+	h.fs.wait()
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if err := h.liveLocked(); err != nil {
+		return err
+	}
+	i := h.ino
+	old := len(i.data)
+	if size < int64(old) {
+		i.data = i.data[:size]
+	} else {
+		i.data = append(i.data, make([]byte, size-int64(old))...)
+	}
+	i.dirtyFrom = min(i.dirtyFrom, int(size), old)
+	return nil
+}
+
+func (h *file) Stat() (os.FileInfo, error) {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if err := h.liveLocked(); err != nil {
+		return nil, err
+	}
+	return info{name: path.Base(h.name), size: int64(len(h.ino.data))}, nil
+}
+
+// IsNoSpace reports whether err is a disk-full error.
+func IsNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
