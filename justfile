@@ -37,3 +37,11 @@ bench-profile:
 # (one scenario: just e2e -run TestBadInput -v)
 e2e *args:
     go test -p 1 -count=1 ./e2e/ {{args}}
+
+# long simulation soak: many seeds of the CI batch's schedule (artifacts of failing seeds kept)
+sim-soak seeds="5000" first="1000":
+    go test -count=1 -timeout 0 -v ./testkit -run 'TestSimBatch$' -seeds {{seeds}} -first {{first}} -artifacts /tmp/walrus-sim-soak
+
+# replay one simulation seed with its trace
+sim seed:
+    go test -count=1 -v ./testkit -run 'TestSim$' -seed {{seed}} -trace
