@@ -55,7 +55,7 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case newConnMsg:
 		id := l.n.connSeq.Add(1)
-		props := actor.PropsFromProducer(func() actor.Actor { return newConnActor(l.n, m.c) }, hotProps)
+		props := actor.PropsFromProducer(func() actor.Actor { return newConnActor(l.n, m.c) }, l.n.hotProps)
 		if _, err := ctx.SpawnNamed(props, "conn/"+strconv.FormatUint(id, 10)); err != nil {
 			l.n.log.Warn("spawn connection actor", "err", err)
 			m.c.Close()
@@ -71,6 +71,7 @@ func (n *Node) acceptClients() {
 		n.log.Error("spawn listener", "err", err)
 		return
 	}
+	n.listenerPID.Store(pid)
 	for {
 		c, err := n.clientLn.Accept()
 		if err != nil {

@@ -34,7 +34,8 @@ type (
 		pos uint64
 		err error
 	}
-	cursorWake struct{}
+	cursorWake     struct{}
+	cursorRecommit struct{}
 	// flushMsg asks for the position to be committed; reply runs once it is
 	// (or the commit failed).
 	flushMsg struct{ reply func(error) }
@@ -121,11 +122,20 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 			c.flushers = nil
 		}
 		if m.err != nil {
+			// back off: a cluster without a leader (or a node going down)
+			// fails every proposal at once
 			c.n.log.Warn("cursor commit failed; will retry", "topic", c.topicName, "group", c.group, "err", m.err)
+			c.proposing = true // no other commit meanwhile
+			self := ctx.Self()
+			c.n.cfg.Clock.AfterFunc(100*time.Millisecond, func() { c.n.system.Root.Send(self, cursorRecommit{}) })
+			return
 		}
 		if c.pos != c.committed {
 			c.commit(ctx, false)
 		}
+	case cursorRecommit:
+		c.proposing = false
+		c.commit(ctx, false)
 	case cursorWake:
 		c.armed = false
 		c.serve(ctx)

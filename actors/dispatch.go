@@ -16,10 +16,15 @@ import (
 // whose stack has already grown, and starts a new worker only when none is
 // parked. A worker parked for poolIdle exits, so the pool shrinks back
 // after a burst; it never holds more goroutines than mailboxes ran at once.
-var hotDispatcher actor.Dispatcher = newPoolDispatcher(300, time.Second)
-
-// hotProps is the props option that puts an actor on hotDispatcher.
-var hotProps = actor.WithDispatcher(hotDispatcher)
+//
+// Each node has its own pool (Node.hotProps), made when the node starts: a
+// worker parks on a channel of its node only, so in the testkit, where each
+// simulation runs its nodes inside a synctest bubble, no worker waits on a
+// channel made outside the bubble (the bubble could never go idle and its
+// clock would stop) and no mailbox of one bubble runs on another's worker.
+func newHotProps() actor.PropsOption {
+	return actor.WithDispatcher(newPoolDispatcher(300, time.Second))
+}
 
 type poolDispatcher struct {
 	throughput int

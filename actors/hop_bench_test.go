@@ -38,7 +38,7 @@ func BenchmarkActorHop(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
 		props []actor.PropsOption
-	}{{"pool", []actor.PropsOption{hotProps}}, {"default", nil}} {
+	}{{"pool", []actor.PropsOption{newHotProps()}}, {"default", nil}} {
 		for _, deep := range []int{0, 16} {
 			b.Run(fmt.Sprintf("%s/stack=%dKiB", tc.name, deep), func(b *testing.B) {
 				benchHop(b, deep, tc.props)

@@ -38,6 +38,9 @@ type Node struct {
 
 	system *actor.ActorSystem
 	root   *actor.PID
+	// hotProps puts an actor of the write and read paths on this node's
+	// worker pool (dispatch.go).
+	hotProps actor.PropsOption
 
 	// leaders maps a topic to the PID of the segment actor leading its
 	// active segment here: the hot path of a local PUT skips the topic
@@ -59,6 +62,7 @@ type Node struct {
 	crashed           atomic.Bool               // Crash: actors must not flush or propose while dying
 	readyTerm         atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
 	rootPID           atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
+	listenerPID       atomic.Pointer[actor.PID] // the client connections' parent
 	caughtUp          atomic.Bool
 	ctx               context.Context
 	cancel            context.CancelFunc
@@ -84,6 +88,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), inheritedSegs: map[topicSeg]bool{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newNodeMetrics()
+	n.hotProps = newHotProps()
 	started := n // the returns below set n to nil
 	defer func() {
 		if err != nil {
@@ -186,8 +191,17 @@ func (n *Node) stop(graceful bool) {
 			n.http.stop()
 		}
 		if !graceful {
+			// as abrupt as a process can be: drop every client connection,
+			// stop the actors without flushing anything (cursor actors see
+			// crashed), then tear the rest down
 			n.crashed.Store(true)
 			n.cancel()
+			if pid := n.listenerPID.Load(); pid != nil {
+				n.system.Root.Stop(pid)
+			}
+			if n.root != nil {
+				n.system.Root.Stop(n.root)
+			}
 		}
 		if n.root != nil && graceful {
 			// graceful: topic actors flush cursors while raft still runs

@@ -155,7 +155,13 @@ func (n *Node) syncReplicas(topic string, sg *raftfsm.Segment, ends map[uint64]u
 				mu.Lock()
 				holding++
 				mu.Unlock()
+				return
 			}
+			if err == nil {
+				err = resp.Err.AsError()
+			}
+			n.log.Warn("recovery: a replica could not copy the chosen end", "topic", topic, "segment", sg.ID,
+				"replica", r, "want", end, "has", resp.End, "err", err)
 		}(r)
 	}
 	wg.Wait()

@@ -301,7 +301,7 @@ func (s *segmentActor) onMeta(m segMetaMsg) {
 		if m.seg.Leader != self {
 			if s.role == roleNone || s.role == roleFenced {
 				s.role = roleFollower
-				s.ensureFile()
+				_ = s.ensureFile() // retried on the first replicated batch
 			}
 			return
 		}
@@ -320,18 +320,29 @@ func (s *segmentActor) onMeta(m segMetaMsg) {
 	}
 }
 
-func (s *segmentActor) ensureFile() {
+// ensureFile creates the segment's file if this node has none yet; an
+// error (disk full, a fenced WAL) leaves the replica unable to take entries
+// until a later call succeeds.
+func (s *segmentActor) ensureFile() error {
 	if s.hasLocalFile() {
-		return
+		return nil
 	}
 	if err := s.n.wal.Create(s.key); err != nil {
 		s.n.log.Error("create segment file", append(s.log(), "err", err)...)
+		return err
 	}
+	return nil
 }
 
 func (s *segmentActor) becomeLeader(seg *raftfsm.Segment) {
 	if err := s.n.wal.Create(s.key); err != nil {
-		s.n.log.Error("create segment file; not leading", append(s.log(), "err", err)...)
+		// Nothing was written to it: hand it to recovery, which seals it
+		// (empty) so the next segment opens on another node. Waiting here
+		// would leave the topic stuck: this node is alive, so the
+		// controller would never fail the segment over.
+		s.n.log.Error("create segment file; not leading, sealing it through recovery", append(s.log(), "err", err)...)
+		s.role = roleRecovering
+		s.n.startRecovery(s.topic, s.id)
 		return
 	}
 	reps := make([]uint64, len(seg.Replicas))
@@ -486,6 +497,8 @@ func (s *segmentActor) onWALDone(m walDoneMsg) {
 		s.n.log.Error("wal append failed", append(s.log(), "err", m.err)...)
 		if info, err := s.n.wal.Info(s.key); err == nil {
 			s.end, s.durable = info.Count, info.Count
+		} else {
+			s.end = s.durable // no file: nothing beyond what was durable
 		}
 		if m.reply != nil {
 			m.reply(messages.ReplicateResp{Err: errToWire(m.err), Durable: s.durable})
@@ -750,7 +763,11 @@ func (s *segmentActor) onReplicate(m replicateMsg) {
 	}
 	if s.role == roleNone {
 		s.role = roleFollower
-		s.ensureFile()
+	}
+	if err := s.ensureFile(); err != nil {
+		// never count entries we have no file for
+		m.reply(messages.ReplicateResp{Err: errToWire(err), Durable: s.durable})
+		return
 	}
 	chk, err := segment.CheckAppend(s.fenced, req.Epoch, s.end, req.First, len(req.Entries))
 	var stale *segment.ErrStaleEpoch
@@ -914,6 +931,13 @@ func (s *segmentActor) onFence(m fenceMsg) {
 		m.reply(messages.FenceResp{Err: messages.Err{Code: messages.CodeStaleEpoch, Msg: "fenced at a newer epoch"}})
 		return
 	}
+	if err := s.ensureFile(); err != nil {
+		// a replica that cannot hold the segment (disk full) does not take
+		// part: recovery chooses the end from the others, and this copy is
+		// refilled once it can be
+		m.reply(messages.FenceResp{Err: errToWire(err)})
+		return
+	}
 	if s.role == roleLeader {
 		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment fenced for recovery: outcome unknown"})
 		s.role = roleFenced
@@ -940,7 +964,10 @@ func (s *segmentActor) onSync(m syncMsg) {
 		m.reply(messages.SyncResp{End: s.durable})
 		return
 	}
-	s.ensureFile()
+	if err := s.ensureFile(); err != nil {
+		m.reply(messages.SyncResp{Err: errToWire(err), End: s.durable})
+		return
+	}
 	s.syncWait = append(s.syncWait, m.reply)
 	s.syncSource = m.req.Source
 	s.fetchTo(m.req.UpTo, []uint64{m.req.Source})
@@ -958,7 +985,10 @@ func (s *segmentActor) reconcileSealed() {
 		s.whenIdle = append(s.whenIdle, s.reconcileSealed)
 		return
 	}
-	s.ensureFile()
+	if err := s.ensureFile(); err != nil {
+		s.retryReconcile()
+		return
+	}
 	if s.durable < count {
 		var sources []uint64
 		for _, r := range s.meta.Replicas {
@@ -1026,6 +1056,12 @@ func (s *segmentActor) onFetched(m fetchedMsg) {
 	s.end += uint64(len(ents))
 	s.appendLocal(first, ents, nil)
 	s.whenIdle = append(s.whenIdle, s.continueFetch)
+}
+
+// retryReconcile tries reconcileSealed again a little later.
+func (s *segmentActor) retryReconcile() {
+	self := s.self
+	s.n.cfg.Clock.AfterFunc(200*time.Millisecond, func() { s.n.system.Root.Send(self, reconcileMsg{}) })
 }
 
 func (s *segmentActor) retryFetch(retry func()) {

@@ -99,7 +99,7 @@ func (t *topicActor) onMeta(ctx actor.Context, m topicMetaMsg) {
 		}
 		if !running {
 			props := actor.PropsFromProducer(func() actor.Actor { return newSegmentActor(t.n, t.name, s.ID) },
-				actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)), hotProps)
+				actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)), t.n.hotProps)
 			p, err := ctx.SpawnNamed(props, "segment/"+strconv.FormatUint(s.ID, 10))
 			if err != nil {
 				t.n.log.Error("spawn segment actor", "topic", t.name, "segment", s.ID, "err", err)

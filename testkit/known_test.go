@@ -89,9 +89,5 @@ func TestWALRecoveredBytesAreSyncedBeforeSeal(t *testing.T) {
 		w.Close()
 		return
 	}
-	msg := "KB8: recovered %d entries (some never synced), sealed them, and after a power cut the WAL refuses: %v"
-	if !*flagStrict {
-		t.Skipf(msg+" (known bug; -strict fails)", info.Count, err)
-	}
-	t.Fatalf(msg, info.Count, err)
+	t.Fatalf("KB8 regression: recovered %d entries (some never synced), sealed them, and after a power cut the WAL refuses: %v", info.Count, err)
 }

@@ -221,6 +221,16 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 		}
 		size = badPos
 	}
+	if !pn.sealed && badPos < 0 && size > int64(hl) {
+		// The records found may include bytes that were written but never
+		// synced before the crash (the page cache kept them). They count as
+		// held from now on (a replica reports them, Seal keeps them), so
+		// make them durable before publishing the count: a second power cut
+		// must not take back what this recovery reported.
+		if err := f.Sync(); err != nil {
+			return nil, false, fmt.Errorf("wal: recover %s: sync: %w", path, err)
+		}
+	}
 	if pn.sealed && expect != pn.count {
 		return nil, false, &CorruptError{File: path, Offset: size,
 			Reason: fmt.Sprintf("sealed file holds %d entries, its name says %d", expect, pn.count)}
