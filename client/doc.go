@@ -1,6 +1,6 @@
 // Package client is the Go client of Walrus: a pool of pipelined
 // connections to the nodes of a cluster, speaking the client protocol of
-// COMPAT.md and docs/wire.md (including our additive commands).
+// COMPAT.md and docs/protocol.md (including our additive commands).
 //
 // # Connections
 //

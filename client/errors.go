@@ -34,7 +34,7 @@ var (
 	ErrNoNodes = errors.New("walrus: no node addresses")
 )
 
-// Server texts clients match on (COMPAT.md, docs/wire.md).
+// Server texts clients match on (COMPAT.md, docs/protocol.md).
 const (
 	unknownTopicPrefix = "unknown topic "
 	unavailablePrefix  = "unavailable:"

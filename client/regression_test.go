@@ -12,7 +12,7 @@ import (
 // these tests state the documented behaviour and keep it that way. (The
 // comments describe the bug as it was.)
 
-// docs/wire.md, GROUPREAD: "It does **not** move the position: commit with
+// docs/protocol.md, GROUPREAD: "It does **not** move the position: commit with
 // COMMIT after processing (at-least-once)." The server's cursor actor
 // serves a group's GROUPREAD exactly like GET on the shared cursor
 // (actors/cursor.go, serve: pos += k, then commit), so every GROUPREAD
@@ -37,7 +37,7 @@ func TestRegressionGroupReadAdvances(t *testing.T) {
 	}
 }
 
-// docs/wire.md, COMMIT: "Sets the group's position to offset: the next
+// docs/protocol.md, COMMIT: "Sets the group's position to offset: the next
 // offset GROUPREAD returns". A COMMIT that reaches a node other than the
 // raft leader is proposed straight to raft (actors/conn.go,
 // dispatchCommit), but the group's cursor actor on the raft leader, once

@@ -49,7 +49,7 @@ func (o outcome) String() string {
 }
 
 // outcome classifies o's reply (docs/replication.md "What is not
-// guaranteed"; docs/wire.md).
+// guaranteed"; docs/protocol.md).
 func (o op) outcome() outcome {
 	switch {
 	case o.ioErr != "" || o.answered.IsZero():

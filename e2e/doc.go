@@ -1,6 +1,6 @@
 // Package e2e holds end-to-end tests: real walrus node processes on
 // loopback, driven over the client protocol byte for byte (COMPAT.md,
-// docs/wire.md). It has no code of its own; everything is in _test files.
+// docs/protocol.md). It has no code of its own; everything is in _test files.
 //
 // Run it alone, one package at a time (the suite starts many processes and
 // the machines we share have two cores):

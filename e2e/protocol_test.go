@@ -143,7 +143,7 @@ func TestStateAndMetricsShapes(t *testing.T) {
 	}
 }
 
-// Scenario 6 (COMPAT "Client protocol", docs/wire.md "Framing"): bad
+// Scenario 6 (COMPAT "Client protocol", docs/protocol.md "Framing"): bad
 // input gets the documented reply on its own connection and nothing else
 // notices: after each case another connection still PUTs and GETs.
 func TestBadInput(t *testing.T) {

@@ -12,7 +12,7 @@
 // A Client pipelines any number of calls on one connection; the server runs
 // them concurrently and replies as each completes, so replies can come back
 // in any order and are matched by id. Kinds 0xF0..0xFF are reserved for the
-// transport itself (KindError). See docs/wire.md for the full semantics:
+// transport itself (KindError). See docs/protocol.md for the full semantics:
 // deadlines, reconnection, errors.
 //
 // Who closes what: the Mux owns every connection it accepted (Close closes

@@ -3,7 +3,7 @@
 // Distributed Walrus text protocol, and the node-to-node frame codec.
 //
 // The client protocol is specified in COMPAT.md (what the reference does and
-// clients rely on) and docs/wire.md (what we implement, including our
+// clients rely on) and docs/protocol.md (what we implement, including our
 // additive commands). Everything here is pure: no goroutines, no clocks, no
 // global state besides the read-only command table. Functions are safe for
 // concurrent use; a FrameReader or PeerReader belongs to one goroutine.

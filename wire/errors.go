@@ -4,7 +4,7 @@ import "strconv"
 
 // Error is an error a client sees: Msg is the exact text that follows
 // "ERR " in the reply frame. Every message clients may match on is built
-// here, in one place (see docs/wire.md). Errors compare equal under
+// here, in one place (see docs/protocol.md). Errors compare equal under
 // errors.Is when their messages are equal.
 type Error struct {
 	Msg string

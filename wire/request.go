@@ -10,7 +10,7 @@ import (
 )
 
 // Command words. The first five are the reference protocol; the rest are
-// our additions (docs/wire.md). Words are matched exactly: upper case only.
+// our additions (docs/protocol.md). Words are matched exactly: upper case only.
 const (
 	CmdRegister  = "REGISTER"
 	CmdPut       = "PUT"
@@ -23,7 +23,7 @@ const (
 	CmdCommit    = "COMMIT"
 	CmdLeader    = "LEADER"
 	CmdGetW      = "GETW"
-	// Cluster administration (docs/wire.md "Administration").
+	// Cluster administration (docs/protocol.md "Administration").
 	CmdNodes      = "NODES"
 	CmdRetention  = "RETENTION"
 	CmdRemoveNode = "REMOVENODE"

@@ -21,7 +21,7 @@
 //     with ECONNRESET and loses what was in flight. A dial to an address with
 //     no listener fails with ECONNREFUSED.
 //   - Connections that start with the byte 'W' carry Walrus peer frames
-//     (docs/wire.md section 2). The network parses them so that it can report
+//     (docs/protocol.md section 2). The network parses them so that it can report
 //     them to a tap and, when configured, apply message-level faults TCP
 //     would never cause: drop a frame, deliver a frame twice, or deliver it
 //     late (after frames sent after it). Duplicates and reordering apply only
