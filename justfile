@@ -40,8 +40,8 @@ e2e *args:
 
 # long simulation soak: many seeds of the CI batch's schedule (artifacts of failing seeds kept)
 sim-soak seeds="5000" first="1000":
-    go test -count=1 -timeout 0 -v ./testkit -run 'TestSimBatch$' -seeds {{seeds}} -first {{first}} -artifacts /tmp/walrus-sim-soak
+    go test -count=1 -timeout 0 -v ./testkit -run 'TestSimBatch$' -seeds {{seeds}} -first {{first}} -simartifacts /tmp/walrus-sim-soak
 
 # replay one simulation seed with its trace
 sim seed:
-    go test -count=1 -v ./testkit -run 'TestSim$' -seed {{seed}} -trace
+    go test -count=1 -v ./testkit -run 'TestSim$' -seed {{seed}} -simtrace

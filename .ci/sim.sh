@@ -30,7 +30,7 @@ echo "== testkit: checker unit tests and scenarios"
 go test -p 1 -count=1 ./testkit -run 'TestCheck|TestDivergence|TestScenarios'
 
 echo "== testkit: planted bug must be caught within the batch's seeds"
-go test -p 1 -count=1 -v ./testkit -run 'TestSimPlantedBug$' -seeds "$seeds" -artifacts "$artifacts" | grep -v '^=== RUN'
+go test -p 1 -count=1 -v ./testkit -run 'TestSimPlantedBug$' -seeds "$seeds" -simartifacts "$artifacts" | grep -v '^=== RUN'
 
 echo "== testkit: determinism (one seed, twice)"
 go test -p 1 -count=1 -v ./testkit -run 'TestSimDeterminism$' | grep -E 'determinism:|schedule|PASS|FAIL|ok'
@@ -38,7 +38,7 @@ go test -p 1 -count=1 -v ./testkit -run 'TestSimDeterminism$' | grep -E 'determi
 echo "== testkit: batch of $seeds seeds"
 # (go test's own flags first: everything after the first flag it does not
 # know goes to the test binary)
-go test -p 1 -count=1 -timeout 30m -v ./testkit -run 'TestSimBatch$' -seeds "$seeds" -artifacts "$artifacts" \
+go test -p 1 -count=1 -timeout 30m -v ./testkit -run 'TestSimBatch$' -seeds "$seeds" -simartifacts "$artifacts" \
 	| grep -E 'batch:|FAILED|known node bugs|^(--- )?(PASS|FAIL|ok)' || { echo "sim batch failed; artifacts in $artifacts"; exit 1; }
 
 echo "== testkit: done in $(( $(date +%s) - start ))s"
