@@ -29,6 +29,10 @@ bench-node:
 bench-compare:
     bench/compare.sh
 
+# MPUT latency tail in open loop at half rate, with and without rollovers
+bench-halfrate:
+    bench/halfrate-tail.sh
+
 # CPU profile of an in-process 3-node cluster under 16 MPUT producers
 bench-profile:
     bench/profile.sh

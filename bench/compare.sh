@@ -131,10 +131,15 @@ walrus_suite() { # TABLE SYSTEM SIZE
 		--read-max 1000 --from start --duration 120s
 	j=$WORK/logs/$sys-c16-$size.json
 	record "$table" "$sys" c16 "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
-	# open loop at half the closed-loop maximum, on another topic
+	# open loop at half the closed-loop maximum, on another topic, warmed
+	# up first (1 s closed loop, not recorded): a fresh topic's first writes
+	# wait for its segment files to be created on every replica, which is
+	# start-up cost, not the steady-state latency the target is about
 	local half
+	walrus_bench "$sys-hw-$size" --register --topic "half$size" --producers "$PRODUCERS" --size "$size" \
+		--batch 1 --inflight 1 --duration 1s
 	half=$(awk -v m="$max_a" 'BEGIN { printf "%d", m / 2 }')
-	walrus_bench "$sys-ha-$size" --register --topic "half$size" --producers "$PRODUCERS" --size "$size" \
+	walrus_bench "$sys-ha-$size" --topic "half$size" --producers "$PRODUCERS" --size "$size" \
 		--batch 1 --inflight 1 --rate "$half" --duration "$DURATION"
 	j=$WORK/logs/$sys-ha-$size.json
 	record "$table" "$sys" half-a "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
@@ -252,6 +257,8 @@ table() {
 }
 
 targets() {
+	# the targets are stated for 128 B messages: nothing to judge without them
+	case " $SIZES " in *" 128 "*) ;; *) return 0 ;; esac
 	echo
 	echo "#### Targets (issue 8), 128 B, this run"
 	echo
