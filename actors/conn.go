@@ -888,9 +888,9 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 	if !ok {
 		return
 	}
-	if !m.sealed && isCode(m.err, messages.CodeNotLeader) {
-		// the active segment's leader is not serving (restarting, or about
-		// to be fenced): try again until the deadline
+	if !m.sealed && notServingYet(m.err) {
+		// the active segment's leader is not serving (just opened,
+		// restarting, or about to be fenced): try again until the deadline
 		a.retry(ctx, r, "unavailable: "+m.err.Error())
 		return
 	}

@@ -236,9 +236,10 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 		c.serve(ctx)
 		return
 	}
-	if !m.sealed && isCode(m.err, messages.CodeNotLeader) {
-		// the active segment's leader is not serving yet (restarting, or
-		// its segment is about to be fenced): wait for it, bounded
+	if !m.sealed && notServingYet(m.err) {
+		// the active segment's leader is not serving yet (just opened,
+		// restarting, or its segment is about to be fenced): wait for it,
+		// bounded
 		c.waitForSegment(ctx)
 		return
 	}

@@ -433,6 +433,15 @@ func isCode(err error, c messages.Code) bool {
 	return errors.As(err, &me) && me.Code == c
 }
 
+// notServingYet: the leader of an active segment answered a read with "not
+// the leader" (it has not taken up the leadership, or is about to be
+// fenced) or "unavailable" (it has not applied the metadata that made it
+// the leader: a segment that opened a moment ago). Both pass; readers wait
+// for the segment, bounded by their deadline, rather than fail at once.
+func notServingYet(err error) bool {
+	return isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable)
+}
+
 // errToWire turns any error into the wire error a peer can act on.
 func errToWire(err error) messages.Err {
 	var me *messages.Err
