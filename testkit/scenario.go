@@ -53,7 +53,6 @@ func RunScenario(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	runtime2GC()
 	synctest.Test(t, func(t *testing.T) {
 		sc := &scenario{t: t, dir: dir, seed: 1, seq: map[string]int{}, cls: map[uint64]*Client{},
 			names: map[string]uint64{}}

@@ -223,7 +223,6 @@ func Run(t *testing.T, o Options) *Result {
 		os.Exit(3)
 	})
 	defer dog.Stop()
-	runtime2GC()
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -241,14 +240,6 @@ func Run(t *testing.T, o Options) *Result {
 	res.Verdict = Check(res)
 	classifyKnown(res)
 	return res
-}
-
-// runtime2GC empties every sync.Pool before a bubble starts: wal keeps
-// waiters (with channels) in a package-level sync.Pool, and a channel made
-// in one bubble must not be used in the next. Two collections empty them.
-func runtime2GC() {
-	runtime.GC()
-	runtime.GC()
 }
 
 type runner struct {

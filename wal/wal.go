@@ -118,6 +118,7 @@ type WAL struct {
 	closed bool                    // guarded by mu
 
 	kick    chan struct{} // wakes the committer; buffered 1
+	waiters sync.Pool     // *waiter, for synchronous calls
 	stopped chan struct{} // closed when the committer exits
 
 	// fenced is set once, by the committer, after fenceCause is written.
@@ -172,7 +173,11 @@ type waiter struct {
 	err   error
 }
 
-var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan struct{}, 1)} }}
+// newWaiter makes a waiter for a WAL's pool (WAL.waiters). The pool is per
+// WAL, not package-wide: a channel made inside a testing/synctest bubble
+// (the testkit runs whole nodes in bubbles) must never be used outside it,
+// and a WAL lives in one bubble.
+func newWaiter() any { return &waiter{ch: make(chan struct{}, 1)} }
 
 func (r *request) finish(first uint64, err error) {
 	if r.wt != nil {
@@ -217,6 +222,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 		segs:    make(map[SegmentKey]*segment),
 		kick:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
+		waiters: sync.Pool{New: newWaiter},
 	}
 	if err := w.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
@@ -276,13 +282,13 @@ func (w *WAL) control(kind opKind, key SegmentKey, n uint64) error {
 	if kind == opClose {
 		w.closed = true
 	}
-	wt := waiterPool.Get().(*waiter)
+	wt := w.waiters.Get().(*waiter)
 	r.wt = wt
 	w.enqueueLocked(r)
 	<-wt.ch
 	err := wt.err
 	wt.err = nil
-	waiterPool.Put(wt)
+	w.waiters.Put(wt)
 	return err
 }
 
@@ -305,15 +311,15 @@ func (w *WAL) Create(key SegmentKey) error {
 // committer encodes them; Append returns after that. An error means none of
 // the entries were appended.
 func (w *WAL) Append(key SegmentKey, entries [][]byte) (first uint64, err error) {
-	wt := waiterPool.Get().(*waiter)
+	wt := w.waiters.Get().(*waiter)
 	if err := w.submit(key, entries, false, 0, nil, wt); err != nil {
-		waiterPool.Put(wt)
+		w.waiters.Put(wt)
 		return 0, err
 	}
 	<-wt.ch
 	first, err = wt.first, wt.err
 	wt.err = nil
-	waiterPool.Put(wt)
+	w.waiters.Put(wt)
 	return first, err
 }
 
