@@ -37,8 +37,7 @@ func TestCreateAppendReadReopen(t *testing.T) {
 	if info.Count != 53 || info.Sealed || info.Key != k1 {
 		t.Fatalf("Info = %+v", info)
 	}
-	// an open file may hold space allocated ahead of its records
-	if st, err := os.Stat(filepath.Join(dir, openName(k1))); err != nil || st.Size() < info.Bytes {
+	if st, err := os.Stat(filepath.Join(dir, openName(k1))); err != nil || st.Size() != info.Bytes {
 		t.Fatalf("file size %v (err %v), Info.Bytes %d", st, err, info.Bytes)
 	}
 	if err := w.Close(); err != nil {

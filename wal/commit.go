@@ -434,20 +434,6 @@ func (w *WAL) syncOne(s *segment) error {
 	return nil
 }
 
-// trimAndSync cuts whatever the file system allocated past the segment's
-// records (OSFS allocates ahead of appends) and makes the file durable, so
-// that a sealed file holds exactly its records.
-func (w *WAL) trimAndSync(s *segment) error {
-	s.rw.Lock() // the FS contract: no ReadAt alongside Truncate
-	err := s.f.Truncate(s.size)
-	s.rw.Unlock()
-	if err != nil {
-		return w.fence(fmt.Errorf("truncate %s: %w", s.path, err))
-	}
-	s.dirty = true
-	return w.syncOne(s)
-}
-
 func (w *WAL) doCreate(key SegmentKey) error {
 	w.mu.Lock()
 	s := w.segs[key]
@@ -514,7 +500,7 @@ func (w *WAL) doSeal(s *segment, count uint64) error {
 		if err := w.truncateTo(s, count); err != nil {
 			return err
 		}
-	} else if err := w.trimAndSync(s); err != nil {
+	} else if err := w.syncOne(s); err != nil {
 		return err
 	}
 	newPath := w.path(sealedName(s.key, count))
@@ -609,28 +595,15 @@ func (w *WAL) doDelete(s *segment) error {
 func (w *WAL) doClose() error {
 	var first error
 	if !w.fenced.Load() {
-		// Every mode syncs on a clean close. Open files lose the space
-		// allocated ahead of their records (OSFS), so that a clean stop
-		// leaves every file exactly its records.
+		// Every mode syncs on a clean close.
 		w.mu.Lock()
 		for _, s := range w.segs {
-			if !s.sealed.Load() && !s.deleted {
-				s.rw.Lock()
-				err := s.f.Truncate(s.size)
-				s.rw.Unlock()
-				if err != nil && first == nil {
-					first = fmt.Errorf("truncate %s: %w", s.path, err)
-				}
-				s.dirty = true
-			}
 			if s.dirty {
 				w.markDirty(s)
 			}
 		}
 		w.mu.Unlock()
-		if err := w.syncDirty(); first == nil {
-			first = err
-		}
+		first = w.syncDirty()
 	}
 	w.mu.Lock()
 	segs := make([]*segment, 0, len(w.segs))

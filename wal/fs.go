@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"errors"
 	"io"
 	"os"
 	"sync"
@@ -69,30 +68,11 @@ func OSFS() FS { return osFS{} }
 type osFS struct{}
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	appendMode := flag&os.O_APPEND != 0 && flag&(os.O_WRONLY|os.O_RDWR) != 0
-	if appendMode {
-		// Appends become pwrites at the file's logical end, into space
-		// allocated ahead (osFile.Write).
-		flag &^= os.O_APPEND
-	}
 	f, err := os.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	of, err := newOSFile(f)
-	if err != nil {
-		return nil, err
-	}
-	if appendMode {
-		st, err := f.Stat()
-		if err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		of.appendMode = true
-		of.end, of.alloc = st.Size(), st.Size()
-	}
-	return of, nil
+	return newOSFile(f)
 }
 
 func (osFS) Remove(name string) error                     { return os.Remove(name) }
@@ -113,26 +93,9 @@ func (osFS) SyncDir(name string) error {
 }
 
 // osFile is an *os.File whose Sync is fdatasync where the platform has it.
-//
-// A file the engine opens for appending is written with pwrite at its
-// logical end, into space allocated ahead of it in preallocChunk steps
-// (fallocate on Linux). An append that changes the file's size makes every
-// fdatasync commit that size change to the file system's journal as well;
-// inside allocated space it does not: on ext4 here, 4 KiB + fdatasync ran
-// ~1.4x as often per second (BENCHMARKS.md, "Preallocated segment files").
-// After a crash the file may end in allocated space that reads as zeros;
-// recovery drops it like a torn tail, and Seal cuts it (Truncate) before a
-// file becomes read-only.
 type osFile struct {
 	*os.File
 	raw syscall.RawConn
-
-	// appendMode: opened by the engine with O_APPEND (the OS file without
-	// it). end is the logical size, alloc the allocated one; only the
-	// committer writes or truncates, so they need no lock.
-	appendMode bool
-	end, alloc int64
-	noPrealloc bool // the file system cannot preallocate: plain appends
 
 	syncMu  sync.Mutex       // serialises Sync calls on this file (they share syncErr)
 	syncErr error            // result of syncFn
@@ -151,42 +114,3 @@ func newOSFile(f *os.File) (*osFile, error) {
 }
 
 func (f *osFile) Sync() error { return datasync(f) }
-
-// preallocChunk is how far ahead of the logical end an appended file is
-// allocated: one allocation (a journal entry) per MiB of records, at most a
-// MiB of zeros for recovery to drop after a crash.
-const preallocChunk = 1 << 20
-
-// Write appends p at the logical end (see osFile).
-func (f *osFile) Write(p []byte) (int, error) {
-	if !f.appendMode {
-		return f.File.Write(p)
-	}
-	if need := f.end + int64(len(p)); need > f.alloc && !f.noPrealloc {
-		grow := (need - f.alloc + preallocChunk - 1) / preallocChunk * preallocChunk
-		switch err := preallocate(f.File, f.alloc, grow); {
-		case err == nil:
-			f.alloc += grow
-		case errors.Is(err, syscall.ENOSPC):
-			// no room for a whole chunk: the write itself may still fit
-		default:
-			// not supported here (or not on this platform): append as is
-			f.noPrealloc = true
-		}
-	}
-	n, err := f.File.WriteAt(p, f.end)
-	f.end += int64(n)
-	f.alloc = max(f.alloc, f.end)
-	return n, err
-}
-
-// Truncate sets both the logical and the allocated size.
-func (f *osFile) Truncate(size int64) error {
-	if err := f.File.Truncate(size); err != nil {
-		return err
-	}
-	if f.appendMode {
-		f.end, f.alloc = size, size
-	}
-	return nil
-}

@@ -211,17 +211,8 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 				Reason: fmt.Sprintf("%s, but a valid later record follows at byte %d", badReason, q)}
 		}
 		// Torn tail: the last write before a crash did not fully reach the
-		// disk. Nothing after it is valid, so cut it away. Zeros alone are
-		// space allocated ahead of the appends (osFile), not a torn write.
-		zeros, err := allZero(f, badPos, size, *bufp)
-		if err != nil {
-			return nil, false, fmt.Errorf("wal: recover %s: %w", path, err)
-		}
-		if zeros {
-			w.log.Debug("dropping preallocated space", "file", path, "at", badPos, "bytes", size-badPos, "entries", expect)
-		} else {
-			w.log.Warn("cutting torn tail", "file", path, "at", badPos, "dropped_bytes", size-badPos, "reason", badReason, "entries", expect)
-		}
+		// disk. Nothing after it is valid, so cut it away.
+		w.log.Warn("cutting torn tail", "file", path, "at", badPos, "dropped_bytes", size-badPos, "reason", badReason, "entries", expect)
 		if err := f.Truncate(badPos); err != nil {
 			return nil, false, fmt.Errorf("wal: recover %s: truncate torn tail: %w", path, err)
 		}
@@ -249,23 +240,6 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 	s.durableSize.Store(size)
 	s.sealed.Store(pn.sealed)
 	return s, false, nil
-}
-
-// allZero reports whether bytes [from, size) of f are all zero.
-func allZero(f File, from, size int64, buf []byte) (bool, error) {
-	for from < size {
-		m := min(int64(len(buf)), size-from)
-		if err := readFull(f, buf[:m], from); err != nil {
-			return false, err
-		}
-		for _, b := range buf[:m] {
-			if b != 0 {
-				return false, nil
-			}
-		}
-		from += m
-	}
-	return true, nil
 }
 
 // findValidRecord looks for any valid record starting after bad: length

@@ -32,14 +32,3 @@ func datasync(f *osFile) error {
 	}
 	return nil
 }
-
-// preallocate allocates [off, off+n) of f (fallocate mode 0: the size grows,
-// the new space reads as zeros).
-func preallocate(f *os.File, off, n int64) error {
-	for {
-		err := syscall.Fallocate(int(f.Fd()), 0, off, n)
-		if err != syscall.EINTR {
-			return err
-		}
-	}
-}
