@@ -52,9 +52,7 @@ mkdir -p "$WORK/src-a"
 	go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate)
 
 B=$WORK/bin/walrus-bench
-field() { # FILE KEY: first numeric value of "KEY": in a walrus-bench JSON report
-	grep -o "\"$2\":[0-9.e+-]*" "$1" | head -1 | cut -d: -f2
-}
+field() { json_field "$@"; } # lib.sh
 bench() { # NAME ARGS...
 	local name=$1
 	shift

@@ -100,14 +100,7 @@ nocomma() { tr -d ','; }
 
 # ---- Walrus -----------------------------------------------------------
 
-walrus_bench() { # LOGNAME ARGS...: run walrus-bench, show its report, keep its JSON
-	local name=$1
-	shift
-	rm -f "$WORK/logs/$name.json"
-	# a run with errors exits 1: its report says so; carry on
-	{ run "$WORK/bin/walrus-bench" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } |
-		tee "$WORK/logs/$name.txt"
-}
+# walrus_bench (lib.sh) runs walrus-bench, shows its report, keeps its JSON
 
 walrus_suite() { # TABLE SYSTEM SIZE
 	local table=$1 sys=$2 size=$3 j

@@ -24,7 +24,7 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench
-field() { grep -o "\"$2\":[0-9.e+-]*" "$1" | head -1 | cut -d: -f2; }
+field() { json_field "$@"; } # lib.sh
 
 echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for segs in $SEGMENTS; do

@@ -18,6 +18,24 @@ run() {
 	"$@"
 }
 
+# json_field FILE KEY: the first number after "KEY": in a JSON report
+# (walrus-bench --json-file); empty if there is none.
+json_field() {
+	{ grep -o "\"$2\":[0-9.e+-]*" "$1" 2>/dev/null || true; } | head -1 | cut -d: -f2
+}
+
+# walrus_bench NAME ARGS...: run $WORK/bin/walrus-bench against the cluster,
+# show its report and keep it in $WORK/logs/NAME.txt, its JSON in NAME.json.
+walrus_bench() {
+	local name=$1
+	shift
+	mkdir -p "$WORK/logs"
+	rm -f "$WORK/logs/$name.json"
+	# a run with errors exits 1: its report says so; carry on
+	{ run "$WORK/bin/walrus-bench" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } |
+		tee "$WORK/logs/$name.txt"
+}
+
 walrus_addrs() {
 	echo "127.0.0.1:$((WALRUS_CLIENT_BASE + 1)),127.0.0.1:$((WALRUS_CLIENT_BASE + 2)),127.0.0.1:$((WALRUS_CLIENT_BASE + 3))"
 }

@@ -32,14 +32,8 @@ source "$ROOT/bench/lib.sh"
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-B=$WORK/bin/walrus-bench
-bench() { # NAME ARGS...: a walrus-bench run against the cluster, JSON kept
-	local name=$1
-	shift
-	{ run "$B" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } |
-		tee "$WORK/logs/$name.txt"
-}
-rate() { grep -o '"msgs_per_s":[0-9.e+-]*' "$WORK/logs/$1.json" | head -1 | cut -d: -f2; }
+bench() { walrus_bench "$@"; } # lib.sh: report shown, JSON kept in $WORK/logs
+rate() { json_field "$WORK/logs/$1.json" msgs_per_s; }
 
 build_walrus
 echo "walrus node bench: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"

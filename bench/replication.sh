@@ -33,13 +33,7 @@ source "$ROOT/bench/lib.sh"
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-B=$WORK/bin/walrus-bench
-bench() { # NAME ARGS...: a walrus-bench run against the cluster, JSON kept
-	local name=$1
-	shift
-	{ run "$B" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } |
-		tee "$WORK/logs/$name.txt"
-}
+bench() { walrus_bench "$@"; } # lib.sh: report shown, JSON kept in $WORK/logs
 
 build_walrus
 echo "walrus replication bench: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
