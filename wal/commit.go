@@ -468,6 +468,7 @@ func (w *WAL) doCreate(key SegmentKey) error {
 		}
 		return fail(w.fence(fmt.Errorf("write %s: %w", path, err)))
 	}
+	w.stats.syncs.Add(1)
 	if err := f.Sync(); err != nil {
 		return fail(w.fence(fmt.Errorf("sync %s: %w", path, err)))
 	}

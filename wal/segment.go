@@ -211,6 +211,9 @@ func (s *segment) read(from uint64, maxEntries, maxBytes int) ([][]byte, error) 
 	var out [][]byte
 	o, total := from, 0
 	for uint64(len(out)) < n {
+		if maxBytes > 0 && len(out) > 0 && total >= maxBytes {
+			return out, nil // the byte budget is spent: read no further
+		}
 		rest := endPos - pos
 		left := int64(min(n-uint64(len(out)), uint64(rest)))
 		want := min(rest, avg*(left+1)+4096)
@@ -231,6 +234,11 @@ func (s *segment) read(from uint64, maxEntries, maxBytes int) ([][]byte, error) 
 		for uint64(len(out)) < n {
 			payload, rl, st, reason := decodeRecord(buf[p:], o)
 			if st == recShort {
+				if maxBytes > 0 && len(out) > 0 && rl > 0 && total+rl-recordHeader > maxBytes {
+					// its header says it would not fit the budget: done,
+					// without reading it
+					return out, nil
+				}
 				break
 			}
 			if st == recBad {
