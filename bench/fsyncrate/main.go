@@ -6,9 +6,10 @@
 //	go run ./bench/fsyncrate --dir /tmp --block 4096 --duration 3s
 //
 // With --prealloc each block is written inside space allocated ahead of it
-// in 1 MiB steps (fallocate) instead of appended, as the WAL's segment files
-// are (wal/fs.go, osFile): most fdatasyncs then have no size change to
-// commit.
+// in 1 MiB steps (fallocate) instead of appended, so that most fdatasyncs
+// have no size change to commit: a probe of the experiment BENCHMARKS.md
+// describes under "Preallocated segment files" (tried and reverted; the WAL
+// appends).
 package main
 
 import (
