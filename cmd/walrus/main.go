@@ -19,6 +19,7 @@ import (
 
 	"github.com/walrus-go/walrus/actors"
 	"github.com/walrus-go/walrus/wal"
+	"github.com/walrus-go/walrus/wire"
 )
 
 func main() {
@@ -102,6 +103,26 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	}
 	if f.httpPort == -1 {
 		f.httpPort = 8080 + int(f.nodeID)
+	}
+	for _, p := range []struct {
+		name      string
+		v, lowest int
+	}{{"--client-port", f.clientPort, 0}, {"--raft-port", f.raftPort, 0}, {"--http-port", f.httpPort, -1}} {
+		if p.v < p.lowest || p.v > 65535 {
+			return actors.Config{}, closer, fmt.Errorf("%s %d is not a port (%d..65535)", p.name, p.v, p.lowest)
+		}
+	}
+	if f.rf < 1 || f.rf > wire.MaxRF {
+		return actors.Config{}, closer, fmt.Errorf("--replication-factor %d: want 1..%d", f.rf, wire.MaxRF)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--lease", f.leaseWindow}, {"--failure-timeout", f.failureTimeout}, {"--raft-heartbeat", f.raftHeartbeat},
+		{"--client-idle-timeout", f.idleTimeout}} {
+		if d.v <= 0 {
+			return actors.Config{}, closer, fmt.Errorf("%s %v: must be positive", d.name, d.v)
+		}
 	}
 	if f.maxFrame < 64<<10 {
 		return actors.Config{}, closer, fmt.Errorf("--max-frame %d is below the reference's 65536", f.maxFrame)

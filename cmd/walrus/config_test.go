@@ -1,0 +1,52 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestConfigRefusesBadValues: a flag value the node cannot run with is a
+// usage error naming the flag (runNode exits 2), never a silent default.
+func TestConfigRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--node-id", "0"}, "--node-id"},
+		{[]string{"--client-port", "-5"}, "--client-port"},
+		{[]string{"--raft-port", "70000"}, "--raft-port"},
+		{[]string{"--http-port", "-2"}, "--http-port"},
+		{[]string{"--replication-factor", "0"}, "--replication-factor"},
+		{[]string{"--replication-factor", "-1"}, "--replication-factor"},
+		{[]string{"--replication-factor", "256"}, "--replication-factor"},
+		{[]string{"--lease", "0s"}, "--lease"},
+		{[]string{"--failure-timeout", "-1s"}, "--failure-timeout"},
+		{[]string{"--raft-heartbeat", "0s"}, "--raft-heartbeat"},
+		{[]string{"--client-idle-timeout", "0s"}, "--client-idle-timeout"},
+		{[]string{"--client-idle-timeout", "-1m"}, "--client-idle-timeout"},
+		{[]string{"--max-frame", "1000"}, "--max-frame"},
+		{[]string{"--fsync", "sometimes"}, "--fsync"},
+	} {
+		f := newNodeFlags()
+		if err := f.fs.Parse(tc.args); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		_, closer, err := f.config()
+		closer.Close()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
+	// the documented defaults and special values still pass
+	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}} {
+		f := newNodeFlags()
+		if err := f.fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		_, closer, err := f.config()
+		closer.Close()
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
