@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
 )
@@ -899,6 +901,7 @@ func TestClusterPipelinedPutsKeepOrder(t *testing.T) {
 				t.Fatalf("order differs at %d: got %v, want %s (read %d of %d)", i, got[i:min(i+3, len(got))], want[i], len(got), len(want))
 			}
 		}
+		t.Fatalf("read %d entries, want %d: extra entries after the %d written: %v", len(got), len(want), len(want), got[len(want):])
 	}
 }
 
@@ -1006,4 +1009,24 @@ func TestStartFailureIsReportedAndCleansUp(t *testing.T) {
 		t.Fatalf("restart after a failed start: %v", err)
 	}
 	n.Stop()
+}
+
+// TestClusterEmptyPeerWriteIsRefused: a PutReq without entries (clients
+// cannot send one, a peer can) gets an invalid-request answer, not a waiter
+// that is never released.
+func TestClusterEmptyPeerWriteIsRefused(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.client(1).must("REGISTER empty rf=3", "OK")
+	c.client(1).must("PUT empty x", "OK")
+	leader := uint64(c.nodes[1].State().Topics["empty"].Active().Leader)
+	from := leader%3 + 1
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var resp messages.PutResp
+	if err := c.nodes[from].call(ctx, leader, messages.KindPut, &messages.PutReq{Topic: "empty"}, &resp); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if resp.Err.Code != messages.CodeInvalid {
+		t.Fatalf("empty write answered %+v, want CodeInvalid", resp)
+	}
 }

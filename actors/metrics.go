@@ -39,7 +39,10 @@ func (n *Node) stateReply(topic string, hwm *uint64) []byte {
 // publishHWM records the high-water mark of a topic whose active segment
 // this node leads (topic-global offset).
 func (n *Node) publishHWM(topic string, hwm uint64) {
-	v, _ := n.hwms.LoadOrStore(topic, new(atomic.Uint64))
+	v, ok := n.hwms.Load(topic) // on every replication round: no allocation once stored
+	if !ok {
+		v, _ = n.hwms.LoadOrStore(topic, new(atomic.Uint64))
+	}
 	v.(*atomic.Uint64).Store(hwm)
 }
 

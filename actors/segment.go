@@ -428,6 +428,11 @@ func (s *segmentActor) stopLeadingSealed(count uint64) {
 // ---- write path (leader) ----
 
 func (s *segmentActor) onPut(m putMsg) {
+	if len(m.entries) == 0 {
+		// (clients cannot send one: MPUT refuses a zero count; a peer can)
+		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeInvalid, Msg: "a write needs at least one entry"}})
+		return
+	}
 	if s.role != roleLeader || s.ld == nil {
 		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Leader: s.leaderHint(),
 			Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d", s.topic, s.id)}})

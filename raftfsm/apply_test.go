@@ -541,6 +541,7 @@ func TestRetentionCut(t *testing.T) {
 		{"keep two sealed", Retention{MaxSegments: 2}, 1000, 4, true},
 		{"age drops a prefix", Retention{MaxAgeMs: 150}, 400, 5, true},
 		{"age keeps everything young", Retention{MaxAgeMs: 1000}, 400, 0, false},
+		{"the largest age keeps everything (no overflow)", Retention{MaxAgeMs: math.MaxInt64}, 1_700_000_000_000, 0, false},
 		{"bytes", Retention{MaxBytes: 50}, 0, 4, true},
 		{"bytes can drop every sealed segment, never the active", Retention{MaxBytes: 1}, 0, 6, true},
 		{"strictest rule wins", Retention{MaxSegments: 2, MaxAgeMs: 150}, 400, 5, true},

@@ -458,7 +458,9 @@ func (t *Topic) RetentionCut(nowMs int64) (below uint64, ok bool) {
 	}
 	if r.MaxAgeMs > 0 {
 		i := 0
-		for i < len(sealed) && sealed[i].SealedAtMs+r.MaxAgeMs < nowMs {
+		// (a difference, not a sum: MaxAgeMs may be as large as MaxInt64,
+		// "keep everything", and the sum would overflow)
+		for i < len(sealed) && nowMs-sealed[i].SealedAtMs > r.MaxAgeMs {
 			i++
 		}
 		k = max(k, i)
