@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -21,7 +22,7 @@ func TestPurity(t *testing.T) {
 		names := map[string]string{} // local name -> import path
 		for _, im := range f.Imports {
 			p, _ := strconv.Unquote(im.Path.Value)
-			name := p[len(p)-len(lastElem(p)):]
+			name := importName(p)
 			if im.Name != nil {
 				name = im.Name.Name
 			}
@@ -52,11 +53,13 @@ func TestPurity(t *testing.T) {
 	}
 }
 
-func lastElem(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[i+1:]
-		}
+// importName is the name an unnamed import gets: the path's last element,
+// or the one before a major-version suffix ("math/rand/v2" is rand).
+func importName(p string) string {
+	parts := strings.Split(p, "/")
+	last := parts[len(parts)-1]
+	if len(parts) > 1 && len(last) > 1 && last[0] == 'v' && strings.Trim(last[1:], "0123456789") == "" {
+		return parts[len(parts)-2]
 	}
-	return p
+	return last
 }

@@ -230,6 +230,7 @@ func Run(t *testing.T, o Options) *Result {
 					panic(p)
 				}
 				res.Leaked = true
+				res.Problems = append(res.Problems, "liveness: goroutines were left blocked after the cluster was torn down")
 			}
 		}()
 		synctest.Test(t, func(t *testing.T) {
