@@ -73,6 +73,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--consume %q: want read or get", c.Consume)
 	case c.ReadMax < 1 || c.ReadMax > wire.MaxReadMax:
 		return fmt.Errorf("--read-max must be 1..%d", wire.MaxReadMax)
+	case c.RF < 0 || c.RF > wire.MaxRF:
+		return fmt.Errorf("--rf must be 0 (the cluster's default) or 1..%d", wire.MaxRF)
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
@@ -159,16 +161,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	progressDone := make(chan struct{})
 	go func() { defer close(progressDone); b.progress(stopProgress) }()
 
-	// once producers finish, consumers get DrainTimeout to catch up
+	// once producers finish, consumers get DrainTimeout to catch up;
+	// consumers alone read for --duration (consCtx's deadline) instead
 	select {
 	case <-b.producersDone:
 	case <-hard.Done():
 	}
 	consumersDone := make(chan struct{})
 	go func() { cwg.Wait(); close(consumersDone) }()
+	drain := cfg.DrainTimeout
+	if cfg.Producers == 0 && cfg.Duration > 0 {
+		drain = max(drain, time.Until(b.start.Add(cfg.Duration))+time.Second)
+	}
 	select {
 	case <-consumersDone:
-	case <-time.After(cfg.DrainTimeout):
+	case <-time.After(drain):
 		cancelHard()
 		<-consumersDone
 	}

@@ -67,6 +67,9 @@ func TestBenchModes(t *testing.T) {
 		checkProduce(t, cfg, wrote)
 		for _, consume := range []string{"read", "get"} {
 			cfg.Producers, cfg.Consumers, cfg.Consume, cfg.Register, cfg.Duration = 0, 3, consume, false, 20*time.Second
+			// consumers alone read for --duration: the drain timeout (after
+			// producers end) must not cut them short
+			cfg.DrainTimeout = time.Millisecond
 			read, err := Run(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -182,6 +185,8 @@ func TestFlagErrors(t *testing.T) {
 		{"--producers", "0", "--consumers", "0"},
 		{"--batch", "0"},
 		{"--consume", "peek"},
+		{"--rf", "-1"},
+		{"--rf", "256"},
 		{"--size", "1000", "--batch", "10000"},
 		{"extra"},
 	} {

@@ -129,6 +129,9 @@ loop:
 		}
 		queue <- pending{sched: sched, n: n}
 		rec.sent(n)
+		// a node that stops reading must not hang the run: the write gets
+		// the time the run gives replies
+		_ = c.c.SetWriteDeadline(time.Now().Add(cfg.DrainTimeout))
 		if _, err := c.c.Write(fr.frame(n)); err != nil {
 			// the reader fails what is pending once the close reaches it
 			c.close()
