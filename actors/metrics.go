@@ -8,9 +8,9 @@ import (
 	"github.com/walrus-go/walrus/wire"
 )
 
-// stateJSON is STATE's reply: COMPAT's keys first (raftfsm.CompatState),
+// StateJSON is STATE's reply: COMPAT's keys first (raftfsm.CompatState),
 // then what only the live segment leader knows.
-type stateJSON struct {
+type StateJSON struct {
 	raftfsm.CompatStateJSON
 	// HighWaterMark is the topic-global offset below which entries are held
 	// by a quorum and readable; null when the leader could not be asked.
@@ -29,7 +29,7 @@ func (n *Node) stateReply(topic string, hwm *uint64) []byte {
 	if groups == nil {
 		groups = map[string]uint64{}
 	}
-	b, err := json.Marshal(stateJSON{CompatStateJSON: raftfsm.CompatState(t), HighWaterMark: hwm, Groups: groups})
+	b, err := json.Marshal(StateJSON{CompatStateJSON: raftfsm.CompatState(t), HighWaterMark: hwm, Groups: groups})
 	if err != nil {
 		return wire.AppendReplyError(nil, err.Error())
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,9 +17,11 @@ type nodePool struct {
 	mu     sync.Mutex // held while dialling: callers for this node wait
 	conns  []*conn    // len <= poolSize; broken ones are replaced lazily
 	closed bool
-	// downUntil: the last dial failed; until then, routing prefers other
-	// nodes (a call may still try this one when nothing else is left).
-	downUntil time.Time
+	// downUntil (unix nanoseconds): the last dial failed; until then,
+	// routing prefers other nodes (a call may still try this one when
+	// nothing else is left). Atomic, not under mu: routing reads it for
+	// every node on every attempt and must not wait behind a slow dial.
+	downUntil atomic.Int64
 }
 
 // get returns a connection for one request: the least loaded live one,
@@ -83,18 +86,16 @@ func (p *nodePool) dial(ctx context.Context) (*conn, error) {
 		if p.cl.ctx.Err() != nil {
 			return nil, ErrClosed
 		}
-		p.downUntil = time.Now().Add(cfg.retry.MinBackoff + 100*time.Millisecond)
+		p.downUntil.Store(time.Now().Add(cfg.retry.MinBackoff + 100*time.Millisecond).UnixNano())
 		return nil, err
 	}
-	p.downUntil = time.Time{}
+	p.downUntil.Store(0)
 	return newConn(p.addr, nc, cfg.maxFrame, cfg.requestTimeout), nil
 }
 
 // isDown reports whether the last dial failed recently.
 func (p *nodePool) isDown(now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return now.Before(p.downUntil)
+	return now.UnixNano() < p.downUntil.Load()
 }
 
 // close breaks every connection with ErrClosed and waits for their

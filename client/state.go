@@ -31,6 +31,11 @@ type State struct {
 	Cursor uint64 `json:"cursor"`
 	// FirstOffset is the lowest offset still retained.
 	FirstOffset uint64 `json:"first_offset"`
+	// HighWaterMark is the offset below which entries are held by a quorum
+	// and readable; nil when the node could not ask the segment's leader.
+	HighWaterMark *uint64 `json:"high_water_mark"`
+	// Groups are the consumer groups' committed positions.
+	Groups map[string]uint64 `json:"groups"`
 
 	// Raw is the whole reply, as received (more keys may appear).
 	Raw json.RawMessage `json:"-"`
