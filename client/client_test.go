@@ -177,6 +177,7 @@ func TestClusterBadInputGetsServerText(t *testing.T) {
 		{"Read max 0", func() error { _, _, err := c.Read(ctx, "logs", 0, 0); return err }, "READ max must be an integer from 1 to 10000"},
 		{"Read max 10001", func() error { _, _, err := c.Read(ctx, "logs", 0, 10001); return err }, "READ max must be an integer from 1 to 10000"},
 		{"GroupRead max -1", func() error { _, _, err := c.GroupRead(ctx, "logs", "g", -1, 0); return err }, "GROUPREAD max must be an integer from 1 to 10000"},
+		{"GroupRead wait -1s", func() error { _, _, err := c.GroupRead(ctx, "logs", "g", 1, -time.Second); return err }, "GROUPREAD wait_ms must be an integer from 0 to 300000"},
 		{"GroupRead wait too long", func() error { _, _, err := c.GroupRead(ctx, "logs", "g", 1, 301*time.Second); return err },
 			"GROUPREAD wait_ms must be an integer from 0 to 300000"},
 		{"GetWait negative", func() error { _, _, err := c.GetWait(ctx, "logs", -time.Second); return err },

@@ -391,7 +391,9 @@ func appendGroupRead(dst []byte, req *Request) []byte {
 	dst = append(dst, req.Group...)
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, int64(req.Max), 10)
-	if req.Wait > 0 {
+	if req.Wait != 0 {
+		// a negative wait is sent as is: the server refuses it with its
+		// own text, as it does GETW's
 		dst = append(dst, ' ')
 		dst = strconv.AppendInt(dst, int64(req.Wait/time.Millisecond), 10)
 	}

@@ -196,7 +196,13 @@ func parseInt(what, s string) (int, error) {
 
 func parseWait(s string) (time.Duration, error) {
 	n, err := parseInt("wait_ms", s)
-	return time.Duration(n) * time.Millisecond, err
+	if err != nil {
+		return 0, err
+	}
+	if maxMs := int64(wire.MaxWait / time.Millisecond); n < 0 || int64(n) > maxMs {
+		return 0, usagef("wait_ms %d: want 0..%d", n, maxMs)
+	}
+	return time.Duration(n) * time.Millisecond, nil
 }
 
 func cmdRegister(cc *cmdContext, args []string, out io.Writer) error {

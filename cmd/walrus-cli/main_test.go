@@ -183,7 +183,8 @@ func TestCLI(t *testing.T) {
 	for _, bad := range [][]string{
 		{"frobnicate"}, {"put", "logs"}, {"get"}, {"get", "a", "b"}, {"read", "logs"},
 		{"read", "logs", "x"}, {"commit", "logs", "g"}, {"register", "t", "3"}, {"metrics", "x"},
-		{"getw", "logs"}, {"--nope"},
+		{"getw", "logs"}, {"--nope"}, {"getw", "logs", "-5"}, {"groupread", "logs", "g", "1", "-5"},
+		{"groupread", "logs", "g", "1", "300001"},
 	} {
 		r := cli(t, bin, "", args(bad...)...)
 		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "usage: walrus-cli") {
