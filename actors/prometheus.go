@@ -98,7 +98,7 @@ var (
 	descSegments    = prometheus.NewDesc("walrus_segments", "Segment files on this node's disk, by state.", []string{"state"}, nil)
 	descSegBytes    = prometheus.NewDesc("walrus_segment_bytes", "Payload bytes in this node's segment files.", nil, nil)
 	descLag         = prometheus.NewDesc("walrus_replication_lag_entries", "Entries the slowest follower lacks, per topic whose active segment this node leads.", []string{"topic"}, nil)
-	descUnder       = prometheus.NewDesc("walrus_under_replicated_segments", "Sealed segments still naming a removed node as replica.", nil, nil)
+	descUnder       = prometheus.NewDesc("walrus_under_replicated_segments", "Sealed segments whose replica set needs repair: a replica on a removed node, or fewer replicas than the topic's RF allows now.", nil, nil)
 	descWALBatches  = prometheus.NewDesc("walrus_wal_batches_total", "Group-commit batches written.", nil, nil)
 	descWALSyncs    = prometheus.NewDesc("walrus_wal_syncs_total", "fdatasync calls issued by the WAL.", nil, nil)
 	descWALBytes    = prometheus.NewDesc("walrus_wal_bytes_written_total", "Record bytes written by WAL appends.", nil, nil)

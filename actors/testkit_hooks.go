@@ -1,8 +1,8 @@
 package actors
 
-// Read-only views for the testkit's simulation (testkit/). Nothing in the
-// node calls them; they exist so a simulated run can observe raft without
-// reaching into the node's internals.
+// Hooks for the testkit's simulation (testkit/). Nothing in the node calls
+// them: two read-only views of raft, and HaltActors for a crash that takes
+// no time.
 
 // RaftTerm is the node's current raft term.
 func (n *Node) RaftTerm() uint64 { return n.host.r.CurrentTerm() }
@@ -12,11 +12,10 @@ func (n *Node) RaftTerm() uint64 { return n.host.r.CurrentTerm() }
 func (n *Node) CaughtUp() bool { return n.caughtUp.Load() }
 
 // HaltActors stops every actor of the node the way a dying process loses
-// them: no cursor flush, no proposal (crashed is set first). The testkit
-// calls it just before Crash, because Crash leaves the actors running
-// (protoactor's ActorSystem.Shutdown stops nothing), and a cursor actor
-// whose commit keeps failing once the node's context is cancelled retries
-// at once, forever.
+// them: no cursor flush, no proposal (crashed is set first), and waits
+// until they have stopped. The testkit calls it just before Crash, which
+// stops the root and listener actors without waiting: waiting here makes a
+// simulated crash complete at one instant of virtual time.
 func (n *Node) HaltActors() {
 	n.crashed.Store(true)
 	if n.root != nil {

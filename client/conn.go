@@ -36,8 +36,7 @@ func newCall(frame []byte, wait time.Duration) *call {
 // replies in the same order. The server answers strictly in order, so the
 // n-th reply belongs to the n-th request written.
 type conn struct {
-	addr string
-	nc   net.Conn
+	nc net.Conn
 	// writeTimeout bounds one flush: a server that stops reading breaks
 	// the connection instead of blocking the writer forever.
 	writeTimeout time.Duration
@@ -59,11 +58,11 @@ type conn struct {
 // errUnexpectedReply: a reply arrived with no request waiting for it.
 var errUnexpectedReply = errors.New("walrus: reply without a request (protocol error)")
 
-func newConn(addr string, nc net.Conn, maxFrame int, writeTimeout time.Duration) *conn {
+func newConn(nc net.Conn, maxFrame int, writeTimeout time.Duration) *conn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	c := &conn{addr: addr, nc: nc, writeTimeout: writeTimeout,
+	c := &conn{nc: nc, writeTimeout: writeTimeout,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.lastUsed.Store(time.Now().UnixNano())
 	c.wg.Add(2)

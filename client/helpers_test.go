@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -55,8 +54,6 @@ func waitForNoLeak(t *testing.T, before int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-func getenv(k string) string { return os.Getenv(k) }
 
 // readExactly reads n entries of topic from offset first. Every entry was
 // acknowledged, so each READ must return at least one (READ stops at a

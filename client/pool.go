@@ -90,7 +90,7 @@ func (p *nodePool) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	p.downUntil.Store(0)
-	return newConn(p.addr, nc, cfg.maxFrame, cfg.requestTimeout), nil
+	return newConn(nc, cfg.maxFrame, cfg.requestTimeout), nil
 }
 
 // isDown reports whether the last dial failed recently.

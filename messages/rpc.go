@@ -224,16 +224,6 @@ type StatusResp struct {
 	Known bool   `msgpack:"known"`
 }
 
-// SegmentStatus is one replica's view of a segment.
-type SegmentStatus struct {
-	Topic   string `msgpack:"t"`
-	Segment uint64 `msgpack:"s"`
-	Count   uint64 `msgpack:"c"`
-	Sealed  bool   `msgpack:"sealed"`
-	Leader  bool   `msgpack:"leader"`
-	HWM     uint64 `msgpack:"hwm"`
-}
-
 // RolloverReq asks a segment's leader to stop taking writes for it and seal
 // it as soon as a quorum holds what it accepted (the controller uses it when
 // one of the segment's replicas is removed).

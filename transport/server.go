@@ -72,7 +72,9 @@ read:
 }
 
 // dispatchOrdered offers a request to an OrderedHandler on the reader
-// goroutine; done runs once the reply is queued (or if not taken).
+// goroutine; done runs once the reply is queued. When the handler does not
+// take the request (taken false), done does not run: the caller handles
+// the request itself and releases its slot.
 func (m *Mux) dispatchOrdered(out *outbox, log *slog.Logger, kind uint8, id uint64, body []byte, done func()) (taken bool) {
 	box := m.handler.Load()
 	if box == nil {

@@ -777,9 +777,6 @@ func (p *pipe) write(b []byte) (int, error) {
 	n.stats.Bytes += len(b)
 	n.mu.Unlock()
 	data := append([]byte(nil), b...)
-	if debugWrites != nil {
-		debugWrites(fmt.Sprintf("%s w %s->%s %d len%d %x", time.Now().Format("05.000000000"), p.from, p.to, p.dir, len(b), b[:min(len(b), 48)]))
-	}
 	if !p.decided && p.dir == 0 && !p.lenFramed {
 		p.decided = true
 		p.framed = data[0] == 'W'
@@ -1013,12 +1010,6 @@ func (p *pipe) reset(err error) {
 	p.n.mu.Unlock()
 	p.n.forget(p, p.peer)
 }
-
-// debugWrites, when set, sees every write (debugging determinism).
-var debugWrites func(string)
-
-// SetDebugWrites installs a function that sees every write.
-func SetDebugWrites(f func(string)) { debugWrites = f }
 
 // IsReset reports whether err is a connection reset.
 func IsReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
