@@ -900,14 +900,8 @@ func (sc *scenario) cmdCursorStatus(d *datadriven.TestData) string {
 func (sc *scenario) cmdCheck(d *datadriven.TestData) string {
 	sc.r.s.Topics = sc.topics
 	sc.r.res.Problems = nil
-	sc.r.settle()
+	sc.r.collect(sc.topics)
 	res := sc.r.res
-	for _, tp := range sc.topics {
-		res.Final[tp], res.FinalOK[tp] = sc.r.finalLog(tp)
-	}
-	for _, tp := range sc.topics {
-		sc.r.drainCursor(tp)
-	}
 	for _, id := range sc.c.Up() {
 		res.Meta = sc.c.Proc(id).State()
 		break

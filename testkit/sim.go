@@ -348,27 +348,7 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 	wg.Wait()
 	h.Eventf("harness", "workload over")
 
-	r.settle()
-	for _, tp := range s.Topics {
-		res.Final[tp], res.FinalOK[tp] = r.finalLog(tp)
-		if !res.FinalOK[tp] {
-			res.Problems = append(res.Problems, fmt.Sprintf("liveness: the final read of %s did not reach the end", tp))
-		} else if !res.settled {
-			// EMPTY from every reachable node proves nothing while a member
-			// is down or a segment between leaders: the rules that need the
-			// whole log (lost-ack, cursor-skip, linearizable, replica
-			// contents past what was read) stand down
-			res.FinalOK[tp] = false
-		}
-	}
-	for _, tp := range s.Topics {
-		if !r.drainCursor(tp) {
-			res.Problems = append(res.Problems, fmt.Sprintf("liveness: draining the shared cursor of %s did not reach EMPTY", tp))
-		}
-	}
-	if len(res.Problems) > 0 {
-		r.dumpMeta()
-	}
+	r.collect(s.Topics)
 	close(stopMon)
 	monWG.Wait()
 	for _, id := range c.Up() {
@@ -502,6 +482,34 @@ func (r *runner) client(cp ClientPlan, end time.Time) {
 
 func isNotSent(msg string) bool {
 	return len(msg) >= len(ErrNotSent.Error()) && msg[:len(ErrNotSent.Error())] == ErrNotSent.Error()
+}
+
+// collect ends a run (the batch's, or a scenario's check): it waits for the
+// cluster to settle, reads each topic's final log and drains its shared
+// cursor, and records what could not be done as problems.
+func (r *runner) collect(topics []string) {
+	res := r.res
+	r.settle()
+	for _, tp := range topics {
+		res.Final[tp], res.FinalOK[tp] = r.finalLog(tp)
+		if !res.FinalOK[tp] {
+			res.Problems = append(res.Problems, fmt.Sprintf("liveness: the final read of %s did not reach the end", tp))
+		} else if !res.settled {
+			// EMPTY from every reachable node proves nothing while a member
+			// is down or a segment between leaders: the rules that need the
+			// whole log (lost-ack, cursor-skip, linearizable, replica
+			// contents past what was read) stand down
+			res.FinalOK[tp] = false
+		}
+	}
+	for _, tp := range topics {
+		if !r.drainCursor(tp) {
+			res.Problems = append(res.Problems, fmt.Sprintf("liveness: draining the shared cursor of %s did not reach EMPTY", tp))
+		}
+	}
+	if len(res.Problems) > 0 {
+		r.dumpMeta()
+	}
 }
 
 // settle waits until every node runs, has caught up, and every topic's
