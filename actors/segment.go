@@ -125,6 +125,10 @@ type segmentActor struct {
 	meta     *raftfsm.Segment
 	role     segRole
 	caughtUp bool
+	// hasFile: the WAL was seen to hold this segment (ensureFile need not
+	// ask it again on every replicated batch); cleared when an append
+	// finds it gone.
+	hasFile bool
 
 	// fenced is the highest epoch this replica was fenced at (by metadata or
 	// a recovery's Fence RPC): appends from older epochs are refused.
@@ -324,13 +328,15 @@ func (s *segmentActor) onMeta(m segMetaMsg) {
 // error (disk full, a fenced WAL) leaves the replica unable to take entries
 // until a later call succeeds.
 func (s *segmentActor) ensureFile() error {
-	if s.hasLocalFile() {
+	if s.hasFile || s.hasLocalFile() {
+		s.hasFile = true
 		return nil
 	}
 	if err := s.n.wal.Create(s.key); err != nil {
 		s.n.log.Error("create segment file", append(s.log(), "err", err)...)
 		return err
 	}
+	s.hasFile = true
 	return nil
 }
 
@@ -504,6 +510,7 @@ func (s *segmentActor) onWALDone(m walDoneMsg) {
 			s.end, s.durable = info.Count, info.Count
 		} else {
 			s.end = s.durable // no file: nothing beyond what was durable
+			s.hasFile = false
 		}
 		if m.reply != nil {
 			m.reply(messages.ReplicateResp{Err: errToWire(m.err), Durable: s.durable})
