@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -15,11 +14,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/walrus-go/walrus/internal/testport"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -99,7 +98,7 @@ func startFromFile(t *testing.T, specs []nodeSpec, preferRef bool) *liveCluster 
 	if useRef {
 		seen := map[int]bool{}
 		for _, k := range keys {
-			if seen[k.port] || !portFree(k.port) {
+			if seen[k.port] || !testport.IsFree(k.port) {
 				useRef = false
 				break
 			}
@@ -110,7 +109,7 @@ func startFromFile(t *testing.T, specs []nodeSpec, preferRef bool) *liveCluster 
 		if useRef {
 			ports[k] = k.port
 		} else {
-			ports[k] = freePort(t)
+			ports[k] = testport.Free(t)
 		}
 	}
 	if preferRef && !useRef {
@@ -182,41 +181,6 @@ func startFromFile(t *testing.T, specs []nodeSpec, preferRef bool) *liveCluster 
 		t.Logf("%s: walrus %s", s.name, strings.Join(c.cmdArg[i], " "))
 	}
 	return c
-}
-
-func portFree(p int) bool {
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-// handedOut holds the ports freePort gave out in this test binary, so two
-// nodes never get the same one.
-var (
-	handedOutMu sync.Mutex
-	handedOut   = map[int]bool{}
-)
-
-// freePort picks a free port below the kernel's ephemeral range: a port
-// the kernel handed out for listen(":0") and got back could be taken by any
-// outgoing connection (other test packages run in parallel) before the node
-// binds it; ports outside that range are only ever taken by a listener.
-func freePort(t *testing.T) int {
-	t.Helper()
-	handedOutMu.Lock()
-	defer handedOutMu.Unlock()
-	for range 1000 {
-		p := 20000 + rand.IntN(12000)
-		if !handedOut[p] && portFree(p) {
-			handedOut[p] = true
-			return p
-		}
-	}
-	t.Fatal("no free port in 20000-31999")
-	return 0
 }
 
 // stop sends SIGTERM to every node (as compose, kubelet and systemd do),

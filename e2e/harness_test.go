@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/internal/testport"
 )
 
 // A cluster is n walrus processes on loopback, started by startCluster and
@@ -595,20 +597,9 @@ func lastLines(s string, n int) string {
 // freePorts returns n distinct loopback ports that were free a moment ago.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = testport.Free(t) // outside the ephemeral range: see testport
 	}
 	return ports
 }
