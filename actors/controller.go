@@ -115,7 +115,7 @@ func (c *controller) tick(ctx actor.Context) {
 		// a replica on a removed node: seal the segment so the next one is
 		// placed on members only (its data is re-replicated once sealed).
 		// A live leader rolls it over gracefully; a removed one is fenced.
-		if hasRemoved(st, a) {
+		if st.HasRemovedReplica(a) {
 			if _, member := st.Nodes[a.Leader]; !member {
 				c.n.startRecovery(name, a.ID)
 			} else if a.State == raftfsm.SegOpen {
@@ -154,15 +154,6 @@ func (c *controller) rollover(ctx actor.Context, topic string, a *raftfsm.Segmen
 		func() any { return &messages.RolloverResp{} }, func(any, error) {
 			c.n.system.Root.Send(self, ctrlDoneMsg{key: key})
 		})
-}
-
-func hasRemoved(st *raftfsm.State, g *raftfsm.Segment) bool {
-	for _, r := range g.Replicas {
-		if _, ok := st.Nodes[r]; !ok {
-			return true
-		}
-	}
-	return false
 }
 
 // rereplicate repairs sealed segments' replica sets: a replica on a removed

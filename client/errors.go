@@ -36,7 +36,6 @@ var (
 
 // Server texts clients match on (COMPAT.md, docs/protocol.md).
 const (
-	unknownTopicPrefix = "unknown topic "
 	unavailablePrefix  = "unavailable:"
 	outcomeUnknownText = "outcome unknown"
 )
@@ -52,7 +51,7 @@ func IsNotLeader(err error) bool {
 // IsUnknownTopic reports whether err is an "unknown topic <t>" reply.
 func IsUnknownTopic(err error) bool {
 	var se *ServerError
-	return errors.As(err, &se) && strings.HasPrefix(se.Msg, unknownTopicPrefix)
+	return errors.As(err, &se) && strings.HasPrefix(se.Msg, wire.UnknownTopicPrefix)
 }
 
 // IsOutcomeUnknown reports whether err leaves open if the request took

@@ -374,12 +374,18 @@ func (s *State) UnderReplicated() []SegmentRef {
 func (s *State) replicaTarget(t *Topic) int { return min(max(t.RF, 1), len(s.Nodes)) }
 
 func (s *State) needsRepair(t *Topic, g *Segment) bool {
+	return s.HasRemovedReplica(g) || len(g.Replicas) < s.replicaTarget(t)
+}
+
+// HasRemovedReplica reports whether one of g's replicas is on a node that
+// is no longer a member.
+func (s *State) HasRemovedReplica(g *Segment) bool {
 	for _, r := range g.Replicas {
 		if _, ok := s.Nodes[r]; !ok {
 			return true
 		}
 	}
-	return len(g.Replicas) < s.replicaTarget(t)
+	return false
 }
 
 // Replacement repairs a sealed segment's replica set: replicas on removed

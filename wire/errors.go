@@ -30,7 +30,11 @@ var (
 
 // UnknownTopic is the reply to a request naming a topic that was never
 // registered: "unknown topic <t>".
-func UnknownTopic(topic string) *Error { return &Error{"unknown topic " + topic} }
+func UnknownTopic(topic string) *Error { return &Error{UnknownTopicPrefix + topic} }
+
+// UnknownTopicPrefix starts the reply to a request naming a topic the
+// cluster does not know.
+const UnknownTopicPrefix = "unknown topic "
 
 // NotLeaderPrefix starts the reply to a write that reached a node without
 // the segment's lease. Clients test this prefix only.
