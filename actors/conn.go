@@ -442,6 +442,15 @@ const (
 	maxWriteBatchBytes   = 4 << 20
 )
 
+// pendingEntries is how many of a write request's entries are not yet
+// appended (entriesOf's length, without building the slice for a PUT).
+func pendingEntries(r *request) int {
+	if r.req.Cmd == wire.CmdPut {
+		return 1 - r.done
+	}
+	return len(r.req.Entries) - r.done
+}
+
 // entriesOf is a write request's entries not yet appended.
 func entriesOf(r *request) [][]byte {
 	if r.req.Cmd == wire.CmdPut {
@@ -453,7 +462,7 @@ func entriesOf(r *request) [][]byte {
 func (a *connActor) dispatchPut(ctx actor.Context, r *request) {
 	q := &r.req
 	if r.attempt == 0 {
-		a.n.metrics.putBatch.Observe(float64(len(entriesOf(r))))
+		a.n.metrics.putBatch.Observe(float64(pendingEntries(r)))
 	}
 	wq := a.writes[q.Topic]
 	if wq == nil {
@@ -622,7 +631,7 @@ func (a *connActor) onPutResult(ctx actor.Context, m putResultMsg) {
 	off, left := m.resp.First, uint64(m.resp.Accepted)
 	done := 0
 	for _, r := range wq.inflight {
-		need := uint64(len(entriesOf(r)))
+		need := uint64(pendingEntries(r))
 		take := min(need, left)
 		if take > 0 {
 			r.ranges = appendRange(r.ranges, off, take)

@@ -181,8 +181,14 @@ func (n *Node) stop(graceful bool) {
 			ctx, cancel := ctxTimeout(n, 2*time.Second)
 			if leader, _ := n.host.Leader(); leader != 0 {
 				var resp messages.FlushResp
-				if err := n.call(ctx, leader, messages.KindFlush, &messages.FlushReq{}, &resp); err == nil {
+				err := n.call(ctx, leader, messages.KindFlush, &messages.FlushReq{}, &resp)
+				if err == nil {
 					err = resp.Err.AsError()
+				}
+				if err != nil {
+					// the cursors' at-least-once window covers what was
+					// not committed: say so, and go on stopping
+					n.log.Warn("graceful stop: flushing cursor positions through the raft leader failed", "leader", leader, "err", err)
 				}
 			}
 			cancel()

@@ -419,13 +419,11 @@ func (s *State) Replacement(t *Topic, g *Segment) ([]NodeID, bool) {
 		}
 		return best, found
 	}
-	changed := false
 	for _, r := range g.Replicas {
 		if _, ok := s.Nodes[r]; ok {
 			out = append(out, r)
 			continue
 		}
-		changed = true
 		if c, ok := pick(); ok {
 			out = append(out, c)
 		}
@@ -436,12 +434,11 @@ func (s *State) Replacement(t *Topic, g *Segment) ([]NodeID, bool) {
 			break
 		}
 		out = append(out, c)
-		changed = true
 	}
 	if len(out) == 0 || slices.Equal(out, g.Replicas) {
 		return nil, false
 	}
-	return out, changed
+	return out, true
 }
 
 // RetentionCut decides which sealed segments the topic's retention policy
