@@ -171,17 +171,7 @@ func (h rpcHandler) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, 
 			reply(0, nil, err)
 			return true
 		}
-		t := n.host.State().Topics[req.Topic]
-		if t == nil {
-			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}})
-			return true
-		}
-		pid, ok := n.writeTarget(req.Topic, t)
-		if !ok {
-			respond(&messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}})
-			return true
-		}
-		n.system.Root.Send(pid, putMsg{entries: req.Entries, reply: func(r messages.PutResp) { respond(&r) }})
+		n.routePut(&req, func(r messages.PutResp) { respond(&r) })
 		return true
 	}
 	return false
@@ -249,22 +239,32 @@ func (n *Node) handlePing(req *messages.PingReq) *messages.PingResp {
 // handlePut serves a write forwarded by another node: only the local
 // leader of the topic's active segment takes it (one hop, no chains).
 func (n *Node) handlePut(ctx context.Context, req *messages.PutReq) *messages.PutResp {
-	t := n.host.State().Topics[req.Topic]
-	if t == nil {
-		return &messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}}
-	}
-	pid, ok := n.writeTarget(req.Topic, t)
-	if !ok {
-		return &messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}}
-	}
 	ch := make(chan messages.PutResp, 1)
-	n.system.Root.Send(pid, putMsg{entries: req.Entries, reply: func(r messages.PutResp) { ch <- r }})
+	n.routePut(req, func(r messages.PutResp) { ch <- r })
 	select {
 	case r := <-ch:
 		return &r
 	case <-ctx.Done():
 		return &messages.PutResp{Err: messages.Err{Code: messages.CodeTimeout, Msg: "write timed out (outcome unknown)"}}
 	}
+}
+
+// routePut hands a forwarded write to the actor that takes the topic's
+// writes here, or answers at once that there is none (unknown topic, not
+// the leader). Used by Dispatch (on the connection's reader, in order) and
+// by handlePut.
+func (n *Node) routePut(req *messages.PutReq, reply func(messages.PutResp)) {
+	t := n.host.State().Topics[req.Topic]
+	if t == nil {
+		reply(messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}})
+		return
+	}
+	pid, ok := n.writeTarget(req.Topic, t)
+	if !ok {
+		reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Msg: wire.NotLeader(req.Topic, t.Active().ID).Msg}})
+		return
+	}
+	n.system.Root.Send(pid, putMsg{entries: req.Entries, reply: reply})
 }
 
 // handleGet serves a cursor read forwarded to this node, the cursor owner.
