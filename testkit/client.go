@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/walrus-go/walrus/testkit/simnet"
@@ -89,14 +88,4 @@ func (c *Client) Do(req []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoReply, err)
 	}
 	return append([]byte(nil), b...), nil
-}
-
-// MPutRequest encodes "MPUT topic n\n" + entries.
-func MPutRequest(topic string, entries ...[]byte) []byte {
-	b := []byte("MPUT " + topic + " " + strconv.Itoa(len(entries)) + "\n")
-	for _, e := range entries {
-		b = append(b, byte(len(e)), byte(len(e)>>8), byte(len(e)>>16), byte(len(e)>>24))
-		b = append(b, e...)
-	}
-	return b
 }

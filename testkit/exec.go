@@ -2,28 +2,31 @@ package testkit
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/walrus-go/walrus/wire"
 )
 
-// Request renders an op as a client protocol request.
+// Request renders an op as a client protocol request (wire's encoder, so
+// the simulated clients and the node cannot disagree on the format).
 func (o *Op) Request() []byte {
+	req := wire.Request{Topic: o.Topic}
 	switch o.Kind {
 	case OpRegister:
-		return []byte("REGISTER " + o.Topic)
+		req.Cmd = wire.CmdRegister
 	case OpPut:
-		return []byte("PUT " + o.Topic + " " + o.Payload)
+		req.Cmd, req.Payload, req.HasPayload = wire.CmdPut, []byte(o.Payload), true
 	case OpMPut:
-		return MPutRequest(o.Topic, []byte(o.Payload))
+		req.Cmd, req.Entries = wire.CmdMPut, [][]byte{[]byte(o.Payload)}
 	case OpGet:
-		return []byte("GET " + o.Topic)
+		req.Cmd = wire.CmdGet
 	case OpRead:
-		return []byte(fmt.Sprintf("READ %s %d %d", o.Topic, o.Offset, max(o.Max, 1)))
+		req.Cmd, req.Offset, req.Max = wire.CmdRead, o.Offset, max(o.Max, 1)
+	default:
+		panic("unknown op")
 	}
-	panic("unknown op")
+	return wire.AppendRequest(nil, &req)
 }
 
 // isDefiniteWriteError reports whether an ERR reply to a write says that
