@@ -52,7 +52,6 @@ mkdir -p "$WORK/src-a"
 	go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate)
 
 B=$WORK/bin/walrus-bench
-field() { json_field "$@"; } # lib.sh
 bench() { # NAME ARGS...
 	local name=$1
 	shift
@@ -69,9 +68,9 @@ one() { # VARIANT ROUND
 		put) bench "$name" --register --rf 3 --topic "ab-put-$r" --producers "$PRODUCERS" --size 128 --batch 1 --duration "$DURATION" ;;
 		mput) bench "$name" --register --rf 3 --topic "ab-mput-$r" --producers "$PRODUCERS" --size 128 --batch 100 --duration "$DURATION" ;;
 		half-put) bench "$name" --topic "ab-put-$r" --producers "$PRODUCERS" --size 128 --batch 1 \
-			--rate "$(awk -v m="$(field "$WORK/logs/$v-$r-put.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
+			--rate "$(awk -v m="$(json_field "$WORK/logs/$v-$r-put.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
 		half-mput) bench "$name" --topic "ab-mput-$r" --producers "$PRODUCERS" --size 128 --batch 100 \
-			--rate "$(awk -v m="$(field "$WORK/logs/$v-$r-mput.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
+			--rate "$(awk -v m="$(json_field "$WORK/logs/$v-$r-mput.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
 		esac
 	done
 	stop_all
@@ -96,8 +95,8 @@ for w in $WORKLOADS; do
 		for v in a b; do
 			f=$WORK/logs/$v-$r-$w.json
 			[ -f "$f" ] || continue
-			printf '%-10s %-3s %-5s %12.0f %9s %9s %9s %12s\n' "$w" "$v" "$r" "$(field "$f" msgs_per_s)" "$(field "$f" p50)" \
-				"$(field "$f" p99)" "$(field "$f" p99.9)" "$(grep -o '= [0-9]* syncs/s' "$WORK/logs/$v-$r-fsync.txt" | cut -d' ' -f2)"
+			printf '%-10s %-3s %-5s %12.0f %9s %9s %9s %12s\n' "$w" "$v" "$r" "$(json_field "$f" msgs_per_s)" "$(json_field "$f" p50)" \
+				"$(json_field "$f" p99)" "$(json_field "$f" p99.9)" "$(grep -o '= [0-9]* syncs/s' "$WORK/logs/$v-$r-fsync.txt" | cut -d' ' -f2)"
 		done
 	done
 done
@@ -106,8 +105,8 @@ echo "medians over rounds (B/A):"
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for w in $WORKLOADS; do
 	for k in msgs_per_s p50 p99; do
-		ma=$(for r in $(seq "$ROUNDS"); do field "$WORK/logs/a-$r-$w.json" "$k"; done | median)
-		mb=$(for r in $(seq "$ROUNDS"); do field "$WORK/logs/b-$r-$w.json" "$k"; done | median)
+		ma=$(for r in $(seq "$ROUNDS"); do json_field "$WORK/logs/a-$r-$w.json" "$k"; done | median)
+		mb=$(for r in $(seq "$ROUNDS"); do json_field "$WORK/logs/b-$r-$w.json" "$k"; done | median)
 		printf '  %-10s %-11s A %10.3f  B %10.3f  B/A %.2f\n' "$w" "$k" "$ma" "$mb" "$(awk -v a="$ma" -v b="$mb" 'BEGIN { print b / a }')"
 	done
 done

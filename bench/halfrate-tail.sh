@@ -24,7 +24,6 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench
-field() { json_field "$@"; } # lib.sh
 
 echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for segs in $SEGMENTS; do
@@ -32,14 +31,13 @@ for segs in $SEGMENTS; do
 	walrus_start always >/dev/null
 	"$B" --addr "$(walrus_addrs)" --register --topic h --producers 16 --batch 100 --duration 6s --quiet \
 		--json-file "$WORK/max.json" >/dev/null || true
-	max=$(field "$WORK/max.json" msgs_per_s)
+	max=$(json_field "$WORK/max.json" msgs_per_s)
 	half=$(awk -v m="$max" 'BEGIN { printf "%d", m / 2 }')
 	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --batch 100 --rate "$half" --duration "$DURATION" --quiet \
 		--json-file "$WORK/half.json" >/dev/null || true
 	printf 'segment entries %-10s closed loop %8.0f msgs/s; open loop at %8.0f msgs/s: p50 %s p99 %s p99.9 %s max %s ms\n' \
-		"$segs" "$max" "$(field "$WORK/half.json" msgs_per_s)" "$(field "$WORK/half.json" p50)" \
-		"$(field "$WORK/half.json" p99)" "$(field "$WORK/half.json" p99.9)" "$(field "$WORK/half.json" max)"
+		"$segs" "$max" "$(json_field "$WORK/half.json" msgs_per_s)" "$(json_field "$WORK/half.json" p50)" \
+		"$(json_field "$WORK/half.json" p99)" "$(json_field "$WORK/half.json" p99.9)" "$(json_field "$WORK/half.json" max)"
 	stop_all
-	: >"$WORK/pids"
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
