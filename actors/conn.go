@@ -736,7 +736,11 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: q.Wait.Milliseconds()}
-	n.goCall(owner, messages.KindGet, req, q.Wait+5*time.Second, func() any { return &messages.GetResp{} },
+	// the owner may hold the GET for its long poll, plus fencedWait while
+	// the segment is between leaders, plus one read from a replica: give
+	// it longer than that, so its answer (EMPTY) arrives rather than our
+	// own timeout
+	n.goCall(owner, messages.KindGet, req, q.Wait+fencedWait+5*time.Second, func() any { return &messages.GetResp{} },
 		func(resp any, err error) {
 			var g messages.GetResp
 			if p, ok := resp.(*messages.GetResp); ok {

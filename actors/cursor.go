@@ -17,9 +17,16 @@ var errNotCursorOwner = &messages.Err{Code: messages.CodeNotLeader, Msg: "not th
 
 type (
 	getMsg struct {
-		max      int
-		deadline time.Time // zero: answer EMPTY at once when nothing is there
-		reply    func(messages.GetResp)
+		max int
+		// deadline: the client's long poll (GET WAIT); zero: answer EMPTY
+		// at once when nothing is there
+		deadline time.Time
+		// segWait bounds how long the GET waits for the segment it reads to
+		// get a serving leader (set by waitForSegment). It never becomes a
+		// long poll: once the segment serves and holds nothing new, a GET
+		// without a deadline is answered EMPTY.
+		segWait time.Time
+		reply   func(messages.GetResp)
 	}
 	cursorMetaMsg struct{ topic *raftfsm.Topic }
 	cursorFetched struct {
@@ -209,8 +216,8 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 	}
 	c.fetching = true
 	wait := int64(0)
-	if g := c.queue[0]; !g.deadline.IsZero() && !seg.Sealed() {
-		wait = max(0, g.deadline.Sub(c.n.now()).Milliseconds())
+	if !seg.Sealed() {
+		wait = longPollMs(c.queue[0], c.n.now())
 	}
 	req := &messages.ReadReq{Topic: c.topicName, Segment: seg.ID, From: idx, Max: cursorPrefetch, MaxBytes: 4 << 20, WaitMs: wait}
 	self, pos := ctx.Self(), c.pos
@@ -280,8 +287,8 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 func (c *cursorActor) waitForSegment(ctx actor.Context) {
 	until := c.n.now().Add(fencedWait)
 	for i := range c.queue {
-		if c.queue[i].deadline.IsZero() {
-			c.queue[i].deadline = until
+		if c.queue[i].segWait.IsZero() {
+			c.queue[i].segWait = until
 		}
 	}
 	c.waitingSeg = true
@@ -291,6 +298,27 @@ func (c *cursorActor) waitForSegment(ctx actor.Context) {
 	c.answerEmpty(ctx)
 }
 
+// holdUntil is how long a queued GET may stay unanswered: its long poll,
+// or, while the segment it reads is between leaders, the bounded wait for
+// it (whichever ends later). Zero: answer now.
+func holdUntil(g getMsg, waitingSeg bool) time.Time {
+	if waitingSeg && g.segWait.After(g.deadline) {
+		return g.segWait
+	}
+	return g.deadline
+}
+
+// longPollMs is how long the segment leader may park a read for g: only
+// the client's own long poll. The wait for a segment between leaders ends
+// the moment the leader serves; parking the read there for the rest of
+// that wait would hold a plain GET for seconds on an empty segment.
+func longPollMs(g getMsg, now time.Time) int64 {
+	if g.deadline.IsZero() {
+		return 0
+	}
+	return max(0, g.deadline.Sub(now).Milliseconds())
+}
+
 // answerEmpty answers EMPTY to the GETs that do not wait, and arms a wake-up
 // for those that do.
 func (c *cursorActor) answerEmpty(ctx actor.Context) {
@@ -298,13 +326,14 @@ func (c *cursorActor) answerEmpty(ctx actor.Context) {
 	keep := c.queue[:0]
 	var next time.Time
 	for _, g := range c.queue {
-		if g.deadline.IsZero() || !now.Before(g.deadline) {
+		until := holdUntil(g, c.waitingSeg)
+		if !now.Before(until) {
 			g.reply(messages.GetResp{First: c.pos})
 			continue
 		}
 		keep = append(keep, g)
-		if next.IsZero() || g.deadline.Before(next) {
-			next = g.deadline
+		if next.IsZero() || until.Before(next) {
+			next = until
 		}
 	}
 	c.queue = keep
@@ -324,7 +353,7 @@ func (c *cursorActor) answerUnavailable(ctx actor.Context, err error) {
 	}
 	keep := c.queue[:0]
 	for _, g := range c.queue {
-		if g.deadline.IsZero() {
+		if holdUntil(g, c.waitingSeg).IsZero() {
 			g.reply(messages.GetResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: msg}})
 			continue
 		}
