@@ -291,6 +291,8 @@ type clientConn struct {
 	down        atomic.Bool // failed: no new calls
 	established atomic.Bool // a reply arrived: the peer is really there
 
+	// mu may be held while taking Client.mu (fail counts the failure),
+	// never the other way round.
 	mu      sync.Mutex
 	pending map[uint64]*call // nil once failed
 	conn    net.Conn         // nil until dialed
@@ -414,6 +416,12 @@ func (cc *clientConn) fail(cause error) {
 		cc.mu.Unlock()
 		return
 	}
+	if cause != ErrClosed {
+		// Count the failure before the connection shows as down: a caller
+		// that finds it down (conn, under c.mu) must also find the back-off
+		// it earned, or it would dial again at once.
+		c.connFailed(cc, cause)
+	}
 	cc.down.Store(true)
 	pending := cc.pending
 	cc.pending = nil
@@ -427,7 +435,6 @@ func (cc *clientConn) fail(cause error) {
 			// never connected: nothing was written
 			err = fmt.Errorf("%w: %w: %s: %w", ErrPeerUnavailable, ErrNotSent, c.addr, cause)
 		}
-		c.connFailed(cc, cause)
 		if len(pending) > 0 || cc.established.Load() {
 			lvl := slog.LevelInfo
 			if cause == io.EOF || errors.Is(cause, net.ErrClosed) {
