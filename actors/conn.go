@@ -907,6 +907,14 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 		a.retry(ctx, r, "unavailable: "+m.err.Error())
 		return
 	}
+	if !m.sealed && m.err == nil && len(m.resp.Entries) == 0 && m.resp.Sealed {
+		// the segment our metadata calls active has been sealed (or is
+		// full) at the offset read: the entries go on in a segment this
+		// node has not applied yet. EMPTY would tell the reader it is at
+		// the end; retry once the metadata has caught up.
+		a.retry(ctx, r, "unavailable: the next segment is not known here yet")
+		return
+	}
 	if m.err != nil || (m.sealed && len(m.resp.Entries) == 0) {
 		if r.attempt < 3 && a.n.now().Before(r.deadline) {
 			r.attempt++

@@ -851,6 +851,12 @@ func (s *segmentActor) answerRead(m readMsg) {
 	}
 	limit := s.readable(m.raw)
 	sealed := s.role == roleSealed && s.meta != nil && s.durable >= s.meta.Count
+	if !m.raw && s.role == roleLeader && s.ld != nil && s.ld.Full() && limit == s.ld.Next() {
+		// full, and every entry it took is on a quorum: its end is final
+		// (the seal is being committed), so a reader at the end must go
+		// on in the next segment, not be told EMPTY
+		sealed = true
+	}
 	resp := messages.ReadResp{End: limit, Sealed: sealed}
 	if m.req.From < limit {
 		max := m.req.Max

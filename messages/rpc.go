@@ -164,8 +164,10 @@ type ReadResp struct {
 	Entries [][]byte `msgpack:"e"`
 	// End is how far the replica may serve (its high-water mark for an
 	// active segment, its count for a sealed one).
-	End    uint64 `msgpack:"end"`
-	Sealed bool   `msgpack:"sealed"`
+	End uint64 `msgpack:"end"`
+	// Sealed: End is final (the segment is sealed, or full with all of it
+	// on a quorum); a read at End goes on in the next segment.
+	Sealed bool `msgpack:"sealed"`
 }
 
 type ReplicateReq struct {

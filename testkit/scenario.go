@@ -82,6 +82,7 @@ func init() {
 		"restart":         {(*scenario).cmdRestart},
 		"partition":       {(*scenario).cmdPartition},
 		"heal":            {(*scenario).cmdHeal},
+		"slow-link":       {(*scenario).cmdSlowLink},
 		"hold-syncs":      {(*scenario).cmdHoldSyncs},
 		"disk-full":       {(*scenario).cmdDiskFull},
 		"free-disk":       {(*scenario).cmdFreeDisk},
@@ -226,6 +227,13 @@ func (sc *scenario) node(d *datadriven.TestData, spec string) uint64 {
 
 // meta returns the raft leader's metadata (else a running member's).
 func (sc *scenario) meta(d *datadriven.TestData) *raftfsm.State {
+	if via := sc.arg(d, "via", ""); via != "" {
+		// that node's own view, however far behind
+		if n := sc.c.Proc(sc.node(d, via)); n != nil {
+			return n.State()
+		}
+		d.Fatalf(sc.t, "n%d is not running", sc.node(d, via))
+	}
 	if l := sc.c.Leader(); l != 0 {
 		if n := sc.c.Proc(l); n != nil {
 			return n.State()
@@ -463,6 +471,31 @@ func (sc *scenario) cmdHeal(d *datadriven.TestData) string {
 	sc.c.Net.Heal()
 	sc.r.h.Eventf("scenario", "heal")
 	return "healed"
+}
+
+// cmdSlowLink adds latency to everything two nodes send each other (raft
+// and node-to-node RPC alike), both ways; extra=0 removes it. A node behind
+// a slow link applies the metadata late.
+//
+// Example:
+//
+//	slow-link a=raft-leader b=3 extra=1s
+//	----
+//	n1<->n3: +1s each way
+func (sc *scenario) cmdSlowLink(d *datadriven.TestData) string {
+	a := sc.node(d, sc.arg(d, "a", ""))
+	b := sc.node(d, sc.arg(d, "b", ""))
+	extra, err := time.ParseDuration(sc.arg(d, "extra", ""))
+	if err != nil {
+		d.Fatalf(sc.t, "slow-link extra=: %v", err)
+	}
+	sc.c.Net.SetSlow(NodeHost(a), NodeHost(b), extra)
+	sc.c.Net.SetSlow(NodeHost(b), NodeHost(a), extra)
+	sc.r.h.Eventf("scenario", "slow link n%d<->n%d +%v", a, b, extra)
+	if extra <= 0 {
+		return fmt.Sprintf("n%d<->n%d: normal", a, b)
+	}
+	return fmt.Sprintf("n%d<->n%d: +%v each way", a, b, extra)
 }
 
 // cmdHoldSyncs makes a node's fsyncs hang (writes go on): what it writes
@@ -832,8 +865,9 @@ func (sc *scenario) cmdRead(d *datadriven.TestData) string {
 
 // ---- state and verdict ----
 
-// cmdState prints a topic's segments as a running member sees them:
-// state, count, replicas (removed nodes marked) and leader.
+// cmdState prints a topic's segments as the raft leader (or, with via=,
+// that node) sees them: state, count, replicas (removed nodes marked) and
+// leader.
 //
 // Example:
 //
