@@ -161,8 +161,13 @@ func (c *controller) rollover(ctx actor.Context, topic string, a *raftfsm.Segmen
 // allows is topped up (raftfsm.State.Replacement); a new replica's segment
 // actor copies the data from the others. One proposal in flight at a time.
 func (c *controller) rereplicate(ctx actor.Context, st *raftfsm.State) {
-	for _, ref := range st.UnderReplicated() {
-		reps, ok := st.Replacement(st.Topics[ref.Topic], ref.Segment)
+	refs := st.UnderReplicated()
+	if len(refs) == 0 {
+		return
+	}
+	plan := st.Repairs()
+	for _, ref := range refs {
+		reps, ok := plan.Replacement(st.Topics[ref.Topic], ref.Segment)
 		if !ok {
 			continue
 		}

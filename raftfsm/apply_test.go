@@ -496,12 +496,12 @@ func TestReplacementPicksLeastLoadedLiveNode(t *testing.T) {
 	if got := s.UnderReplicated(); len(got) != 1 || got[0].Segment.ID != 1 {
 		t.Fatalf("under-replicated: %+v", got)
 	}
-	reps, ok := s.Replacement(t1, t1.Segments[0])
+	reps, ok := s.Repairs().Replacement(t1, t1.Segments[0])
 	// node 3 holds one replica, nodes 1 and 2 two each; node 4 is not live
 	if !ok || !slices.Equal(reps, []NodeID{3, 1, 2}) {
 		t.Fatalf("replacement %v %v", reps, ok)
 	}
-	if _, ok := s.Replacement(t1, t1.Segments[1]); ok {
+	if _, ok := s.Repairs().Replacement(t1, t1.Segments[1]); ok {
 		t.Fatal("a segment on members only needs no replacement")
 	}
 	// a segment sealed with two replicas while node 3 was down is topped up
@@ -511,12 +511,33 @@ func TestReplacementPicksLeastLoadedLiveNode(t *testing.T) {
 	if got := s.UnderReplicated(); len(got) != 2 || got[0].Segment.ID != 0 {
 		t.Fatalf("under-replicated: %+v", got)
 	}
-	if reps, ok := s.Replacement(t1, t1.Segments[0]); ok {
+	if reps, ok := s.Repairs().Replacement(t1, t1.Segments[0]); ok {
 		t.Fatalf("no live node can help yet, got %v", reps)
 	}
 	s.Nodes[3].Live = true
-	if reps, ok := s.Replacement(t1, t1.Segments[0]); !ok || !slices.Equal(reps, []NodeID{1, 2, 3}) {
+	if reps, ok := s.Repairs().Replacement(t1, t1.Segments[0]); !ok || !slices.Equal(reps, []NodeID{1, 2, 3}) {
 		t.Fatalf("top-up: %v %v", reps, ok)
+	}
+}
+
+// One Repairs plan serves a whole controller tick: each answer is a pure
+// function of the state the plan was made from, whatever was asked before.
+func TestRepairsPlanAnswersDoNotDependOnEarlierCalls(t *testing.T) {
+	s := NewState()
+	for id := NodeID(1); id <= 4; id++ {
+		s.Nodes[id] = &NodeInfo{ID: id, Live: true}
+	}
+	tp := &Topic{Name: "a", RF: 2, Segments: []*Segment{
+		{ID: 1, Leader: 1, Replicas: []NodeID{1}, Epoch: 1, State: SegSealed, Count: 1},
+		{ID: 2, Leader: 1, Replicas: []NodeID{1}, Epoch: 1, State: SegSealed, Count: 1, Base: 1},
+	}}
+	s.Topics["a"] = tp
+	plan := s.Repairs()
+	for _, g := range tp.Segments {
+		// nodes 2, 3 and 4 hold nothing: the lowest id wins the tie
+		if reps, ok := plan.Replacement(tp, g); !ok || !slices.Equal(reps, []NodeID{1, 2}) {
+			t.Fatalf("segment %d: %v %v, want [1 2]", g.ID, reps, ok)
+		}
 	}
 }
 

@@ -388,13 +388,19 @@ func (s *State) HasRemovedReplica(g *Segment) bool {
 	return false
 }
 
-// Replacement repairs a sealed segment's replica set: replicas on removed
-// nodes are replaced in place, then replicas are added up to the topic's
-// target, each time by the live member holding the fewest replicas that is
-// not already in the set (lowest id on ties). It returns the new set and
-// whether it differs (false when no live node can help now). Deterministic:
-// a pure function of s.
-func (s *State) Replacement(t *Topic, g *Segment) ([]NodeID, bool) {
+// Repairs plans replica-set repairs over one metadata snapshot. The
+// replicas each node holds are counted once, when it is made, so a
+// controller tick that considers every under-replicated segment costs
+// O(segments), not O(under-replicated x segments). Make a new one after
+// the state changes.
+type Repairs struct {
+	s    *State
+	ids  []NodeID
+	load map[NodeID]int
+}
+
+// Repairs counts, for Replacement, the replicas each node holds.
+func (s *State) Repairs() *Repairs {
 	load := map[NodeID]int{}
 	for _, tt := range s.Topics {
 		for _, seg := range tt.Segments {
@@ -403,19 +409,34 @@ func (s *State) Replacement(t *Topic, g *Segment) ([]NodeID, bool) {
 			}
 		}
 	}
+	return &Repairs{s: s, ids: s.NodeIDs(), load: load}
+}
+
+// Replacement repairs a sealed segment's replica set: replicas on removed
+// nodes are replaced in place, then replicas are added up to the topic's
+// target, each time by the live member holding the fewest replicas that is
+// not already in the set (lowest id on ties). It returns the new set and
+// whether it differs (false when no live node can help now). Deterministic:
+// a pure function of the state.
+func (p *Repairs) Replacement(t *Topic, g *Segment) ([]NodeID, bool) {
+	s := p.s
 	out := make([]NodeID, 0, len(g.Replicas))
+	var added map[NodeID]int // picks of this call, on top of p.load
 	pick := func() (NodeID, bool) {
-		best, found := NodeID(0), false
-		for _, c := range s.NodeIDs() {
+		best, bestLoad, found := NodeID(0), 0, false
+		for _, c := range p.ids {
 			if slices.Contains(out, c) || slices.Contains(g.Replicas, c) || !s.Nodes[c].Live {
 				continue
 			}
-			if !found || load[c] < load[best] {
-				best, found = c, true
+			if l := p.load[c] + added[c]; !found || l < bestLoad {
+				best, bestLoad, found = c, l, true
 			}
 		}
 		if found {
-			load[best]++
+			if added == nil {
+				added = map[NodeID]int{}
+			}
+			added[best]++
 		}
 		return best, found
 	}
