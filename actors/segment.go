@@ -11,6 +11,7 @@ import (
 	"github.com/walrus-go/walrus/raftfsm"
 	"github.com/walrus-go/walrus/segment"
 	"github.com/walrus-go/walrus/wal"
+	"github.com/walrus-go/walrus/wire"
 )
 
 // Messages of a segment actor. reply callbacks must not block: they Send to
@@ -421,7 +422,7 @@ func (s *segmentActor) stopLeadingSealed(count uint64) {
 			w.reply(messages.PutResp{First: s.meta.Base + w.first, Accepted: w.accepted, Segment: s.id})
 		case w.first >= count:
 			w.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader,
-				Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d (sealed)", s.topic, s.id)}})
+				Msg: wire.NotLeader(s.topic, s.id).Msg + " (sealed)"}})
 		default:
 			k := int(count - w.first)
 			s.n.metrics.putEntries.Add(float64(k))
@@ -441,12 +442,12 @@ func (s *segmentActor) onPut(m putMsg) {
 	}
 	if s.role != roleLeader || s.ld == nil {
 		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Leader: s.leaderHint(),
-			Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d", s.topic, s.id)}})
+			Msg: wire.NotLeader(s.topic, s.id).Msg}})
 		return
 	}
 	if !s.n.lease.valid(s.n.now()) {
 		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader,
-			Msg: fmt.Sprintf("NotLeaderForPartition: %s/%d (lease expired)", s.topic, s.id)}})
+			Msg: wire.NotLeader(s.topic, s.id).Msg + " (lease expired)"}})
 		return
 	}
 	first, k, err := s.ld.Assign(len(m.entries))
