@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +208,45 @@ func TestMPutCount(t *testing.T) {
 		if got != want {
 			t.Errorf("mputCount(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// TestBenchNodeThatNeverReplies: a node that takes requests and never
+// answers must not hang a run that has no --duration: each request gets
+// DrainTimeout, then counts as "timeout: no reply".
+func TestBenchNodeThatNeverReplies(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c) }() // reads, never replies
+		}
+	}()
+	cfg := Config{Addrs: []string{ln.Addr().String()}, Prefix: "mute", Topics: 1, Producers: 2, Messages: 4,
+		Size: 16, Batch: 1, Inflight: 1, Consume: "read", ReadMax: 1, DrainTimeout: 100 * time.Millisecond}
+	done := make(chan *Report, 1)
+	go func() {
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	var rep *Report
+	select {
+	case rep = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the run still waits for a node that never replies")
+	}
+	p := rep.Produce
+	if p.Acked != 0 || p.Errors != cfg.Messages || p.ErrorsByKind["timeout: no reply"] != cfg.Messages {
+		t.Fatalf("acked %d, errors %d %v; want %d timeouts", p.Acked, p.Errors, p.ErrorsByKind, cfg.Messages)
 	}
 }

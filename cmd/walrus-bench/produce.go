@@ -94,6 +94,12 @@ func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec
 	}()
 
 	broke := false
+	// a node that never replies must not hang the run (--duration 0 has
+	// no deadline): waiting longer than DrainTimeout for a reply slot
+	// fails what is in flight as "timeout: no reply"
+	stall := time.NewTimer(cfg.DrainTimeout)
+	stall.Stop()
+	defer stall.Stop()
 loop:
 	for issue.Err() == nil {
 		n := p.b.claim(cfg.Batch)
@@ -116,13 +122,25 @@ loop:
 		}
 		select {
 		case <-tokens:
-		case <-broken:
-			p.b.unclaim(n)
-			broke = true
-			break loop
-		case <-issue.Done():
-			p.b.unclaim(n)
-			break loop
+		default:
+			stall.Reset(cfg.DrainTimeout)
+			select {
+			case <-tokens:
+				stall.Stop()
+			case <-broken:
+				p.b.unclaim(n)
+				broke = true
+				break loop
+			case <-issue.Done():
+				p.b.unclaim(n)
+				break loop
+			case <-stall.C:
+				timedOut.Store(true)
+				c.close() // the reader fails what is pending
+				p.b.unclaim(n)
+				broke = true
+				break loop
+			}
 		}
 		if interval == 0 {
 			sched = time.Now()
