@@ -45,21 +45,12 @@ func newOutbox(limit int, prefix []byte) *outbox {
 // (but always accepts a frame into an empty queue). It fails once the
 // outbox is closed.
 func (o *outbox) put(kind uint8, id uint64, body []byte) error {
-	o.mu.Lock()
-	for o.limit > 0 && len(o.buf) >= o.limit && o.err == nil {
-		o.space.Wait()
-	}
-	if o.err != nil {
-		err := o.err
-		o.mu.Unlock()
+	if err := o.lockRoom(); err != nil {
 		return err
 	}
 	wasEmpty := len(o.buf) == 0
 	o.buf = wire.AppendPeerFrame(o.buf, kind, id, body)
-	o.mu.Unlock()
-	if wasEmpty {
-		o.signal()
-	}
+	o.unlock(wasEmpty)
 	return nil
 }
 
@@ -67,13 +58,7 @@ func (o *outbox) put(kind uint8, id uint64, body []byte) error {
 // (encoding straight into it). A body longer than maxBody is taken back
 // out and put fails with ErrTooLarge; the outbox stays usable.
 func (o *outbox) putAppend(kind uint8, id uint64, app func([]byte) []byte, maxBody int) error {
-	o.mu.Lock()
-	for o.limit > 0 && len(o.buf) >= o.limit && o.err == nil {
-		o.space.Wait()
-	}
-	if o.err != nil {
-		err := o.err
-		o.mu.Unlock()
+	if err := o.lockRoom(); err != nil {
 		return err
 	}
 	wasEmpty := len(o.buf) == 0
@@ -87,11 +72,32 @@ func (o *outbox) putAppend(kind uint8, id uint64, app func([]byte) []byte, maxBo
 		return fmt.Errorf("%w: %d-byte body, limit %d", ErrTooLarge, n, maxBody)
 	}
 	wire.SetPeerFrameLen(o.buf[start:], n)
+	o.unlock(wasEmpty)
+	return nil
+}
+
+// lockRoom takes the lock once the buffer has room (or the outbox failed:
+// then it returns the error, unlocked).
+func (o *outbox) lockRoom() error {
+	o.mu.Lock()
+	for o.limit > 0 && len(o.buf) >= o.limit && o.err == nil {
+		o.space.Wait()
+	}
+	if o.err != nil {
+		err := o.err
+		o.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// unlock releases the lock after a frame was added, waking the writer if
+// the buffer had been empty (otherwise it is awake already).
+func (o *outbox) unlock(wasEmpty bool) {
 	o.mu.Unlock()
 	if wasEmpty {
 		o.signal()
 	}
-	return nil
 }
 
 func (o *outbox) signal() {
