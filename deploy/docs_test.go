@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -53,8 +54,9 @@ func checkFlagTable(t *testing.T, what, text string, flags map[string]*flagInfo)
 			t.Errorf("%s: walrus --help has --%s; the table has no row for it", what, name)
 			continue
 		}
-		if f.Default != "" && !strings.Contains(row, f.Default) {
-			t.Errorf("%s: --%s defaults to %q (walrus --help); its row says %s", what, name, f.Default, row)
+		// | `--flag` | `default` | meaning |
+		if cells := strings.Split(row, "|"); f.Default != "" && (len(cells) < 4 || !strings.Contains(cells[2], "`"+f.Default+"`")) {
+			t.Errorf("%s: --%s defaults to %q (walrus --help); its row's default column says otherwise: %s", what, name, f.Default, row)
 		}
 	}
 	for k := range rows {
@@ -165,8 +167,28 @@ func parseDocCommand(line string) (c docCommand, ok bool) {
 	default:
 		return c, false
 	}
+	if slices.ContainsFunc(c.args, func(a string) bool { return strings.HasPrefix(a, "[") }) {
+		return c, false // a usage synopsis ("[--addr host:port] [command [args]]"), not a command
+	}
 	c.line = line
 	return c, true
+}
+
+// prose returns a markdown text without its fenced code blocks, so that
+// pairing backticks for inline code cannot run across a fence.
+func prose(doc string) string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			in = !in
+			continue
+		}
+		if !in {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // docBlocks returns the fenced code blocks of a markdown text, each as its
@@ -203,8 +225,14 @@ var inlineCode = regexp.MustCompile("`([^`]+)`")
 func docCommands(t *testing.T) []docCommand {
 	t.Helper()
 	var out []docCommand
-	for _, name := range []string{"operations.md", "configuration.md"} {
-		doc := string(readFile(t, "docs", name))
+	docs, err := filepath.Glob(repoPath("docs", "*.md"))
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md (%v)", err)
+	}
+	docs = append(docs, repoPath("README.md"))
+	for _, path := range docs {
+		name, _ := filepath.Rel(repoPath(), path)
+		doc := string(readFileNoT(path))
 		for _, b := range docBlocks(doc) {
 			for _, line := range b {
 				if c, ok := parseDocCommand(line); ok {
@@ -213,7 +241,7 @@ func docCommands(t *testing.T) []docCommand {
 				}
 			}
 		}
-		for _, m := range inlineCode.FindAllStringSubmatch(strings.ReplaceAll(doc, "\n", " "), -1) {
+		for _, m := range inlineCode.FindAllStringSubmatch(strings.ReplaceAll(prose(doc), "\n", " "), -1) {
 			if c, ok := parseDocCommand(m[1]); ok {
 				c.doc = name
 				out = append(out, c)
