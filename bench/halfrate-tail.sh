@@ -11,13 +11,15 @@
 # to it, run 16 MPUT x100 producers (128 B) closed loop for 6 s, then in
 # open loop at half of that on the same (warm) topic for DURATION (8s), and
 # print one line per cluster: the maximum, the half rate achieved and its
-# latency percentiles (ms, from the scheduled send).
+# latency percentiles (ms, from the scheduled send). FRACTION (0.5) sets
+# the open-loop rate as a fraction of the maximum (0.25: a quarter).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/walrus-halfrate.XXXXXX)}
 SEGMENTS=${SEGMENTS:-1000000 100000000 1000000 100000000}
 DURATION=${DURATION:-8s}
+FRACTION=${FRACTION:-0.5}
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap stop_all EXIT
@@ -25,14 +27,14 @@ trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench
 
-echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at $FRACTION of the maximum, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for segs in $SEGMENTS; do
 	export WALRUS_MAX_SEGMENT_ENTRIES=$segs
 	walrus_start always >/dev/null
 	"$B" --addr "$(walrus_addrs)" --register --topic h --producers 16 --batch 100 --duration 6s --quiet \
 		--json-file "$WORK/max.json" >/dev/null || true
 	max=$(json_field "$WORK/max.json" msgs_per_s)
-	half=$(awk -v m="$max" 'BEGIN { printf "%d", m / 2 }')
+	half=$(awk -v m="$max" -v f="$FRACTION" 'BEGIN { printf "%d", m * f }')
 	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --batch 100 --rate "$half" --duration "$DURATION" --quiet \
 		--json-file "$WORK/half.json" >/dev/null || true
 	printf 'segment entries %-10s closed loop %8.0f msgs/s; open loop at %8.0f msgs/s: p50 %s p99 %s p99.9 %s max %s ms\n' \

@@ -5,6 +5,11 @@
 //
 //	go run ./bench/fsyncrate --dir /tmp --block 4096 --duration 3s
 //
+// With --writers N, N writers do so at once, each on its own file, as the
+// three nodes of a benchmark cluster on one disk do; the line then also
+// gives the latency percentiles of one append+fdatasync, the floor under a
+// replicated write's tail on this disk.
+//
 // With --prealloc each block is written inside space allocated ahead of it
 // in 1 MiB steps (fallocate) instead of appended, so that most fdatasyncs
 // have no size change to commit: a probe of the experiment BENCHMARKS.md
@@ -17,6 +22,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -26,29 +33,64 @@ func main() {
 	block := flag.Int("block", 4096, "bytes appended before each fdatasync")
 	dur := flag.Duration("duration", 3*time.Second, "how long to measure")
 	prealloc := flag.Bool("prealloc", false, "write into space allocated up front (fallocate) instead of appending")
+	writers := flag.Int("writers", 1, "writers, each appending and syncing its own file at once (3: the three nodes of a benchmark cluster on this one disk)")
 	flag.Parse()
-	f, err := os.CreateTemp(*dir, "fsyncrate-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-		os.Exit(1)
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	buf := make([]byte, *block)
-	for i := range buf {
-		buf[i] = byte(i)
+	if *writers < 1 || *block < 1 || *dur <= 0 {
+		fmt.Fprintln(os.Stderr, "fsyncrate: --writers and --block must be at least 1, --duration positive")
+		os.Exit(2)
 	}
 	what := "append"
 	if *prealloc {
 		what = "write into space allocated ahead"
 	}
-	var n int
-	var off, alloc int64
-	var worst time.Duration
+	lat := make([][]time.Duration, *writers)
+	var wg sync.WaitGroup
 	start := time.Now()
-	for time.Since(start) < *dur {
+	for w := range *writers {
+		f, err := os.CreateTemp(*dir, "fsyncrate-*")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
+			os.Exit(1)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat[w] = syncLoop(f, *block, *prealloc, start.Add(*dur))
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	var all []time.Duration
+	var sum time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+		for _, d := range l {
+			sum += d
+		}
+	}
+	slices.Sort(all)
+	n := len(all)
+	pct := func(p float64) float64 { return float64(all[min(n-1, int(p*float64(n)))].Microseconds()) / 1000 }
+	abs, _ := filepath.Abs(*dir)
+	fmt.Printf("fdatasync baseline (%s, %d writer(s)): %d x (%s %d B + fdatasync) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms\n",
+		abs, *writers, n, what, *block, el.Seconds(), float64(n)/el.Seconds(), float64(sum.Microseconds())/float64(n),
+		pct(0.5), pct(0.99), pct(0.999), float64(all[n-1].Microseconds())/1000)
+}
+
+// syncLoop appends (or, with prealloc, writes into allocated space) one
+// block and fdatasyncs it until end; it returns each cycle's duration.
+func syncLoop(f *os.File, block int, prealloc bool, end time.Time) []time.Duration {
+	buf := make([]byte, block)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	var out []time.Duration
+	var off, alloc int64
+	for time.Now().Before(end) {
 		t := time.Now()
-		for *prealloc && off+int64(len(buf)) > alloc {
+		for prealloc && off+int64(len(buf)) > alloc {
 			if err := syscall.Fallocate(int(f.Fd()), 0, alloc, 1<<20); err != nil {
 				fmt.Fprintln(os.Stderr, "fsyncrate: fallocate:", err)
 				os.Exit(1)
@@ -63,12 +105,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
 			os.Exit(1)
 		}
-		worst = max(worst, time.Since(t))
+		out = append(out, time.Since(t))
 		off += int64(len(buf))
-		n++
 	}
-	el := time.Since(start)
-	abs, _ := filepath.Abs(*dir)
-	fmt.Printf("fdatasync baseline (%s): %d x (%s %d B + fdatasync) in %.2f s = %.0f syncs/s, mean %.0f µs, worst %.2f ms\n",
-		abs, n, what, *block, el.Seconds(), float64(n)/el.Seconds(), float64(el.Microseconds())/float64(n), float64(worst.Microseconds())/1000)
+	return out
 }
