@@ -19,7 +19,9 @@
 #
 # Workload, for 128 B and 1 KiB messages, 16 producers:
 #   (a) one request in flight per producer (Walrus PUT, JetStream
-#       synchronous publish, redis-benchmark XADD -P 1)
+#       synchronous publish, redis-benchmark XADD -P 1); for Walrus also
+#       with --route leader (each producer writes to the segment leader,
+#       as the Go client routes writes)
 #   (b) batches of 100 (Walrus MPUT of 100 with one MPUT in flight,
 #       JetStream 100 async publishes then wait for their acks, Redis
 #       pipelines of 100 XADDs)
@@ -110,6 +112,15 @@ walrus_suite() { # TABLE SYSTEM SIZE
 	local max_a
 	max_a=$(jget "$j" msgs_per_s)
 	record "$table" "$sys" a "$size" "$max_a" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+	if [ "$table" = 1 ]; then
+		# (a) again with each producer writing to the segment leader, as
+		# the Go client routes writes (--route leader), not through node
+		# i mod 3, which forwards two requests in three
+		walrus_bench "$sys-al-$size" --topic "cmp$size" --producers "$PRODUCERS" --size "$size" \
+			--batch 1 --inflight 1 --route leader --duration "$DURATION"
+		j=$WORK/logs/$sys-al-$size.json
+		record "$table" "$sys-leader-route" a "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+	fi
 	walrus_bench "$sys-b-$size" --topic "cmp$size" --producers "$PRODUCERS" --size "$size" \
 		--batch 100 --inflight 1 --duration "$DURATION"
 	j=$WORK/logs/$sys-b-$size.json
@@ -264,6 +275,8 @@ targets() {
 			w = get(r, "walrus", "a"); j = get(r, "jetstream-always", "a")
 			printf "| target | measured | |\n|---|---|---|\n"
 			printf "| one in flight >= 3x JetStream (fsync always) | %s vs %s msgs/s = %.2fx | %s |\n", commas(w), commas(j), (j > 0 ? w / j : 0), verdict(j > 0 && w >= 3 * j)
+			wl = get(r, "walrus-leader-route", "a")
+			printf "| the same, writes routed to the leader (Go client) | %s vs %s msgs/s = %.2fx | %s |\n", commas(wl), commas(j), (j > 0 ? wl / j : 0), verdict(j > 0 && wl >= 3 * j)
 			b = get(r, "walrus", "b")
 			printf "| batched >= 300,000 msgs/s | %s msgs/s | %s |\n", commas(b), verdict(b >= 300000)
 			c1 = get(r, "walrus", "c"); c16 = get(r, "walrus", "c16")
@@ -318,7 +331,7 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Walrus's default is fsync always: table 2 compares the same measurements
 awk -F'\t' -v OFS='\t' '$1 == 1 && $2 == "walrus" { $1 = 2; print }' "$RESULTS" >>"$RESULTS"
 table 1 "Table 1: every acknowledged write fsynced (Walrus --fsync always, JetStream sync_interval: always, Redis appendfsync always)" \
-	walrus jetstream-always redis-always
+	walrus walrus-leader-route jetstream-always redis-always
 table 2 "Table 2: peers at their default durability (JetStream default sync_interval, Redis appendfsync everysec; Walrus as in table 1, and with --fsync interval:1s for reference)" \
 	walrus walrus-interval-1s jetstream-default redis-everysec
 echo

@@ -35,6 +35,13 @@ type Config struct {
 	ReadMax int    // READ batch size
 	From    string // where READ consumers start: "start", "end" or an offset ("": end with producers, start without)
 
+	// Route: "any" (producer i writes through node i mod n; nodes forward
+	// to the segment leader) or "leader" (each producer writes to its
+	// topic's segment leader, asked with LEADER and asked again every
+	// LeaderTTL, as the Go client routes writes).
+	Route     string
+	LeaderTTL time.Duration
+
 	Register bool // REGISTER the topics first
 	RF       int  // REGISTER rf=N (0: cluster default)
 
@@ -75,6 +82,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--read-max must be 1..%d", wire.MaxReadMax)
 	case c.RF < 0 || c.RF > wire.MaxRF:
 		return fmt.Errorf("--rf must be 0 (the cluster's default) or 1..%d", wire.MaxRF)
+	case c.Route != "" && c.Route != "any" && c.Route != "leader":
+		return fmt.Errorf("--route %q: want any or leader", c.Route)
+	}
+	if c.Route == "" {
+		c.Route = "any"
+	}
+	if c.LeaderTTL <= 0 {
+		c.LeaderTTL = 5 * time.Second
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second

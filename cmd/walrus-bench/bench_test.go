@@ -35,6 +35,7 @@ func TestBenchModes(t *testing.T) {
 		}},
 		{"open-loop", func(c *Config) { c.Producers, c.Consumers, c.Rate, c.Inflight = 4, 1, 2000, 4 }},
 		{"open-loop-mput", func(c *Config) { c.Producers, c.Rate, c.Batch, c.Inflight = 2, 20000, 100, 2 }},
+		{"leader-route", func(c *Config) { c.Producers, c.Consumers, c.Route, c.LeaderTTL = 4, 1, "leader", 200*time.Millisecond }},
 		{"message-count", func(c *Config) {
 			c.Producers, c.Consumers, c.Batch, c.Inflight, c.Messages, c.Duration = 4, 2, 10, 3, 1001, 0
 		}},
@@ -54,6 +55,17 @@ func TestBenchModes(t *testing.T) {
 			checkProduce(t, cfg, rep)
 			if cfg.Consumers > 0 {
 				checkConsume(t, cfg, rep, rep.Produce.Acked)
+			}
+			if cfg.Route == "leader" {
+				// every node names the same leader: the node whose metadata
+				// says it leads the active segment
+				topic := cfg.topic(0)
+				want := c.Addrs()[c.nodes[0].State().Topics[topic].Active().Leader-1]
+				for _, a := range c.Addrs() {
+					if got, err := leaderOf(a, topic); err != nil || got != want {
+						t.Errorf("leaderOf(%s, %s) = %q, %v; want %s", a, topic, got, err, want)
+					}
+				}
 			}
 		})
 	}

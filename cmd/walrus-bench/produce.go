@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,25 +41,58 @@ func (p *producer) run(issue, hard context.Context) {
 		next = p.b.start.Add(interval * time.Duration(p.id) / time.Duration(cfg.Producers))
 	}
 	for issue.Err() == nil && !p.b.exhausted() {
-		c, err := dial(p.addr)
+		addr, until := p.addr, time.Time{}
+		if cfg.Route == "leader" {
+			// as the Go client: the segment leader, for LeaderTTL (then
+			// asked again: a rollover moves it); any node if LEADER fails
+			if a, err := leaderOf(p.addr, p.topic); err == nil {
+				addr = a
+			}
+			until = time.Now().Add(cfg.LeaderTTL)
+		}
+		c, err := dial(addr)
 		if err != nil {
 			rec.fail("dial: "+netKind(err), 0)
 			sleepCtx(issue, 100*time.Millisecond)
 			continue
 		}
 		var broke bool
-		next, broke = p.session(issue, hard, c, fr, rec, next, interval)
+		next, broke = p.session(issue, hard, c, fr, rec, next, interval, until)
 		if broke {
 			sleepCtx(issue, 100*time.Millisecond)
 		}
 	}
 }
 
-// session drives one connection until the run stops issuing or the
-// connection fails. It returns the open-loop schedule's next slot and
+// leaderOf asks node addr which node leads topic's active segment and
+// returns its client address.
+func leaderOf(addr, topic string) (string, error) {
+	c, err := dial(addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.close()
+	body, err := c.do(request(&wire.Request{Cmd: wire.CmdLeader, Topic: topic}), 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	r := wire.ParseReply(body)
+	if r.Kind != wire.ReplyOK {
+		return "", fmt.Errorf("LEADER %s: %s", topic, body)
+	}
+	// "<segment> <node> <client address>"
+	f := strings.Fields(string(r.Payload))
+	if len(f) != 3 {
+		return "", fmt.Errorf("LEADER %s: unexpected reply %q", topic, body)
+	}
+	return f[2], nil
+}
+
+// session drives one connection until the run stops issuing, the
+// connection fails, or until passes (leader routing asks again). It returns the open-loop schedule's next slot and
 // whether the connection broke.
 func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec *worker,
-	next time.Time, interval time.Duration) (time.Time, bool) {
+	next time.Time, interval time.Duration, until time.Time) (time.Time, bool) {
 	cfg := p.b.cfg
 	tokens := make(chan struct{}, cfg.Inflight)
 	for range cfg.Inflight {
@@ -102,6 +137,9 @@ func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec
 	defer stall.Stop()
 loop:
 	for issue.Err() == nil {
+		if !until.IsZero() && time.Now().After(until) {
+			break // time to ask where the leader is now
+		}
 		n := p.b.claim(cfg.Batch)
 		if n == 0 {
 			break

@@ -235,6 +235,7 @@ type ReportConfig struct {
 	Batch     int      `json:"batch"`
 	Inflight  int      `json:"inflight"`
 	Mode      string   `json:"mode"` // "closed-loop" or "open-loop"
+	Route     string   `json:"route"`
 	Rate      float64  `json:"rate,omitempty"`
 	Duration  string   `json:"duration,omitempty"`
 	Messages  int64    `json:"messages,omitempty"`
@@ -293,7 +294,7 @@ func (b *run) report(starts []uint64) *Report {
 	cfg := b.cfg
 	rep := &Report{Date: b.start.UTC().Format(time.RFC3339), Config: ReportConfig{
 		Addrs: cfg.Addrs, Producers: cfg.Producers, Consumers: cfg.Consumers, Size: cfg.Size, Batch: cfg.Batch,
-		Inflight: cfg.Inflight, Mode: "closed-loop", Rate: cfg.Rate, Messages: cfg.Messages,
+		Inflight: cfg.Inflight, Mode: "closed-loop", Route: cfg.Route, Rate: cfg.Rate, Messages: cfg.Messages,
 	}}
 	for t := range cfg.Topics {
 		rep.Config.Topics = append(rep.Config.Topics, cfg.topic(t))
