@@ -39,7 +39,7 @@ WALRUS_RAFT_BASE=${WALRUS_RAFT_BASE:-29100}
 mkdir -p "$WORK/logs" "$WORK/a" "$WORK/b" "$WORK/bin"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-trap stop_all EXIT
+trap finish EXIT
 trap 'exit 130' INT TERM
 
 base=$(cd "$ROOT" && git rev-parse --short "$BASE_REF")

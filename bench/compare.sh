@@ -33,7 +33,8 @@
 # measured (latency from the scheduled send time).
 #
 # Everything is printed and kept under $WORK (default a new /tmp dir);
-# raw tool outputs are in $WORK/logs. MB/s is msgs/s x payload size / 10^6
+# raw tool outputs are in $WORK/logs. What the servers stored is deleted
+# when the script ends (KEEP_DATA=1 keeps it). MB/s is msgs/s x payload size / 10^6
 # for every system. Servers started here are stopped on exit.
 #
 # Knobs (environment): SIZES ("128 1024"), PRODUCERS (16), DURATION (8s,
@@ -61,7 +62,7 @@ RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-trap stop_all EXIT
+trap finish EXIT
 trap 'exit 130' INT TERM
 
 # ---- tools ------------------------------------------------------------

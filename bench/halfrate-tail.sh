@@ -22,7 +22,7 @@ DURATION=${DURATION:-8s}
 FRACTION=${FRACTION:-0.5}
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-trap stop_all EXIT
+trap finish EXIT
 trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench

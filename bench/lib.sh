@@ -1,7 +1,8 @@
 # Shared helpers of the bench scripts: sourced, not run. Expects ROOT (the
 # repository) and WORK (a scratch directory on the disk under test) set.
 # Every server started here is recorded in $WORK/pids and stopped by
-# stop_all, which the scripts call from an EXIT trap.
+# finish (stop_all, then delete the servers' data), which the scripts
+# call from an EXIT trap.
 
 # Loopback ports, away from the documented dev ports (9091.., 6001..).
 WALRUS_CLIENT_BASE=${WALRUS_CLIENT_BASE:-19090} # node i: +i
@@ -141,6 +142,15 @@ redis_start() {
 	done
 	echo "redis did not start; log in $dir" >&2
 	return 1
+}
+
+# finish: the scripts' EXIT trap. Stops the servers, then deletes what
+# they stored unless KEEP_DATA=1 (a comparison leaves gigabytes of segment
+# files; old runs once filled this shared disk). Logs and reports stay.
+finish() {
+	stop_all
+	[ "${KEEP_DATA:-0}" = 1 ] && return 0
+	rm -rf "$WORK"/walrus-*/node_*/ "$WORK"/nats-*/n[0-9]/ "$WORK"/redis-*/appendonlydir/ "$WORK"/src-a/
 }
 
 # stop_all: SIGTERM every server this script started (by pid), then wait.

@@ -30,7 +30,7 @@ KILLS=${KILLS:-5}
 mkdir -p "$WORK/logs"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-trap stop_all EXIT
+trap finish EXIT
 trap 'exit 130' INT TERM
 
 bench() { walrus_bench "$@"; } # lib.sh: report shown, JSON kept in $WORK/logs
