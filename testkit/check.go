@@ -18,6 +18,7 @@ const (
 	RuleFailedWritten = "failed-written" // a write answered with a definite error is in the log
 	RuleOffset        = "offset"         // MPUT's acknowledged offset is not where the entry is
 	RuleReadMismatch  = "read-mismatch"  // READ returned other bytes than the final log holds there
+	RuleStaleEmpty    = "stale-empty"    // READ answered EMPTY at an offset whose entry was acknowledged before it was sent
 	RuleLinearizable  = "linearizable"   // porcupine found no linearization (see docs/testing.md)
 	RuleCursorDup     = "cursor-dup"     // GET served an entry twice outside the at-least-once window
 	RuleCursorSkip    = "cursor-skip"    // GET never served entries, more than lost replies explain
@@ -206,6 +207,7 @@ func (c *checker) topic(topic string, ops []*Op, final []string, finalOK bool) {
 			c.v.Counts.Reads++
 			if o.Status == StEmpty {
 				c.v.Counts.ReadEmpty++
+				c.staleEmpty(topic, o, final, finalOK, writes)
 			}
 			if o.Status != StOK {
 				continue
@@ -242,6 +244,19 @@ func finalAt(final []string, off uint64) string {
 		return fmt.Sprintf("only %d entries", len(final))
 	}
 	return fmt.Sprintf("%q", final[off])
+}
+
+// staleEmpty: a READ may answer EMPTY only where nothing acknowledged
+// before it was sent lies (EMPTY says "the log ends here"; a node whose
+// view lags must find out rather than say so).
+func (c *checker) staleEmpty(topic string, o *Op, final []string, finalOK bool, writes map[string]*writeInfo) {
+	if !finalOK || o.Offset >= uint64(len(final)) {
+		return
+	}
+	if w := writes[final[o.Offset]]; w != nil && w.op.Status == StOK && w.op.Return < o.Call {
+		c.add(RuleStaleEmpty, topic, "%s answered EMPTY; offset %d holds %q, acknowledged at %s (%s)", o, o.Offset,
+			final[o.Offset], fmtDur(w.op.Return), w.op)
+	}
 }
 
 // readAfterWrite: a value read must come from a write invoked before the

@@ -100,6 +100,24 @@ func TestCheckReadMustMatchAndNotSeeTheFuture(t *testing.T) {
 	expectRules(t, h, RuleLinearizable, RulePhantom)
 }
 
+func TestCheckEmptyReadOfAnAcknowledgedEntryIsStale(t *testing.T) {
+	// b was acknowledged at 20; a READ of offset 1 sent at 21 says EMPTY
+	h := newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).
+		op(Op{Client: 3, Kind: OpRead, Offset: 1, Max: 1, Status: StEmpty}, 21, 22).
+		get("a", 30, 31).get("b", 32, 33)
+	expectRules(t, h, RuleStaleEmpty)
+	// sent while b's write was still in flight: EMPTY is allowed
+	h = newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).
+		op(Op{Client: 3, Kind: OpRead, Offset: 1, Max: 1, Status: StEmpty}, 15, 22).
+		get("a", 30, 31).get("b", 32, 33)
+	expectRules(t, h)
+	// at the end of the log: EMPTY is the answer
+	h = newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).
+		op(Op{Client: 3, Kind: OpRead, Offset: 2, Max: 1, Status: StEmpty}, 21, 22).
+		get("a", 30, 31).get("b", 32, 33)
+	expectRules(t, h)
+}
+
 func TestCheckCursorRepeatsOnlyAcrossLeaderChanges(t *testing.T) {
 	base := func() *hist {
 		return newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).get("a", 21, 22).get("b", 23, 24).get("b", 50, 51)
