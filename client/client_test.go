@@ -106,8 +106,8 @@ func TestClusterEveryCall(t *testing.T) {
 	// Leader and State agree with each other and with the cluster
 	seg, node, addr, err := c.Leader(ctx, "logs")
 	mustOK(t, "Leader", err)
-	if seg != 1 || cl.addrs[node] != addr {
-		t.Fatalf("Leader = %d %d %q; nodes %v", seg, node, addr, cl.addrs)
+	if seg != 1 || cl.Addr(node) != addr {
+		t.Fatalf("Leader = %d %d %q; nodes %v", seg, node, addr, cl.Addrs())
 	}
 	st, err := c.State(ctx, "logs")
 	mustOK(t, "State", err)

@@ -67,7 +67,7 @@ func testPutBatchThroughFailover(t *testing.T, retryUnknown bool) {
 	_, leader, _, err := c.Leader(ctx, "fo")
 	mustOK(t, "Leader", err)
 	stopped = leader
-	cl.stop(leader)
+	cl.Stop(leader)
 	close(stopDone)
 	<-done
 	t.Logf("stopped node %d (segment leader) after batch 4", stopped)

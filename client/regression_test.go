@@ -48,9 +48,9 @@ func TestRegressionGroupReadAdvances(t *testing.T) {
 func TestRegressionCommitViaFollowerIgnored(t *testing.T) {
 	cl := startCluster(t, 3, nil)
 	var follower string
-	for id, n := range cl.nodes {
-		if !n.IsRaftLeader() {
-			follower = cl.addrs[id]
+	for id := uint64(1); id <= 3; id++ {
+		if !cl.Node(id).IsRaftLeader() {
+			follower = cl.Addr(id)
 			break
 		}
 	}
@@ -92,11 +92,11 @@ func TestRegressionUnsentForwardReportedOutcomeUnknown(t *testing.T) {
 	_, leader, _, err := c.Leader(ctx, "u")
 	mustOK(t, "Leader", err)
 	other := uint64(1 + leader%3)
-	direct, err := Dial(ctx, []string{cl.addrs[other]}, WithSmartRouting(false), WithRetry(NoRetry))
+	direct, err := Dial(ctx, []string{cl.Addr(other)}, WithSmartRouting(false), WithRetry(NoRetry))
 	mustOK(t, "Dial", err)
 	defer direct.Close()
 	mustOK(t, "Put before the stop", direct.Put(ctx, "u", []byte("before")))
-	cl.stop(leader)
+	cl.Stop(leader)
 	// The first forward may go out on the connection the stopped node had
 	// (it then fails with EOF: a genuinely unknown outcome). The next ones
 	// must dial, are refused, and were never sent.
@@ -130,7 +130,7 @@ func TestRegressionStoppingSegmentErrorHidesUnknownOutcome(t *testing.T) {
 	// leader's answer (a client of the stopping node itself mostly sees
 	// its connection close instead)
 	other := uint64(1 + leader%3)
-	c, err := Dial(ctx, []string{cl.addrs[other]}, WithSmartRouting(false), WithRetry(NoRetry))
+	c, err := Dial(ctx, []string{cl.Addr(other)}, WithSmartRouting(false), WithRetry(NoRetry))
 	mustOK(t, "Dial", err)
 	defer c.Close()
 	type res struct {
@@ -156,7 +156,7 @@ func TestRegressionStoppingSegmentErrorHidesUnknownOutcome(t *testing.T) {
 		}()
 	}
 	waitFor(t, "some writes acknowledged", 10*time.Second, func() bool { return len(results) > 100 })
-	cl.stop(leader)
+	cl.Stop(leader)
 	close(stop)
 	wg.Wait()
 	close(results)

@@ -60,7 +60,7 @@ func TestBenchModes(t *testing.T) {
 				// every node names the same leader: the node whose metadata
 				// says it leads the active segment
 				topic := cfg.topic(0)
-				want := c.Addrs()[c.nodes[0].State().Topics[topic].Active().Leader-1]
+				want := c.Addr(uint64(c.Node(1).State().Topics[topic].Active().Leader))
 				for _, a := range c.Addrs() {
 					if got, err := leaderOf(a, topic); err != nil || got != want {
 						t.Errorf("leaderOf(%s, %s) = %q, %v; want %s", a, topic, got, err, want)

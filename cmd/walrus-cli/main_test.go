@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/internal/testcluster"
 )
 
 // buildCLI compiles walrus-cli into a temporary directory.
@@ -27,57 +24,11 @@ func buildCLI(t *testing.T) string {
 	return bin
 }
 
-// startCluster starts a 3-node in-process cluster on loopback and returns
-// its nodes' client addresses once every node knows every node.
+// startCluster starts a 3-node in-process cluster (internal/testcluster)
+// and returns its nodes' client addresses.
 func startCluster(t *testing.T) []string {
 	t.Helper()
-	dir := t.TempDir()
-	var nodes []*actors.Node
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			n.Stop()
-		}
-	})
-	for id := uint64(1); id <= 3; id++ {
-		cfg := actors.Config{NodeID: id, DataDir: dir, ClientAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MonitorInterval: 50 * time.Millisecond,
-			RaftHeartbeat: 300 * time.Millisecond}
-		if id > 1 {
-			cfg.Join = []string{nodes[0].RaftAddr()}
-		}
-		n, err := actors.Start(cfg)
-		if err != nil {
-			t.Fatalf("start node %d: %v", id, err)
-		}
-		nodes = append(nodes, n)
-		if id == 1 {
-			waitFor(t, "node 1 leads", func() bool { return n.IsRaftLeader() })
-		}
-	}
-	waitFor(t, "every node knows every node", func() bool {
-		for _, n := range nodes {
-			if len(n.State().Nodes) != 3 {
-				return false
-			}
-		}
-		return true
-	})
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.ClientAddr())
-	}
-	return addrs
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testcluster.Start(t, 3, nil).Addrs()
 }
 
 type result struct {
