@@ -158,7 +158,7 @@ func (c *controller) rollover(ctx actor.Context, topic string, a *raftfsm.Segmen
 
 // rereplicate repairs sealed segments' replica sets: a replica on a removed
 // node is replaced, and a segment with fewer replicas than its topic's RF
-// allows is topped up (raftfsm.State.Replacement); a new replica's segment
+// allows is topped up (raftfsm.Repairs.Replacement); a new replica's segment
 // actor copies the data from the others. One proposal in flight at a time.
 func (c *controller) rereplicate(ctx actor.Context, st *raftfsm.State) {
 	refs := st.UnderReplicated()
