@@ -565,6 +565,12 @@ func (r *fastReader) err(e *Err) error {
 	return nil
 }
 
+// Each decoder below has its own copy of the map loop on purpose. One
+// generic loop taking a per-field callback (tried 2026-11-26) made the
+// reader and the value escape to the heap: 4 allocations per decode
+// instead of 1 and twice the time for the small replies
+// (BenchmarkDecode/PutResp/fast: 69 -> 134 ns/op).
+
 func (m *ReplicateReq) decodeMsgpack(b []byte) error {
 	r := fastReader{b: b}
 	var v ReplicateReq
