@@ -119,6 +119,19 @@ func (h *History) begin(o *Op) *Op {
 	return o
 }
 
+// lastWriteCall is when the last write (PUT, MPUT) was sent; false when
+// none was.
+func (h *History) lastWriteCall() (time.Duration, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := len(h.Ops) - 1; i >= 0; i-- {
+		if h.Ops[i].Kind.IsWrite() {
+			return h.Ops[i].Call, true
+		}
+	}
+	return 0, false
+}
+
 // end records an op's completion.
 func (h *History) end(o *Op) {
 	h.mu.Lock()

@@ -637,6 +637,12 @@ func (r *runner) finalLog(topic string) ([]string, bool) {
 			// sealed (a write whose outcome was unknown may be in it) can
 			// still extend what is readable: wait until the raft leader's
 			// sealed total is covered and the answer holds a moment later
+			if wait := r.lateWritesEnd() - r.h.now(); wait > 0 {
+				// a write may still land (below): EMPTY is not final yet
+				empties = 0
+				time.Sleep(wait)
+				continue
+			}
 			if sealed := r.sealedTotal(topic); sealed > uint64(len(log)) || !r.confirmed[topic] {
 				if r.confirmed == nil {
 					r.confirmed = map[string]bool{}
@@ -659,6 +665,31 @@ func (r *runner) finalLog(topic string) ([]string, bool) {
 		}
 	}
 	return log, false
+}
+
+// replicateCallTimeout is how long a segment leader waits for a
+// follower's answer to a replication batch before it sends the batch
+// again (actors/segment.go, sendReplicate).
+const replicateCallTimeout = 5 * time.Second
+
+// lateWritesEnd is when the last write sent can no longer land (run
+// time). A write whose client gave up is still retried by its entry node
+// for RequestTimeout, and once appended it may wait out a replication
+// batch or answer the network dropped (replicateCallTimeout) before a
+// quorum acknowledges it and it becomes readable (seed 86 once read the
+// final log at 15 s, and a write sent at 11 s appeared at 17 s).
+func (r *runner) lateWritesEnd() time.Duration {
+	last, ok := r.h.lastWriteCall()
+	if !ok {
+		return 0
+	}
+	var rt time.Duration
+	for _, id := range r.c.Members() {
+		if nd := r.c.Nodes[id]; nd != nil {
+			rt = max(rt, nd.Cfg.RequestTimeout)
+		}
+	}
+	return last + rt + replicateCallTimeout + time.Second
 }
 
 // drainCursor GETs until every node has answered EMPTY in a row.
