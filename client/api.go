@@ -296,7 +296,7 @@ func (c *Client) Leader(ctx context.Context, topic string) (segment, node uint64
 	if r.Kind != wire.ReplyOK {
 		return 0, 0, "", unexpected(wire.CmdLeader, body)
 	}
-	segment, node, addr, err = parseLeader(r.Payload)
+	segment, node, addr, err = wire.ParseLeaderReply(r.Payload)
 	if err == nil && c.cfg.smartRouting {
 		c.rememberLeader(topic, addr)
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -348,7 +346,7 @@ func (c *Client) leaderAddr(ctx context.Context, topic string) string {
 		case r.Kind == wire.ReplyErr && string(r.Payload) == wire.ErrUnknownCommand.Msg:
 			c.noLeaderCmd.Store(true)
 		case r.Kind == wire.ReplyOK:
-			if _, _, a, perr := parseLeader(r.Payload); perr == nil && a != "" {
+			if _, _, a, perr := wire.ParseLeaderReply(r.Payload); perr == nil && a != "" {
 				addr, ttl = a, c.cfg.leaderTTL
 				c.poolFor(a)
 			}
@@ -384,21 +382,6 @@ func (c *Client) forgetLeader(topic string) {
 	if e := c.leaders[topic]; e != nil && e.fetching == nil {
 		delete(c.leaders, topic)
 	}
-}
-
-// parseLeader parses the payload of LEADER's reply: "<segment> <node> <addr>".
-func parseLeader(p []byte) (segment, node uint64, addr string, err error) {
-	f := strings.SplitN(string(p), " ", 3)
-	if len(f) != 3 {
-		return 0, 0, "", fmt.Errorf("walrus: malformed LEADER reply %q", p)
-	}
-	if segment, err = strconv.ParseUint(f[0], 10, 64); err != nil {
-		return 0, 0, "", fmt.Errorf("walrus: malformed LEADER reply %q", p)
-	}
-	if node, err = strconv.ParseUint(f[1], 10, 64); err != nil {
-		return 0, 0, "", fmt.Errorf("walrus: malformed LEADER reply %q", p)
-	}
-	return segment, node, f[2], nil
 }
 
 // backoff is the sleep before attempt+1: uniform in [min, min(max, min*2^(attempt-1))].

@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Reply frames. Every AppendReply* function appends one complete client
@@ -142,6 +144,25 @@ func ParseReply(body []byte) Reply {
 		return Reply{Kind: ReplyErr, Payload: body[len(replyErrSP):]}
 	}
 	return Reply{Kind: ReplyRaw, Payload: body}
+}
+
+// ParseLeaderReply decodes the payload of LEADER's reply (what follows
+// "OK "): "<segment> <node_id> <addr>", as AppendReplyLeader writes it.
+func ParseLeaderReply(payload []byte) (segment, node uint64, addr string, err error) {
+	bad := func() (uint64, uint64, string, error) {
+		return 0, 0, "", fmt.Errorf("malformed LEADER reply %q", payload)
+	}
+	f := strings.SplitN(string(payload), " ", 3)
+	if len(f) != 3 || f[2] == "" {
+		return bad()
+	}
+	if segment, err = strconv.ParseUint(f[0], 10, 64); err != nil {
+		return bad()
+	}
+	if node, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+		return bad()
+	}
+	return segment, node, f[2], nil
 }
 
 // ParseBatchReply decodes the payload of a batch reply (what follows

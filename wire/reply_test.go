@@ -102,3 +102,17 @@ func TestReplyEncodersAllocateNothing(t *testing.T) {
 		t.Fatalf("%.1f allocs", allocs)
 	}
 }
+
+func TestParseLeaderReplyRoundTrip(t *testing.T) {
+	frame := AppendReplyLeader(nil, 4, 2, "walrus-1.walrus:9092")
+	r := ParseReply(frame[FrameHeaderLen:])
+	seg, node, addr, err := ParseLeaderReply(r.Payload)
+	if err != nil || seg != 4 || node != 2 || addr != "walrus-1.walrus:9092" {
+		t.Fatalf("ParseLeaderReply(%q) = %d %d %q %v", r.Payload, seg, node, addr, err)
+	}
+	for _, bad := range []string{"", "4 2", "4 2 ", "x 2 a:1", "4 -2 a:1"} {
+		if _, _, _, err := ParseLeaderReply([]byte(bad)); err == nil {
+			t.Errorf("ParseLeaderReply(%q) accepted", bad)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -80,12 +79,8 @@ func leaderOf(addr, topic string) (string, error) {
 	if r.Kind != wire.ReplyOK {
 		return "", fmt.Errorf("LEADER %s: %s", topic, body)
 	}
-	// "<segment> <node> <client address>"
-	f := strings.Fields(string(r.Payload))
-	if len(f) != 3 {
-		return "", fmt.Errorf("LEADER %s: unexpected reply %q", topic, body)
-	}
-	return f[2], nil
+	_, _, addr, err = wire.ParseLeaderReply(r.Payload)
+	return addr, err
 }
 
 // session drives one connection until the run stops issuing, the
