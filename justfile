@@ -33,6 +33,10 @@ bench-compare:
 bench-halfrate:
     bench/halfrate-tail.sh
 
+# writes through any node vs. to the segment leader (--route), alternated
+bench-route:
+    bench/route.sh
+
 # CPU profile of an in-process 3-node cluster under 16 MPUT producers
 bench-profile:
     bench/profile.sh
