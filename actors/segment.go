@@ -575,8 +575,9 @@ func (s *segmentActor) advance(ids []uint64) {
 	}
 }
 
-// pump sends each follower what it lacks, a bounded number of batches in
-// flight per follower.
+// pump sends each follower what it lacks: full batches pipelined up to
+// maxInflightPerPeer, a partial one only when nothing is in flight to it
+// (segment.SendNow).
 func (s *segmentActor) pump() {
 	if s.ld == nil {
 		return
@@ -597,6 +598,10 @@ func (s *segmentActor) pump() {
 				s.n.log.Warn("read for replication", append(s.log(), "from", from, "err", err)...)
 				s.backoff[f] = now.Add(100 * time.Millisecond)
 				s.armPump(100 * time.Millisecond)
+				break
+			}
+			full := len(ents) < int(to-from) || to-from == maxReplicateEntries // capped by bytes or by count
+			if !segment.SendNow(s.inflight[f], maxInflightPerPeer, full) {
 				break
 			}
 			to = from + uint64(len(ents))

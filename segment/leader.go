@@ -254,3 +254,18 @@ func (l *Leader) Lag() uint64 {
 // and SealCount reports ready once the quorum holds everything assigned.
 // Used to roll over early, e.g. when a replica's node is removed.
 func (l *Leader) SealHere() { l.limit = min(l.limit, l.next) }
+
+// SendNow says whether the leader sends a follower its next batch now.
+// inflight is how many batches to it are unanswered, max the pipeline's
+// depth, full whether the batch is as large as one may be (capped by count
+// or bytes). With nothing in flight a batch goes at once; behind one in
+// flight only a full batch does, and a partial one waits for the answer
+// (which pumps again). The follower could only take it after its current
+// fdatasync anyway, and waiting gathers every write that arrives meanwhile
+// into one batch: one send, one fdatasync and one answer instead of one of
+// each per write (measured in BENCHMARKS.md, "Replication batches wait
+// for the answer"). Full batches still pipeline, so bulk throughput and a
+// lagging follower's catch-up keep their depth.
+func SendNow(inflight, max int, full bool) bool {
+	return inflight == 0 || (full && inflight < max)
+}

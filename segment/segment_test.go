@@ -129,6 +129,26 @@ func TestLeaderSendRewind(t *testing.T) {
 	}
 }
 
+func TestSendNowHoldsPartialBatchesBehindOneInFlight(t *testing.T) {
+	for _, c := range []struct {
+		inflight int
+		full     bool
+		want     bool
+	}{
+		{0, false, true}, // idle follower: the first write goes at once
+		{0, true, true},
+		{1, false, false}, // a partial batch waits for the answer
+		{1, true, true},   // a full one pipelines
+		{7, true, true},
+		{8, true, false}, // up to the pipeline's depth
+		{8, false, false},
+	} {
+		if got := SendNow(c.inflight, 8, c.full); got != c.want {
+			t.Errorf("SendNow(%d, 8, %v) = %v, want %v", c.inflight, c.full, got, c.want)
+		}
+	}
+}
+
 func TestLeaderCloseFailsWaiters(t *testing.T) {
 	l := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2, 3}, Limit: 100})
 	l.Assign(2)

@@ -84,6 +84,7 @@ type TermChange struct {
 type ReplicateObs struct {
 	At      time.Duration
 	From    string
+	To      string
 	Topic   string
 	Segment uint64
 	Epoch   uint64

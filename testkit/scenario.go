@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/cryptotest"
 	"testing/synctest"
@@ -74,6 +75,8 @@ func init() {
 		"cluster":         {(*scenario).cmdCluster},
 		"register":        {(*scenario).cmdRegister},
 		"put":             {(*scenario).cmdPut},
+		"put-many":        {(*scenario).cmdPutMany},
+		"replicate-sends": {(*scenario).cmdReplicateSends},
 		"get":             {(*scenario).cmdGet},
 		"read":            {(*scenario).cmdRead},
 		"state":           {(*scenario).cmdState},
@@ -813,6 +816,86 @@ func (sc *scenario) cmdPut(d *datadriven.TestData) string {
 		out = append(out, name+": "+g.status)
 	}
 	return strings.Join(out, "\n")
+}
+
+// cmdPutMany sends n PUTs at once, each from its own client connection
+// to the node via=, and waits for every answer. Which write gets which
+// offset depends on arrival, so only the outcome is printed.
+//
+// Example:
+//
+//	put-many t n=20 via=leader(t)
+//	----
+//	20 writes: 20 ok
+func (sc *scenario) cmdPutMany(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	n := sc.intArg(d, "n", 1)
+	via := sc.node(d, sc.arg(d, "via", "any"))
+	ops := make([]*Op, n)
+	for i := range ops {
+		sc.seq[topic]++
+		ops[i] = &Op{Client: int(via), Kind: OpPut, Topic: topic, Payload: fmt.Sprintf("%s-%d", topic, sc.seq[topic]), Node: via}
+	}
+	var wg sync.WaitGroup
+	for i, op := range ops {
+		cl := NewClient(sc.c.Net, fmt.Sprintf("m%d", i+1), clientAddr(via), 5*time.Second)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cl.Close()
+			sc.r.h.begin(op)
+			op.apply(cl.Do(op.Request()))
+			sc.r.h.end(op)
+		}()
+	}
+	wg.Wait()
+	count := map[string]int{}
+	for _, op := range ops {
+		st := statusText(op)
+		if op.Status == StFail {
+			st += " (" + shortErr(errors.New(op.Err)) + ")"
+		}
+		count[st]++
+	}
+	var parts []string
+	for st, k := range count {
+		parts = append(parts, fmt.Sprintf("%d %s", k, st))
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d writes: %s", n, strings.Join(parts, ", "))
+}
+
+// cmdReplicateSends counts the Replicate requests (batches) the node
+// from= sent the node to= for topic t so far, and the entries they
+// carried (the network tap sees every one, resends included), once
+// batches carried as many entries as the scenario wrote to t (or 10 s of
+// virtual time passed).
+//
+// Example:
+//
+//	replicate-sends t from=leader(t) to=n2
+//	----
+//	n1->n2: 2 batches, 21 entries
+func (sc *scenario) cmdReplicateSends(d *datadriven.TestData) string {
+	topic := sc.topicArg(d)
+	from := sc.node(d, sc.arg(d, "from", ""))
+	to := sc.node(d, sc.arg(d, "to", ""))
+	var batches, entries int
+	count := func() bool {
+		batches, entries = 0, 0
+		sc.r.h.mu.Lock()
+		defer sc.r.h.mu.Unlock()
+		for _, r := range sc.r.h.Reps {
+			if r.Topic == topic && r.From == NodeHost(from) && r.To == NodeHost(to) {
+				batches++
+				entries += len(r.Values)
+			}
+		}
+		return entries >= sc.seq[topic]
+	}
+	// wait (virtual time) until everything written to t was sent there
+	WaitFor(10*time.Second, count)
+	return fmt.Sprintf("n%d->n%d: %d batches, %d entries", from, to, batches, entries)
 }
 
 // cmdGet consumes n entries from the shared cursor through a node.

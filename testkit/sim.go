@@ -418,7 +418,7 @@ func (r *runner) tap(e simnet.FrameEvent) {
 	for i, v := range req.Entries {
 		vals[i] = string(v)
 	}
-	r.h.replicate(ReplicateObs{From: e.From, Topic: req.Topic, Segment: req.Segment, Epoch: req.Epoch,
+	r.h.replicate(ReplicateObs{From: e.From, To: e.To, Topic: req.Topic, Segment: req.Segment, Epoch: req.Epoch,
 		Leader: req.Leader, First: req.First, Values: vals})
 }
 
