@@ -119,6 +119,11 @@ func (c *Cluster) newNode(id uint64, peers, join []string) *Node {
 		InitialPeers:      peers,
 		Join:              join,
 		MaxSegmentEntries: 8,
+		// preallocation is off by default in production; on here, with a
+		// small step that keeps the simulated disks small, so that most
+		// writes land in space written ahead, where a power cut tears
+		// sector by sector (simfs)
+		WALPrealloc:       4096,
 		MonitorInterval:   50 * time.Millisecond,
 		ReplicationFactor: 3,
 		PingInterval:      50 * time.Millisecond,

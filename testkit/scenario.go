@@ -289,6 +289,8 @@ func (sc *scenario) client(id uint64) *Client {
 // ---- cluster ----
 
 // cmdCluster starts a cluster: node 1 bootstraps it, the others join.
+// wal-prealloc= sets the nodes' WAL preallocation step (0: append without;
+// default the testkit's 4096).
 //
 // Example:
 //
@@ -304,7 +306,16 @@ func (sc *scenario) cmdCluster(d *datadriven.TestData) string {
 		AckBeforeQuorum: sc.arg(d, "plant", "") != "",
 		Net: simnet.Config{Seed: sc.seed, MinLatency: time.Millisecond, MaxLatency: 2 * time.Millisecond,
 			Idempotent: idempotentKinds, LengthFramedPorts: []string{strconv.Itoa(clientPort)}},
-		Tweak: func(cfg *actors.Config) { cfg.MaxSegmentEntries = entries }})
+		Tweak: func(cfg *actors.Config) {
+			cfg.MaxSegmentEntries = entries
+			if v := sc.arg(d, "wal-prealloc", ""); v != "" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < 0 {
+					d.Fatalf(sc.t, "cluster wal-prealloc=%q: want a byte count", v)
+				}
+				cfg.WALPrealloc = n
+			}
+		}})
 	h := newHistory(time.Now())
 	sc.r = &runner{c: sc.c, h: h, s: &Schedule{Nodes: n}, logs: sc.logs,
 		res: &Result{History: h, Final: map[string][]string{}, FinalOK: map[string]bool{}, Logs: sc.logs.b}}

@@ -565,8 +565,8 @@ func TestOpenOptions(t *testing.T) {
 	// Unknown files in the directory are left alone.
 	fsys := newMemFS()
 	_ = fsys.MkdirAll("/d", 0o755)
-	f, _ := fsys.OpenFile("/d/README", os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
-	_, _ = f.Write([]byte("hello"))
+	f, _ := fsys.OpenFile("/d/README", os.O_CREATE|os.O_RDWR, 0o644)
+	_, _ = f.WriteAt([]byte("hello"), 0)
 	w := openWAL(t, "/d", Options{FS: fsys})
 	if len(w.Segments()) != 0 {
 		t.Fatal("unknown file taken for a segment")

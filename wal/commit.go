@@ -235,8 +235,9 @@ func (w *WAL) writeRound(reqs []request) {
 		off := r.first
 		for _, e := range r.entries {
 			n := recordHeader + len(e)
-			putRecord(buf[s.bCur:s.bCur+n], off, e)
-			s.noteRecord(off, s.size+int64(s.bCur-s.bStart), n)
+			pos := s.size + int64(s.bCur-s.bStart)
+			putRecord(buf[s.bCur:s.bCur+n], off, pos-s.synced, e)
+			s.noteRecord(off, pos, n)
 			s.bCur += n
 			off++
 		}
@@ -247,11 +248,16 @@ func (w *WAL) writeRound(reqs []request) {
 		if s.bBytes == 0 {
 			continue
 		}
-		if _, err := s.f.Write(buf[s.bStart : s.bStart+s.bBytes]); err != nil {
+		if err := w.preallocate(s, s.size+int64(s.bBytes)); err != nil {
+			s.bErr = w.writeFailed(s, err)
+			continue
+		}
+		if _, err := s.f.WriteAt(buf[s.bStart:s.bStart+s.bBytes], s.size); err != nil {
 			s.bErr = w.writeFailed(s, err)
 			continue
 		}
 		s.size += int64(s.bBytes)
+		s.alloc = max(s.alloc, s.size)
 		s.count += s.bEntries
 		s.dirty = true
 		w.cycleBytes += s.bBytes
@@ -337,11 +343,12 @@ func (w *WAL) writeFailed(s *segment, err error) error {
 	if terr := s.f.Truncate(s.size); terr != nil {
 		return w.fence(fmt.Errorf("roll back %s after ENOSPC: %w", s.path, terr))
 	}
+	s.alloc = s.size
 	w.stats.syncs.Add(1)
 	if serr := s.f.Sync(); serr != nil {
 		return w.fence(fmt.Errorf("sync %s after ENOSPC rollback: %w", s.path, serr))
 	}
-	s.dirty = false
+	s.dirty, s.synced = false, s.size
 	w.log.Warn("disk full: write rolled back", "segment", s.key, "err", err)
 	return fmt.Errorf("wal: append to %v: %w: %w", s.key, ErrDiskFull, err)
 }
@@ -388,7 +395,7 @@ func (w *WAL) syncSegments(segs []*segment) {
 		if errs[i] != nil {
 			w.fence(fmt.Errorf("sync %s: %w", s.path, errs[i]))
 		} else {
-			s.dirty = false
+			s.dirty, s.synced = false, s.size
 		}
 		errs[i] = nil
 	}
@@ -430,7 +437,57 @@ func (w *WAL) syncOne(s *segment) error {
 	if err := s.f.Sync(); err != nil {
 		return w.fence(fmt.Errorf("sync %s: %w", s.path, err))
 	}
-	s.dirty = false
+	s.dirty, s.synced = false, s.size
+	return nil
+}
+
+// preallocate makes s's file at least need bytes long before a round
+// writes up to there: it writes zeros from the file's end to the next
+// multiple of Options.Prealloc past need, so that the syncs of the rounds
+// that follow write only data (the file's length, and with it its inode,
+// changes once per step). The zeros reach the disk with the next sync; a
+// crash before that leaves the file shorter, which recovery handles as
+// any end. When the zeros do not fit (ENOSPC), the file is cut back to
+// its records and the round appends as without preallocation: the disk
+// is full only if the records themselves do not fit.
+func (w *WAL) preallocate(s *segment, need int64) error {
+	step := w.opts.Prealloc
+	if step <= 0 || need <= s.alloc {
+		return nil
+	}
+	to := (need + step - 1) / step * step
+	for at := s.alloc; at < to; {
+		n := min(to-at, int64(len(w.zeros)))
+		if _, err := s.f.WriteAt(w.zeros[:n], at); err != nil {
+			if !isNoSpace(err) {
+				return err
+			}
+			if terr := s.f.Truncate(s.size); terr != nil {
+				return terr
+			}
+			s.alloc = s.size
+			return nil
+		}
+		at += n
+		s.alloc = at
+	}
+	return nil
+}
+
+// cutPrealloc cuts the zeros written ahead of s's records (before a seal:
+// a sealed file ends where its records do).
+func (w *WAL) cutPrealloc(s *segment) error {
+	if s.alloc <= s.size {
+		return nil
+	}
+	s.rw.Lock() // the engine's FS contract: no ReadAt during Truncate
+	err := s.f.Truncate(s.size)
+	s.rw.Unlock()
+	if err != nil {
+		return w.fence(fmt.Errorf("truncate %s: %w", s.path, err))
+	}
+	s.alloc = s.size
+	s.dirty = true
 	return nil
 }
 
@@ -449,7 +506,7 @@ func (w *WAL) doCreate(key SegmentKey) error {
 	}
 	name := openName(key)
 	path := w.path(name)
-	f, err := w.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	f, err := w.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if isNoSpace(err) {
 			return fmt.Errorf("%w: %w", ErrDiskFull, err)
@@ -462,7 +519,7 @@ func (w *WAL) doCreate(key SegmentKey) error {
 		_ = w.fs.Remove(path)
 		return err
 	}
-	if _, err := f.Write(hdr); err != nil {
+	if _, err := f.WriteAt(hdr, 0); err != nil {
 		if isNoSpace(err) {
 			return fail(fmt.Errorf("%w: %w", ErrDiskFull, err))
 		}
@@ -475,7 +532,7 @@ func (w *WAL) doCreate(key SegmentKey) error {
 	if err := w.fs.SyncDir(w.dir); err != nil {
 		return fail(w.fence(fmt.Errorf("sync dir %s: %w", w.dir, err)))
 	}
-	s = &segment{key: key, f: f, path: path, size: int64(len(hdr))}
+	s = &segment{key: key, f: f, path: path, size: int64(len(hdr)), alloc: int64(len(hdr)), synced: int64(len(hdr))}
 	s.durableSize.Store(s.size)
 	w.mu.Lock()
 	w.segs[key] = s
@@ -501,6 +558,8 @@ func (w *WAL) doSeal(s *segment, count uint64) error {
 		if err := w.truncateTo(s, count); err != nil {
 			return err
 		}
+	} else if err := w.cutPrealloc(s); err != nil {
+		return err
 	} else if err := w.syncOne(s); err != nil {
 		return err
 	}
@@ -551,7 +610,8 @@ func (w *WAL) truncateTo(s *segment, count uint64) error {
 	if err != nil {
 		return w.fence(fmt.Errorf("truncate %s: %w", s.path, err))
 	}
-	s.count, s.size = count, pos
+	s.count, s.size, s.alloc = count, pos, pos
+	s.synced = min(s.synced, pos)
 	s.cutIndex(count, pos)
 	s.dirty = true
 	if err := w.syncOne(s); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 )
@@ -190,9 +191,10 @@ func flipPositions(bounds []int) []int {
 
 // TestCrashBitFlips flips one bit at many positions (see flipPositions) of an
 // open and of a sealed segment file. Open must either report a *CorruptError
-// or return only byte-exact entries; the only entry allowed to vanish is the
-// last one of an open segment, and only when the flip hit it
-// (indistinguishable from a torn write).
+// or return only byte-exact entries; the only entries allowed to vanish are
+// those of the last write of an open segment (writeSegment appends five at a
+// time), and only when the flip hit them: no later record proves that write
+// was synced, so damage to it is indistinguishable from a torn write.
 func TestCrashBitFlips(t *testing.T) {
 	entries := crashEntries(24)
 	for _, seal := range []bool{false, true} {
@@ -216,17 +218,19 @@ func TestCrashBitFlips(t *testing.T) {
 			}
 			got := readAll(t, w, k1)
 			_ = w.Close()
-			inLast := pos >= bounds[len(bounds)-2]
+			lastWrite := (len(entries) - 1) / 5 * 5 // first entry of the last Append
+			inLast := pos >= bounds[lastWrite]
+			hit := sort.SearchInts(bounds, pos+1) - 1 // the entry the flip hit
 			switch {
 			case len(got) == len(entries):
-			case len(got) == len(entries)-1 && inLast && !seal:
+			case len(got) == hit && inLast && !seal:
 				dropped++
 			default:
-				t.Fatalf("sealed=%v flip at %d (last record from %d): recovered %d of %d entries", seal, pos, bounds[len(bounds)-2], len(got), len(entries))
+				t.Fatalf("sealed=%v flip at %d (last write from %d): recovered %d of %d entries", seal, pos, bounds[lastWrite], len(got), len(entries))
 			}
 			expectEntries(t, got, entries[:len(got)])
 		}
-		t.Logf("sealed=%v: %d bytes, %d flips, %d reported as corruption, %d dropped a torn last record", seal, len(data), len(pts), corrupt, dropped)
+		t.Logf("sealed=%v: %d bytes, %d flips, %d reported as corruption, %d cut the last write as torn", seal, len(data), len(pts), corrupt, dropped)
 		if seal && dropped != 0 {
 			t.Fatal("sealed file lost a record silently")
 		}
@@ -253,8 +257,9 @@ func TestCorruptHeader(t *testing.T) {
 }
 
 // TestCrashMidFileCorruption: garbage in the middle of an open segment with
-// valid records after it is corruption (Open fails naming file and offset),
-// while garbage at the end is a torn tail that is cut.
+// valid records after it, written after it was synced, is corruption (Open
+// fails naming file and offset); zeros past the last record are space
+// written ahead, kept; garbage there is a torn tail, cut.
 func TestCrashMidFileCorruption(t *testing.T) {
 	entries := crashEntries(10)
 	data, name, bounds := writeSegment(t, t.TempDir(), entries, false)
@@ -267,9 +272,21 @@ func TestCrashMidFileCorruption(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Offset != int64(bounds[4]) || filepath.Base(ce.File) != name {
 		t.Fatalf("zeroed record 4: got %v, want CorruptError at %d", err, bounds[4])
 	}
-	// Zeros (or garbage) past the last record: torn tail.
+	// Zeros past the last record: preallocated space, kept for the next
+	// appends.
 	tail := append(bytes.Clone(data), make([]byte, 4096)...)
 	w, dir, err := reopenDamaged(t, name, tail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectEntries(t, readAll(t, w, k1), entries)
+	_ = w.Close()
+	if st, _ := os.Stat(filepath.Join(dir, name)); st.Size() != int64(len(tail)) {
+		t.Fatalf("preallocated zeros cut: size %d, want %d", st.Size(), len(tail))
+	}
+	// Garbage past the last record: torn tail, cut.
+	tail = append(bytes.Clone(data), bytes.Repeat([]byte{0xA5}, 4096)...)
+	w, dir, err = reopenDamaged(t, name, tail)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,8 +298,10 @@ func TestCrashMidFileCorruption(t *testing.T) {
 }
 
 // TestCrashRandom runs random workloads on the crashable memFS and takes
-// crash snapshots while appends are in flight, keeping random prefixes of
-// unsynced data (torn writes). After every simulated crash, recovery must
+// crash snapshots while appends are in flight, keeping random parts of
+// unsynced data (torn writes: a prefix of what grew a file, any subset of
+// the sectors overwritten in space written ahead), with and without
+// Options.Prealloc. After every simulated crash, recovery must
 // keep every acknowledged entry, return only byte-exact entries that were
 // written, and restore exactly the segments whose Create, Seal and Delete had
 // returned.
@@ -291,8 +310,10 @@ func TestCrashRandom(t *testing.T) {
 	if testing.Short() {
 		seeds = 4
 	}
-	for seed := int64(1); seed <= int64(seeds); seed++ {
-		runCrashRandom(t, seed)
+	for _, prealloc := range []int64{0, 1536} {
+		for seed := int64(1); seed <= int64(seeds); seed++ {
+			runCrashRandom(t, seed, prealloc)
+		}
 	}
 }
 
@@ -302,14 +323,14 @@ type crashSeg struct {
 	sealed  bool
 }
 
-func runCrashRandom(t *testing.T, seed int64) {
+func runCrashRandom(t *testing.T, seed, prealloc int64) {
 	rng := rand.New(rand.NewSource(seed))
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
+		t.Fatalf("seed %d prealloc %d: "+format, append([]any{seed, prealloc}, args...)...)
 	}
 	fsys := newMemFS()
-	w, err := Open("/d", Options{FS: fsys, Logger: testLogger(t)})
+	w, err := Open("/d", Options{FS: fsys, Logger: testLogger(t), Prealloc: prealloc})
 	if err != nil {
 		fail("%v", err)
 	}
@@ -391,15 +412,15 @@ func runCrashRandom(t *testing.T, seed int64) {
 			}
 			mu.Unlock()
 			snap := fsys.crash(rng)
-			checkCrash(t, seed, step, snap, model, acked)
+			checkCrash(t, seed, step, snap, model, acked, prealloc)
 		}
 	}
 	settle()
 }
 
-func checkCrash(t *testing.T, seed int64, step int, snap *memFS, model map[SegmentKey]*crashSeg, acked map[SegmentKey]int) {
+func checkCrash(t *testing.T, seed int64, step int, snap *memFS, model map[SegmentKey]*crashSeg, acked map[SegmentKey]int, prealloc int64) {
 	t.Helper()
-	w, err := Open("/d", Options{FS: snap, Logger: testLogger(t)})
+	w, err := Open("/d", Options{FS: snap, Logger: testLogger(t), Prealloc: prealloc})
 	if err != nil {
 		t.Fatalf("seed %d step %d: Open after crash: %v", seed, step, err)
 	}

@@ -14,20 +14,27 @@ import (
 //
 //	header: magic "WALRUSEG" | u16 version | u16 flags (0) | u32 topic length |
 //	        u64 segment | topic bytes | u32 crc32c of everything before it
-//	record: u32 payload length | u32 crc32c(offset bytes + payload) |
-//	        u64 offset | payload
+//	record: u32 payload length | u32 crc32c(unsynced + offset bytes + payload) |
+//	        u32 unsynced | u64 offset | payload
 //
-// The crc covers the 8 offset bytes and the payload, which are contiguous, so
-// one crc32.Update call checks a record.
+// The crc covers the unsynced and offset bytes and the payload, which are
+// contiguous, so one crc32.Update call checks a record. unsynced is how far
+// the record starts past the end of the file's last completed sync when it
+// was written (saturating at 2^32-1): recovery uses it to tell a write torn
+// by a crash from damage to synced bytes (see recoverFile).
+//
+// Version 2 added unsynced (files are preallocated, so a crash can keep a
+// later block of an unsynced write and lose an earlier one); version 1
+// files are refused.
 
 const (
 	headerMagic   = "WALRUSEG"
-	formatVersion = 1
+	formatVersion = 2
 	// headerFixed is the header's size without the topic: magic, version,
 	// flags, topic length, segment, crc.
 	headerFixed = 8 + 2 + 2 + 4 + 8 + 4
 	// recordHeader is the bytes in front of each payload.
-	recordHeader = 4 + 4 + 8
+	recordHeader = 4 + 4 + 4 + 8
 	// maxPayload bounds a record's length field; larger values are damage.
 	// Options.MaxEntryBytes may not exceed it.
 	maxPayload = 1<<30 - recordHeader
@@ -90,13 +97,22 @@ func parseHeader(b []byte) (key SegmentKey, n int, short bool, reason string) {
 }
 
 // putRecord encodes one record into b, which must be exactly
-// recordHeader+len(payload) bytes long.
-func putRecord(b []byte, offset uint64, payload []byte) {
+// recordHeader+len(payload) bytes long. unsynced is the record's distance
+// past the file's synced end.
+func putRecord(b []byte, offset uint64, unsynced int64, payload []byte) {
 	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint64(b[8:16], offset)
+	binary.LittleEndian.PutUint32(b[8:12], uint32(min(max(unsynced, 0), 1<<32-1)))
+	binary.LittleEndian.PutUint64(b[12:20], offset)
 	copy(b[recordHeader:], payload)
 	binary.LittleEndian.PutUint32(b[4:8], crc32.Update(0, castagnoli, b[8:]))
 }
+
+// recordUnsynced reads a record header's unsynced field (b holds at least
+// recordHeader bytes).
+func recordUnsynced(b []byte) int64 { return int64(binary.LittleEndian.Uint32(b[8:12])) }
+
+// recordOffset reads a record header's offset field.
+func recordOffset(b []byte) uint64 { return binary.LittleEndian.Uint64(b[12:20]) }
 
 // recStatus is decodeRecord's verdict.
 type recStatus int
@@ -129,7 +145,7 @@ func decodeRecord(b []byte, want uint64) (payload []byte, n int, st recStatus, r
 	if crc32.Update(0, castagnoli, b[8:n]) != binary.LittleEndian.Uint32(b[4:8]) {
 		return nil, n, recBad, "record checksum mismatch"
 	}
-	if off := binary.LittleEndian.Uint64(b[8:16]); off != want {
+	if off := recordOffset(b); off != want {
 		return nil, n, recBad, fmt.Sprintf("record offset %d, expected %d", off, want)
 	}
 	return b[recordHeader:n:n], n, recOK, ""

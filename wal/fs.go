@@ -19,9 +19,7 @@ import (
 // which may run alongside anything but Close and Truncate.
 type FS interface {
 	// OpenFile opens name with os-style flags. The engine uses O_RDONLY,
-	// O_RDWR, O_CREATE, O_EXCL and O_APPEND; with O_APPEND every Write must
-	// land at the current end of the file, including after Truncate.
-	// O_CREATE|O_EXCL must fail with an error satisfying
+	// O_RDWR, O_CREATE and O_EXCL. O_CREATE|O_EXCL must fail with an error satisfying
 	// errors.Is(err, fs.ErrExist) when name exists.
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
 	// Remove deletes a file. It is durable only after SyncDir on its directory.
@@ -42,16 +40,20 @@ type FS interface {
 
 // File is an open file of an FS.
 type File interface {
-	// ReadAt is pread: it must not move the offset used by Write and must be
-	// safe to call concurrently with Write and Sync.
+	// ReadAt is pread: it must be safe to call concurrently with WriteAt
+	// and Sync.
 	io.ReaderAt
-	// Write appends (the engine always opens writable files with O_APPEND).
-	// A short write must return a non-nil error. On ENOSPC the error must
-	// satisfy errors.Is(err, syscall.ENOSPC).
-	io.Writer
+	// WriteAt is pwrite: writing past the end grows the file (a gap reads
+	// as zeros). A short write must return a non-nil error. On ENOSPC the
+	// error must satisfy errors.Is(err, syscall.ENOSPC).
+	io.WriterAt
 	io.Closer
-	// Sync makes every prior Write and Truncate of this file durable: after it
-	// returns nil, a crash keeps the file's contents and size as they were.
+	// Sync makes every prior WriteAt and Truncate of this file durable:
+	// after it returns nil, a crash keeps the file's contents and size as
+	// they were. Of what was written after the last Sync, a crash may keep
+	// any part: a prefix of what grew the file, and, where bytes were
+	// overwritten, any subset of their 512-byte sectors (so the engine's
+	// records carry what recovery needs to tell such a tear from damage).
 	// An error means the durable state is unknown (the engine fences itself).
 	Sync() error
 	// Truncate sets the file's size; durable only after Sync.

@@ -16,8 +16,8 @@ import (
 // memFS is a crashable in-memory FS for tests. Each file remembers what was
 // made durable by Sync, and the namespace remembers what was made durable by
 // SyncDir; crash() returns a new memFS holding only durable state (plus, if
-// asked, a random prefix of each file's unsynced appended bytes, which is
-// what a real disk may keep). Fault hooks make writes and syncs fail.
+// asked, part of each file's unsynced writes, which is what a real disk may
+// keep: see tear). Fault hooks make writes and syncs fail.
 type memFS struct {
 	mu      sync.Mutex
 	dirs    map[string]bool
@@ -173,9 +173,8 @@ func (m *memFS) crash(rng *rand.Rand) *memFS {
 	for p, ino := range m.durable {
 		ino.mu.Lock()
 		data := bytes.Clone(ino.synced)
-		if rng != nil && len(ino.data) > len(ino.synced) && bytes.Equal(ino.data[:len(ino.synced)], ino.synced) {
-			extra := ino.data[len(ino.synced):]
-			data = append(data, extra[:rng.Intn(len(extra)+1)]...)
+		if rng != nil && len(ino.data) >= len(ino.synced) {
+			data = tear(ino.synced, ino.data, ino.dirtyFrom, rng)
 		}
 		ino.mu.Unlock()
 		c := &memInode{data: data, synced: bytes.Clone(data), dirtyFrom: len(data)}
@@ -183,6 +182,23 @@ func (m *memFS) crash(rng *rand.Rand) *memFS {
 		n.durable[p] = c
 	}
 	return n
+}
+
+// tear is what a disk may hold after a power cut, of a file that held
+// synced after its last sync and data now (not shorter), with bytes from
+// dirtyFrom on written since: of the bytes overwritten inside the synced
+// length, each 512-byte sector is the new one or the old one at random;
+// of the bytes that grew the file, a random prefix.
+func tear(synced, data []byte, dirtyFrom int, rng *rand.Rand) []byte {
+	out := bytes.Clone(synced)
+	for sec := dirtyFrom / 512 * 512; sec < len(synced); sec += 512 {
+		if rng.Intn(2) == 0 {
+			lo, hi := max(sec, dirtyFrom), min(sec+512, len(synced))
+			copy(out[lo:hi], data[lo:hi])
+		}
+	}
+	extra := data[len(synced):]
+	return append(out, extra[:rng.Intn(len(extra)+1)]...)
 }
 
 // setWriteFault and setSyncFault install (or, with nil, remove) fault hooks.
@@ -262,12 +278,9 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (f *memFile) Write(p []byte) (int, error) {
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EBADF}
-	}
-	if f.flag&os.O_APPEND == 0 {
-		panic("memFS: the engine only writes with O_APPEND")
 	}
 	f.fs.mu.Lock()
 	fault := f.fs.writeFault
@@ -283,8 +296,12 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if f.closed {
 		return 0, fs.ErrClosed
 	}
-	f.ino.dirtyFrom = min(f.ino.dirtyFrom, len(f.ino.data))
-	f.ino.data = append(f.ino.data, p[:keep]...)
+	i := f.ino
+	if end := off + int64(keep); end > int64(len(i.data)) {
+		i.data = append(i.data, make([]byte, end-int64(len(i.data)))...)
+	}
+	copy(i.data[off:], p[:keep])
+	i.dirtyFrom = min(i.dirtyFrom, int(off))
 	return keep, err
 }
 

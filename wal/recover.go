@@ -97,7 +97,7 @@ func (w *WAL) recover() error {
 // the file was the remains of an interrupted Create and has been removed.
 func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment, gone bool, err error) {
 	path := w.path(name)
-	flag := os.O_RDWR | os.O_APPEND
+	flag := os.O_RDWR
 	if pn.sealed {
 		flag = os.O_RDONLY
 	}
@@ -198,30 +198,43 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 		expect++
 		pos += int64(n)
 	}
+	alloc := size
 	if badPos >= 0 {
 		if pn.sealed {
 			return nil, false, &CorruptError{File: path, Offset: badPos, Reason: badReason}
 		}
-		q, err := findValidRecord(f, badPos, size, expect, *bufp)
+		zeros, err := allZero(f, badPos, size, *bufp)
 		if err != nil {
 			return nil, false, fmt.Errorf("wal: recover %s: %w", path, err)
 		}
-		if q >= 0 {
-			return nil, false, &CorruptError{File: path, Offset: badPos,
-				Reason: fmt.Sprintf("%s, but a valid later record follows at byte %d", badReason, q)}
+		if zeros {
+			// The records end here; the zeros after them were written ahead
+			// (Options.Prealloc) and stay for the next appends.
+			w.log.Debug("records end before preallocated space", "file", path, "at", badPos, "preallocated", size-badPos)
+			size = badPos
+		} else {
+			q, err := findSyncedAfter(f, badPos, size, expect, *bufp)
+			if err != nil {
+				return nil, false, fmt.Errorf("wal: recover %s: %w", path, err)
+			}
+			if q >= 0 {
+				return nil, false, &CorruptError{File: path, Offset: badPos,
+					Reason: fmt.Sprintf("%s, but the valid record at byte %d was written after this one was synced", badReason, q)}
+			}
+			// Torn tail: the last writes before a crash did not fully reach
+			// the disk (any of their sectors may be missing). Nothing after
+			// the first bad record was synced, so cut it all away.
+			w.log.Warn("cutting torn tail", "file", path, "at", badPos, "dropped_bytes", size-badPos, "reason", badReason, "entries", expect)
+			if err := f.Truncate(badPos); err != nil {
+				return nil, false, fmt.Errorf("wal: recover %s: truncate torn tail: %w", path, err)
+			}
+			if err := f.Sync(); err != nil {
+				return nil, false, fmt.Errorf("wal: recover %s: sync: %w", path, err)
+			}
+			size, alloc = badPos, badPos
 		}
-		// Torn tail: the last write before a crash did not fully reach the
-		// disk. Nothing after it is valid, so cut it away.
-		w.log.Warn("cutting torn tail", "file", path, "at", badPos, "dropped_bytes", size-badPos, "reason", badReason, "entries", expect)
-		if err := f.Truncate(badPos); err != nil {
-			return nil, false, fmt.Errorf("wal: recover %s: truncate torn tail: %w", path, err)
-		}
-		if err := f.Sync(); err != nil {
-			return nil, false, fmt.Errorf("wal: recover %s: sync: %w", path, err)
-		}
-		size = badPos
 	}
-	if !pn.sealed && badPos < 0 && size > int64(hl) {
+	if !pn.sealed && size > int64(hl) {
 		// The records found may include bytes that were written but never
 		// synced before the crash (the page cache kept them). They count as
 		// held from now on (a replica reports them, Seal keeps them), so
@@ -236,17 +249,22 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 			Reason: fmt.Sprintf("sealed file holds %d entries, its name says %d", expect, pn.count)}
 	}
 	s.count, s.size, s.nextOff = expect, size, expect
+	s.alloc, s.synced = alloc, size
 	s.durable.Store(expect)
 	s.durableSize.Store(size)
 	s.sealed.Store(pn.sealed)
 	return s, false, nil
 }
 
-// findValidRecord looks for any valid record starting after bad: length
-// plausible, offset above expect (the offset the bad record should have had)
-// yet reachable from bad with records of at least recordHeader+1 bytes, and
-// checksum correct. It returns its position, or -1.
-func findValidRecord(f File, bad, size int64, expect uint64, buf []byte) (int64, error) {
+// findSyncedAfter looks for a valid record after the bad one at bad that
+// proves bad was synced: written when the file's synced end already lay
+// past bad (its position minus its unsynced field). Valid means: length
+// plausible, offset above expect (the offset the bad record should have
+// had) yet reachable from bad with records of at least recordHeader+1
+// bytes, and checksum correct. Valid records that do not prove it are
+// from the same unsynced writes as the bad one (a tear that kept a later
+// sector and lost an earlier one). It returns the proof's position, or -1.
+func findSyncedAfter(f File, bad, size int64, expect uint64, buf []byte) (int64, error) {
 	var win []byte
 	winPos := int64(0)
 	for q := bad + 1; q+recordHeader+1 <= size; q++ {
@@ -263,15 +281,18 @@ func findValidRecord(f File, bad, size int64, expect uint64, buf []byte) (int64,
 		if l == 0 || q+recordHeader+l > size {
 			continue
 		}
-		off := binary.LittleEndian.Uint64(h[8:16])
+		off := recordOffset(h)
 		if off <= expect || off-expect > uint64(q-bad)/(recordHeader+1) {
 			continue
+		}
+		if q-recordUnsynced(h) <= bad {
+			continue // written while bad was not yet synced: proves nothing
 		}
 		var body []byte
 		if rel+recordHeader+l <= int64(len(win)) {
 			body = h[8 : recordHeader+l]
 		} else {
-			body = make([]byte, 8+l)
+			body = make([]byte, recordHeader-8+l)
 			if err := readFull(f, body, q+8); err != nil {
 				return 0, err
 			}
@@ -281,4 +302,21 @@ func findValidRecord(f File, bad, size int64, expect uint64, buf []byte) (int64,
 		}
 	}
 	return -1, nil
+}
+
+// allZero reports whether bytes [from, to) of f are all zero.
+func allZero(f File, from, to int64, buf []byte) (bool, error) {
+	for at := from; at < to; {
+		m := min(int64(len(buf)), to-at)
+		if err := readFull(f, buf[:m], at); err != nil {
+			return false, err
+		}
+		for _, b := range buf[:m] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		at += m
+	}
+	return true, nil
 }

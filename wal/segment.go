@@ -58,7 +58,9 @@ type segment struct {
 
 	// Committer-owned: only the committer goroutine reads or writes these.
 	count        uint64 // entries written to the file
-	size         int64  // bytes written to the file
+	size         int64  // bytes written to the file (the end of its records)
+	alloc        int64  // the file's length: size, or more when zeros were written ahead (Options.Prealloc)
+	synced       int64  // the end of the records the last completed sync covered
 	sinceEntries int    // entries since the last index point
 	sinceBytes   int64  // bytes since the last index point
 	dirty        bool   // written but not synced

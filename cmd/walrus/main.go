@@ -53,6 +53,7 @@ type nodeFlags struct {
 	rf                                int
 	syncMode                          string
 	maxFrame                          int
+	walPrealloc                       int64
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
 	idleTimeout                       time.Duration
@@ -82,6 +83,7 @@ func newNodeFlags() *nodeFlags {
 	fs.IntVar(&f.rf, "replication-factor", 3, "default replication factor of new topics (capped by live nodes)")
 	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
 	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
+	fs.Int64Var(&f.walPrealloc, "wal-prealloc", 0, "bytes of zeros a segment file grows by ahead of its records, e.g. 1048576 (0: append)")
 	fs.DurationVar(&f.leaseWindow, "lease", time.Second, "write lease window")
 	fs.DurationVar(&f.failureTimeout, "failure-timeout", 2*time.Second, "silence after which a node's segments fail over (must exceed --lease)")
 	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat", 500*time.Millisecond, "raft heartbeat and election timeout")
@@ -163,6 +165,10 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	if cfg.Sync, cfg.SyncInterval, err = parseSync(f.syncMode); err != nil {
 		return cfg, closer, err
 	}
+	if f.walPrealloc < 0 {
+		return cfg, closer, fmt.Errorf("--wal-prealloc %d: must be 0 (append) or a positive number of bytes", f.walPrealloc)
+	}
+	cfg.WALPrealloc = f.walPrealloc
 	if cfg.MaxSegmentEntries, err = envUint("WALRUS_MAX_SEGMENT_ENTRIES", 1_000_000, 1); err != nil {
 		return cfg, closer, err
 	}

@@ -4,7 +4,7 @@
 // remembers what the last SyncDir of each directory made durable. PowerCut
 // turns the file system into what a machine finds after losing power now:
 // the durable namespace, each file with its synced bytes, plus (optionally)
-// a random prefix of the bytes appended since (a torn write). Faults: a disk
+// a random part of the bytes written since (a torn write). Faults: a disk
 // that is full (writes past a byte quota fail with ENOSPC), fsyncs that fail
 // with EIO, a stalled disk (every operation waits until Unstall), and bit
 // rot (Corrupt flips a byte of a file, synced copy included).
@@ -128,7 +128,7 @@ func (f *FS) UnsyncedBytes() int64 {
 	defer f.mu.Unlock()
 	var n int64
 	for _, ino := range f.files {
-		n += int64(max(0, len(ino.data)-len(ino.synced)))
+		n += int64(max(0, len(ino.data)-min(ino.dirtyFrom, len(ino.synced))))
 	}
 	return n
 }
@@ -168,20 +168,36 @@ func (f *FS) FailSyncs(on bool) {
 }
 
 // PowerCut replaces the state with what survives a power failure now. Open
-// handles die (their operations fail with EIO). With rng, each file that
-// only grew since its last sync keeps a random prefix of its unsynced
-// bytes (torn write); without, exactly the synced bytes.
+// handles die (their operations fail with EIO). With rng, each file not
+// shorter than at its last sync keeps a random part of what was written
+// since (torn write): each overwritten 512-byte sector inside its synced
+// length is the new or the old one, and of what grew the file a random
+// prefix survives; without rng, exactly the synced bytes.
 func (f *FS) PowerCut(rng *rand.Rand) {
 	if rng == nil {
-		f.PowerCutKeeping(nil)
+		f.powerCut(nil, nil)
 		return
 	}
-	f.PowerCutKeeping(func(n int) int { return rng.Intn(n + 1) })
+	f.powerCut(func(n int) int { return rng.Intn(n + 1) }, func(int, int) bool { return rng.Intn(2) == 0 })
 }
 
-// PowerCutKeeping is PowerCut where keep(n) says how many of a file's n
-// unsynced appended bytes survive (nil: none).
+// PowerCutKeeping is PowerCut where keep(n) says how much of each file's
+// unsynced writes survives (nil: none): of the n bytes that grew it, the
+// first keep(n); of its n overwritten sectors, the last keep(n), the
+// earlier ones keeping their old bytes (the tear a preallocated file can
+// suffer, which only its records' unsynced field tells from damage).
 func (f *FS) PowerCutKeeping(keep func(n int) int) {
+	if keep == nil {
+		f.powerCut(nil, nil)
+		return
+	}
+	f.powerCut(keep, func(i, n int) bool { return i >= n-keep(n) })
+}
+
+// powerCut: grown(n) is the surviving prefix of n bytes that grew a file,
+// sector(i, n) whether the i-th of its n overwritten sectors holds its new
+// bytes (both nil: only synced bytes survive).
+func (f *FS) powerCut(grown func(n int) int, sector func(i, n int) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gen++
@@ -198,9 +214,28 @@ func (f *FS) PowerCutKeeping(keep func(n int) int) {
 	for _, p := range names {
 		ino := f.durable[p]
 		data := bytes.Clone(ino.synced)
-		if keep != nil && len(ino.data) > len(ino.synced) && bytes.Equal(ino.data[:len(ino.synced)], ino.synced) {
+		if grown != nil && len(ino.data) >= len(ino.synced) {
+			// overwritten sectors inside the synced length: each the new
+			// or the old one (a preallocated file's writes land there)
+			var secs []int // sectors whose bytes changed
+			for sec := ino.dirtyFrom / 512 * 512; sec < len(ino.synced); sec += 512 {
+				lo, hi := max(sec, ino.dirtyFrom), min(sec+512, len(ino.synced))
+				if !bytes.Equal(ino.data[lo:hi], ino.synced[lo:hi]) {
+					secs = append(secs, sec)
+				}
+			}
+			for i, sec := range secs {
+				lo, hi := max(sec, ino.dirtyFrom), min(sec+512, len(ino.synced))
+				if sector(i, len(secs)) {
+					copy(data[lo:hi], ino.data[lo:hi])
+					f.Stats.TornBytesKept += int64(hi - lo)
+				} else {
+					f.Stats.LostBytes += int64(hi - lo)
+				}
+			}
+			// what grew the file: a prefix
 			extra := ino.data[len(ino.synced):]
-			k := min(max(keep(len(extra)), 0), len(extra))
+			k := min(max(grown(len(extra)), 0), len(extra))
 			data = append(data, extra[:k]...)
 			f.Stats.TornBytesKept += int64(k)
 			f.Stats.LostBytes += int64(len(extra) - k)
@@ -429,7 +464,7 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (h *file) Write(p []byte) (int, error) {
+func (h *file) WriteAt(p []byte, off int64) (int, error) {
 	h.fs.wait()
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
@@ -439,9 +474,13 @@ func (h *file) Write(p []byte) (int, error) {
 	if h.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return 0, &os.PathError{Op: "write", Path: h.name, Err: syscall.EBADF}
 	}
+	i := h.ino
 	keep := len(p)
 	var err error
 	if q := h.fs.quota; q > 0 {
+		// every written byte needs free space, as on a copy-on-write file
+		// system (where an overwrite allocates too): a full disk refuses
+		// writes into a file's preallocated space as well
 		if room := q - h.fs.usedLocked(); int64(keep) > room {
 			keep = int(max(0, room))
 			err = &os.PathError{Op: "write", Path: h.name, Err: syscall.ENOSPC}
@@ -449,9 +488,11 @@ func (h *file) Write(p []byte) (int, error) {
 		}
 	}
 	h.fs.Stats.Writes++
-	i := h.ino
-	i.dirtyFrom = min(i.dirtyFrom, len(i.data))
-	i.data = append(i.data, p[:keep]...)
+	if end := off + int64(keep); end > int64(len(i.data)) {
+		i.data = append(i.data, make([]byte, end-int64(len(i.data)))...)
+	}
+	copy(i.data[off:], p[:keep])
+	i.dirtyFrom = min(i.dirtyFrom, int(off))
 	return keep, err
 }
 
