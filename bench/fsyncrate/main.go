@@ -33,15 +33,24 @@ func main() {
 	block := flag.Int("block", 4096, "bytes appended before each fdatasync")
 	dur := flag.Duration("duration", 3*time.Second, "how long to measure")
 	prealloc := flag.Bool("prealloc", false, "write into space allocated up front (fallocate) instead of appending")
+	zeroAhead := flag.Bool("zero-ahead", false, "write into space filled with zeros ahead, 1 MiB at a time (walrus --wal-prealloc 1048576), instead of appending")
 	writers := flag.Int("writers", 1, "writers, each appending and syncing its own file at once (3: the three nodes of a benchmark cluster on this one disk)")
 	flag.Parse()
 	if *writers < 1 || *block < 1 || *dur <= 0 {
 		fmt.Fprintln(os.Stderr, "fsyncrate: --writers and --block must be at least 1, --duration positive")
 		os.Exit(2)
 	}
+	if *prealloc && *zeroAhead {
+		fmt.Fprintln(os.Stderr, "fsyncrate: --prealloc and --zero-ahead exclude each other")
+		os.Exit(2)
+	}
 	what := "append"
-	if *prealloc {
-		what = "write into space allocated ahead"
+	mode := modeAppend
+	switch {
+	case *prealloc:
+		what, mode = "write into space allocated ahead", modeFallocate
+	case *zeroAhead:
+		what, mode = "write into zeros written ahead", modeZeros
 	}
 	lat := make([][]time.Duration, *writers)
 	var wg sync.WaitGroup
@@ -57,7 +66,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat[w] = syncLoop(f, *block, *prealloc, start.Add(*dur))
+			lat[w] = syncLoop(f, *block, mode, start.Add(*dur))
 		}()
 	}
 	wg.Wait()
@@ -79,9 +88,19 @@ func main() {
 		pct(0.5), pct(0.99), pct(0.999), float64(all[n-1].Microseconds())/1000)
 }
 
-// syncLoop appends (or, with prealloc, writes into allocated space) one
-// block and fdatasyncs it until end; it returns each cycle's duration.
-func syncLoop(f *os.File, block int, prealloc bool, end time.Time) []time.Duration {
+type writeMode int
+
+const (
+	modeAppend    writeMode = iota
+	modeFallocate           // fallocate 1 MiB ahead
+	modeZeros               // write 1 MiB of zeros ahead (synced with the next block)
+)
+
+// syncLoop appends (or writes into space allocated or zero-filled ahead)
+// one block and fdatasyncs it until end; it returns each cycle's duration,
+// the steps ahead included.
+func syncLoop(f *os.File, block int, mode writeMode, end time.Time) []time.Duration {
+	zeros := make([]byte, 1<<20)
 	buf := make([]byte, block)
 	for i := range buf {
 		buf[i] = byte(i)
@@ -90,9 +109,15 @@ func syncLoop(f *os.File, block int, prealloc bool, end time.Time) []time.Durati
 	var off, alloc int64
 	for time.Now().Before(end) {
 		t := time.Now()
-		for prealloc && off+int64(len(buf)) > alloc {
-			if err := syscall.Fallocate(int(f.Fd()), 0, alloc, 1<<20); err != nil {
-				fmt.Fprintln(os.Stderr, "fsyncrate: fallocate:", err)
+		for mode != modeAppend && off+int64(len(buf)) > alloc {
+			var err error
+			if mode == modeFallocate {
+				err = syscall.Fallocate(int(f.Fd()), 0, alloc, 1<<20)
+			} else {
+				_, err = f.WriteAt(zeros, alloc)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "fsyncrate: space ahead:", err)
 				os.Exit(1)
 			}
 			alloc += 1 << 20
