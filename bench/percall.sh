@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# What one acknowledged write costs each process, from the repository root:
+#
+#   bench/percall.sh [REF]      (REF: a commit to build instead of the working tree)
+#
+# Starts a 3-node cluster (--fsync always, rf=3, loopback), writes 2 s to
+# warm a topic, then runs 16 producers of 128 B PUTs, one in flight each,
+# for DURATION (6s) with --route ROUTE (leader), and samples every node
+# and the load generator 1 s into the run and 4 s later: CPU time
+# (/proc/<pid>/stat), read and write system calls (/proc/<pid>/io syscr,
+# syscw: sockets and files alike) and voluntary and involuntary context
+# switches (summed over /proc/<pid>/task/*/status). Printed per
+# acknowledged message, one line per process; the node with the most CPU
+# is the topic's segment leader. Also the machine's idle and I/O-wait
+# share over those 4 s (/proc/stat). Knobs: DURATION, ROUTE, PRODUCERS (16).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+REF=${1:-}
+WORK=${WORK:-$(mktemp -d /tmp/walrus-percall.XXXXXX)}
+DURATION=${DURATION:-6s}
+ROUTE=${ROUTE:-leader}
+PRODUCERS=${PRODUCERS:-16}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+build_walrus
+if [ -n "$REF" ]; then
+	mkdir -p "$WORK/src"
+	(cd "$ROOT" && git archive "$REF" | tar -x -C "$WORK/src")
+	(cd "$WORK/src" && go build -o "$WORK/bin/walrus" ./cmd/walrus)
+fi
+B=$WORK/bin/walrus-bench
+echo "percall: $(date -u '+%Y-%m-%d %H:%M UTC'), node from ${REF:-the working tree} ($(cd "$ROOT" && git rev-parse --short "${REF:-HEAD}")), route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
+walrus_start always >/dev/null
+"$B" --addr "$(walrus_addrs)" --register --topic percall --producers "$PRODUCERS" --duration 2s --quiet >/dev/null || true
+
+# snap PID...: "pid ticks syscr syscw voluntary involuntary" per process
+snap() {
+	local p
+	for p in "$@"; do
+		printf '%s %s %s %s\n' "$p" "$(awk '{ print $14 + $15 }' "/proc/$p/stat")" \
+			"$(awk '/^sysc[rw]/ { printf "%s ", $2 }' "/proc/$p/io")" \
+			"$(cat "/proc/$p/task/"*/status 2>/dev/null | awk '/^voluntary_ctxt/ { v += $2 } /^nonvoluntary_ctxt/ { n += $2 } END { printf "%d %d", v, n }')"
+	done
+}
+cpu() { awk '/^cpu / { print $5, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; } # idle iowait total
+
+"$B" --addr "$(walrus_addrs)" --route "$ROUTE" --topic percall --producers "$PRODUCERS" --duration "$DURATION" --quiet \
+	--json-file "$WORK/p.json" >/dev/null &
+bp=$!
+sleep 1
+mapfile -t pids <"$WORK/pids"
+snap "${pids[@]}" "$bp" >"$WORK/s1"
+read -r i1 w1 t1 <<<"$(cpu)"
+sleep 4
+snap "${pids[@]}" "$bp" >"$WORK/s2"
+read -r i2 w2 t2 <<<"$(cpu)"
+wait "$bp" || true
+m=$(json_field "$WORK/p.json" msgs_per_s)
+echo "$(printf '%.0f' "$m") msgs/s, p50 $(json_field "$WORK/p.json" p50) ms; machine idle $(awk -v a="$i1" -v b="$i2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %, I/O wait $(awk -v a="$w1" -v b="$w2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %"
+paste "$WORK/s1" "$WORK/s2" | awk -v m="$m" -v bp="$bp" '{
+	n = m * 4
+	who = ($1 == bp) ? "walrus-bench" : "node pid " $1
+	printf "%-16s cpu %5.1f%%  %6.1f us/msg  reads/msg %.2f  writes/msg %.2f  ctx switches/msg %.2f + %.2f involuntary\n",
+		who, ($8 - $2) / 4, ($8 - $2) * 10000 / n, ($9 - $3) / n, ($10 - $4) / n, ($11 - $5) / n, ($12 - $6) / n
+}'
