@@ -37,6 +37,10 @@ bench-halfrate:
 bench-route:
     bench/route.sh
 
+# CPU, system calls and context switches per acknowledged PUT, per process
+bench-percall *REF:
+    bench/percall.sh {{REF}}
+
 # CPU profile of an in-process 3-node cluster under 16 MPUT producers
 bench-profile:
     bench/profile.sh
