@@ -462,7 +462,10 @@ func (w *WAL) preallocate(s *segment, need int64) error {
 			if !isNoSpace(err) {
 				return err
 			}
-			if terr := s.f.Truncate(s.size); terr != nil {
+			s.rw.Lock() // the FS contract: no ReadAt during Truncate
+			terr := s.f.Truncate(s.size)
+			s.rw.Unlock()
+			if terr != nil {
 				return terr
 			}
 			s.alloc = s.size
@@ -480,7 +483,7 @@ func (w *WAL) cutPrealloc(s *segment) error {
 	if s.alloc <= s.size {
 		return nil
 	}
-	s.rw.Lock() // the engine's FS contract: no ReadAt during Truncate
+	s.rw.Lock() // the FS contract: no ReadAt during Truncate
 	err := s.f.Truncate(s.size)
 	s.rw.Unlock()
 	if err != nil {

@@ -52,11 +52,15 @@ func TestModel(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("memfs/seed=%d", seed), func(t *testing.T) {
-			runModel(t, seed, 400, "/d", Options{FS: newMemFS(), MaxEntryBytes: modelMaxEntry, Sync: SyncMode(seed % 3)})
+			// every other seed preallocates (a step below most rounds' size)
+			runModel(t, seed, 400, "/d", Options{FS: newMemFS(), MaxEntryBytes: modelMaxEntry, Sync: SyncMode(seed % 3), Prealloc: seed % 2 * 2048})
 		})
 	}
 	t.Run("osfs/seed=1000", func(t *testing.T) {
 		runModel(t, 1000, 300, t.TempDir(), Options{MaxEntryBytes: modelMaxEntry})
+	})
+	t.Run("osfs/seed=1001/prealloc", func(t *testing.T) {
+		runModel(t, 1001, 300, t.TempDir(), Options{MaxEntryBytes: modelMaxEntry, Prealloc: 64 << 10})
 	})
 }
 
