@@ -64,13 +64,19 @@ type Options struct {
 	// data into a file whose length does not change: no inode update, no
 	// journal commit (on journaled ext4 about 2x the fdatasyncs/s of
 	// appending; BENCHMARKS.md, "Preallocated segment files"). 0 (the
-	// default) appends.
+	// default) appends; a node uses DefaultPrealloc.
 	Prealloc int64
 	Logger   *slog.Logger // default: discard
 }
 
 // DefaultMaxEntryBytes is Options.MaxEntryBytes' default.
 const DefaultMaxEntryBytes = 16 << 20
+
+// DefaultPrealloc is the preallocation step of a node (walrus
+// --wal-prealloc): small enough that a step's zeros do not stall the sync
+// that carries them (1 MiB steps doubled batched writes' p99), large
+// enough that most syncs of small writes change no file length.
+const DefaultPrealloc = 64 << 10
 
 // DefaultSyncInterval is Options.SyncInterval's default.
 const DefaultSyncInterval = 10 * time.Millisecond

@@ -83,7 +83,7 @@ func newNodeFlags() *nodeFlags {
 	fs.IntVar(&f.rf, "replication-factor", 3, "default replication factor of new topics (capped by live nodes)")
 	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
 	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
-	fs.Int64Var(&f.walPrealloc, "wal-prealloc", 0, "bytes of zeros a segment file grows by ahead of its records, e.g. 1048576 (0: append)")
+	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
 	fs.DurationVar(&f.leaseWindow, "lease", time.Second, "write lease window")
 	fs.DurationVar(&f.failureTimeout, "failure-timeout", 2*time.Second, "silence after which a node's segments fail over (must exceed --lease)")
 	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat", 500*time.Millisecond, "raft heartbeat and election timeout")
