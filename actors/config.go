@@ -43,7 +43,8 @@ type Config struct {
 	Sync         wal.SyncMode
 	SyncInterval time.Duration
 	// WALPrealloc is the step in which segment files grow with zeros
-	// written ahead of their records (wal.Options.Prealloc); 0: none.
+	// written ahead of their records (wal.Options.Prealloc, which refuses
+	// a negative one); 0: none.
 	WALPrealloc int64
 
 	// Timing of leases and failure detection (see docs/replication.md).
@@ -123,9 +124,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ClientIdleTimeout == 0 {
 		c.ClientIdleTimeout = 5 * time.Minute
-	}
-	if c.WALPrealloc < 0 {
-		return fmt.Errorf("WAL preallocation step %d is negative", c.WALPrealloc)
 	}
 	if c.Clock == nil {
 		c.Clock = seam.RealClock{}

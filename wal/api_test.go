@@ -562,6 +562,9 @@ func TestOpenOptions(t *testing.T) {
 	if _, err := Open("/d", Options{FS: newMemFS(), Sync: 7}); err == nil {
 		t.Fatal("unknown sync mode accepted")
 	}
+	if _, err := Open("/d", Options{FS: newMemFS(), Prealloc: -1}); err == nil || !strings.Contains(err.Error(), "Prealloc") {
+		t.Fatalf("negative Prealloc: %v, want an error naming it", err)
+	}
 	// Unknown files in the directory are left alone.
 	fsys := newMemFS()
 	_ = fsys.MkdirAll("/d", 0o755)

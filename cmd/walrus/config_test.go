@@ -26,6 +26,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{[]string{"--client-idle-timeout", "-1m"}, "--client-idle-timeout"},
 		{[]string{"--max-frame", "1000"}, "--max-frame"},
 		{[]string{"--fsync", "sometimes"}, "--fsync"},
+		{[]string{"--wal-prealloc", "-1"}, "--wal-prealloc"},
 	} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(tc.args); err != nil {
@@ -38,7 +39,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		}
 	}
 	// the documented defaults and special values still pass
-	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}} {
+	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}, {"--wal-prealloc", "0"}} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(args); err != nil {
 			t.Fatal(err)
