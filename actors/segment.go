@@ -86,6 +86,11 @@ func (r segRole) String() string {
 	return [...]string{"none", "leader", "follower", "fenced", "recovering", "sealed"}[r]
 }
 
+// ReplicateCallTimeout is how long a segment leader waits for a follower's
+// answer to a replication batch before it counts the batch lost and sends
+// it again (the testkit waits this out before it reads a final log).
+const ReplicateCallTimeout = 5 * time.Second
+
 const (
 	maxReplicateEntries = 1024
 	maxReplicateBytes   = 4 << 20
@@ -660,7 +665,7 @@ func (s *segmentActor) sendReplicate(f uint64, from uint64, ents [][]byte) {
 	req := &messages.ReplicateReq{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Leader: s.n.cfg.NodeID,
 		Replicas: reps, First: from, Entries: ents, HWM: s.hwm}
 	self, sentAt := s.self, s.n.now()
-	s.n.goCall(f, messages.KindReplicate, req, 5*time.Second, func() any { return &messages.ReplicateResp{} },
+	s.n.goCall(f, messages.KindReplicate, req, ReplicateCallTimeout, func() any { return &messages.ReplicateResp{} },
 		func(resp any, err error) {
 			r, _ := resp.(*messages.ReplicateResp)
 			s.n.system.Root.Send(self, replicatedMsg{follower: f, resp: r, err: err, sentAt: sentAt})

@@ -667,15 +667,10 @@ func (r *runner) finalLog(topic string) ([]string, bool) {
 	return log, false
 }
 
-// replicateCallTimeout is how long a segment leader waits for a
-// follower's answer to a replication batch before it sends the batch
-// again (actors/segment.go, sendReplicate).
-const replicateCallTimeout = 5 * time.Second
-
 // lateWritesEnd is when the last write sent can no longer land (run
 // time). A write whose client gave up is still retried by its entry node
 // for RequestTimeout, and once appended it may wait out a replication
-// batch or answer the network dropped (replicateCallTimeout) before a
+// batch or answer the network dropped (actors.ReplicateCallTimeout) before a
 // quorum acknowledges it and it becomes readable (seed 86 once read the
 // final log at 15 s, and a write sent at 11 s appeared at 17 s).
 func (r *runner) lateWritesEnd() time.Duration {
@@ -689,7 +684,7 @@ func (r *runner) lateWritesEnd() time.Duration {
 			rt = max(rt, nd.Cfg.RequestTimeout)
 		}
 	}
-	return last + rt + replicateCallTimeout + time.Second
+	return last + rt + actors.ReplicateCallTimeout + time.Second
 }
 
 // drainCursor GETs until every node has answered EMPTY in a row.
