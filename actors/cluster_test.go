@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-go/walrus/internal/poll"
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
@@ -114,12 +115,8 @@ func (c *testCluster) stopAll() {
 // naming what it waited for.
 func (c *testCluster) waitFor(what string, d time.Duration, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for: %s\n%s", d, what, c.describe())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll.Until(d, 20*time.Millisecond, cond) {
+		c.t.Fatalf("timed out after %v waiting for: %s\n%s", d, what, c.describe())
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/internal/poll"
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/seam"
 	"github.com/walrus-go/walrus/testkit/simfs"
@@ -441,14 +442,7 @@ func (c *Cluster) Up() []uint64 {
 // WaitFor polls cond every 10ms of virtual time until it holds or d has
 // passed; it reports whether it held.
 func WaitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if !time.Now().Before(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
+	return poll.Until(d, 10*time.Millisecond, cond)
 }
 
 // WaitReady waits until one raft leader exists and every running node's

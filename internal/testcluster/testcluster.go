@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/internal/poll"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -111,12 +112,8 @@ func (c *Cluster) StopAll() {
 // waited for once d has passed.
 func (c *Cluster) WaitFor(what string, d time.Duration, cond func() bool) {
 	c.tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll.Until(d, 20*time.Millisecond, cond) {
+		c.tb.Fatalf("timed out after %v waiting for %s", d, what)
 	}
 }
 

@@ -1,0 +1,20 @@
+// Package poll is the condition-polling loop the tests share: the actors
+// package's own cluster helper, internal/testcluster and the testkit (whose
+// time may be a synctest bubble's virtual time). It imports nothing of the
+// project, so every package's tests may use it.
+package poll
+
+import "time"
+
+// Until calls cond every interval until it holds or d has passed; it
+// reports whether it held.
+func Until(d, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+	return true
+}
