@@ -198,7 +198,7 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 		expect++
 		pos += int64(n)
 	}
-	alloc := size
+	alloc, cut := size, false
 	if badPos >= 0 {
 		if pn.sealed {
 			return nil, false, &CorruptError{File: path, Offset: badPos, Reason: badReason}
@@ -231,10 +231,10 @@ func (w *WAL) recoverFile(name string, pn parsedName, bufp *[]byte) (s *segment,
 			if err := f.Sync(); err != nil {
 				return nil, false, fmt.Errorf("wal: recover %s: sync: %w", path, err)
 			}
-			size, alloc = badPos, badPos
+			size, alloc, cut = badPos, badPos, true
 		}
 	}
-	if !pn.sealed && size > int64(hl) {
+	if !pn.sealed && size > int64(hl) && !cut { // a cut synced already
 		// The records found may include bytes that were written but never
 		// synced before the crash (the page cache kept them). They count as
 		// held from now on (a replica reports them, Seal keeps them), so

@@ -10,11 +10,12 @@
 // gives the latency percentiles of one append+fdatasync, the floor under a
 // replicated write's tail on this disk.
 //
-// With --prealloc each block is written inside space allocated ahead of it
-// in 1 MiB steps (fallocate) instead of appended, so that most fdatasyncs
-// have no size change to commit: a probe of the experiment BENCHMARKS.md
-// describes under "Preallocated segment files" (tried and reverted; the WAL
-// appends).
+// With --zero-ahead each block is written into zeros written ahead of it
+// in 1 MiB steps instead of appended, so that most fdatasyncs have no size
+// change to commit: what the WAL does with Options.Prealloc (a node's
+// --wal-prealloc, in 64 KiB steps). --prealloc does the same with space
+// allocated by fallocate, the variant BENCHMARKS.md ("Preallocated segment
+// files") measured and did not keep.
 package main
 
 import (
