@@ -25,8 +25,9 @@
 # and measure the disk's fdatasync rate after each cluster. The summary
 # table at the end lists every run and the B/A ratio of the medians.
 # Knobs: ROUNDS (3), DURATION (8s), PRODUCERS (16), WORK, WORKLOADS;
-# A_FLAGS / B_FLAGS: node flags of each side (to compare a setting, e.g.
-# B_FLAGS="--wal-prealloc 1048576" bench/ab.sh HEAD with a clean tree).
+# A_FLAGS / B_FLAGS: node flags of each side, A_ENV / B_ENV: VAR=value
+# settings of its nodes' environment (to compare a setting, e.g.
+# B_ENV=GOMAXPROCS=1 bench/ab.sh HEAD with a clean tree).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,10 +62,10 @@ bench() { # NAME ARGS...
 }
 declare -A maxrate
 one() { # VARIANT ROUND
-	local v=$1 r=$2 w name flags
+	local v=$1 r=$2 w name flags env
 	cp "$WORK/$v/walrus" "$WORK/bin/walrus"
-	if [ "$v" = a ]; then flags=${A_FLAGS:-}; else flags=${B_FLAGS:-}; fi
-	WALRUS_NODE_FLAGS=$flags walrus_start always >/dev/null
+	if [ "$v" = a ]; then flags=${A_FLAGS:-} env=${A_ENV:-}; else flags=${B_FLAGS:-} env=${B_ENV:-}; fi
+	WALRUS_NODE_FLAGS=$flags WALRUS_NODE_ENV=$env walrus_start always >/dev/null
 	for w in $WORKLOADS; do
 		name="$v-$r-$w"
 		case $w in
@@ -82,7 +83,7 @@ one() { # VARIANT ROUND
 
 echo "walrus A/B: $(date -u '+%Y-%m-%d %H:%M UTC'); A = $BASE_REF ($base), B = working tree ($head)"
 echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, 128 B, --fsync always, rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
+echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, 128 B, --fsync always, rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; node env A: ${A_ENV:-none}, B: ${B_ENV:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
 for r in $(seq "$ROUNDS"); do
 	if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
 	for v in $order; do

@@ -57,14 +57,16 @@ fsync_baseline() {
 
 # walrus_start FSYNC: a 3-node cluster as `walrus dev` starts it (node 1
 # bootstraps, 2 and 3 join it), with a fresh data dir, on loopback ports.
-# WALRUS_NODE_FLAGS: more flags for every node (split on spaces).
+# WALRUS_NODE_FLAGS: more flags for every node (split on spaces);
+# WALRUS_NODE_ENV: VAR=value settings for the nodes' environment (e.g.
+# GOMAXPROCS=1).
 walrus_start() {
 	local fsync=$1 dir="$WORK/walrus-$1" i
 	rm -rf "$dir" && mkdir -p "$dir"
 	for i in 1 2 3; do
 		local join=()
 		[ "$i" -gt 1 ] && join=(--join "127.0.0.1:$((WALRUS_RAFT_BASE + 1))")
-		"$WORK/bin/walrus" --node-id "$i" --data-dir "$dir" --fsync "$fsync" \
+		env ${WALRUS_NODE_ENV:-} "$WORK/bin/walrus" --node-id "$i" --data-dir "$dir" --fsync "$fsync" \
 			--client-port $((WALRUS_CLIENT_BASE + i)) --raft-port $((WALRUS_RAFT_BASE + i)) --http-port 0 \
 			--log-file "$dir/node_$i.log" ${WALRUS_NODE_FLAGS:-} "${join[@]}" &
 		echo $! >>"$WORK/pids"
