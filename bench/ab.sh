@@ -24,7 +24,9 @@
 #
 # and measure the disk's fdatasync rate after each cluster. The summary
 # table at the end lists every run and the B/A ratio of the medians.
-# Knobs: ROUNDS (3), DURATION (8s), PRODUCERS (16), WORK, WORKLOADS;
+# Knobs: ROUNDS (3), DURATION (8s), PRODUCERS (16), WORK, WORKLOADS,
+# ROUTE (any: producers write through every node; leader: to the segment
+# leader, as the Go client does);
 # A_FLAGS / B_FLAGS: node flags of each side, A_ENV / B_ENV: VAR=value
 # settings of its nodes' environment (to compare a setting, e.g.
 # B_ENV=GOMAXPROCS=1 bench/ab.sh HEAD with a clean tree).
@@ -36,6 +38,7 @@ WORK=${WORK:-$(mktemp -d /tmp/walrus-ab.XXXXXX)}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8s}
 PRODUCERS=${PRODUCERS:-16}
+ROUTE=${ROUTE:-any}
 WORKLOADS=${WORKLOADS:-put mput half-put half-mput}
 WALRUS_CLIENT_BASE=${WALRUS_CLIENT_BASE:-29090}
 WALRUS_RAFT_BASE=${WALRUS_RAFT_BASE:-29100}
@@ -58,7 +61,7 @@ B=$WORK/bin/walrus-bench
 bench() { # NAME ARGS...
 	local name=$1
 	shift
-	{ run "$B" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } >"$WORK/logs/$name.txt" 2>&1
+	{ run "$B" --addr "$(walrus_addrs)" --route "$ROUTE" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } >"$WORK/logs/$name.txt" 2>&1
 }
 declare -A maxrate
 one() { # VARIANT ROUND
@@ -83,7 +86,7 @@ one() { # VARIANT ROUND
 
 echo "walrus A/B: $(date -u '+%Y-%m-%d %H:%M UTC'); A = $BASE_REF ($base), B = working tree ($head)"
 echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, 128 B, --fsync always, rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; node env A: ${A_ENV:-none}, B: ${B_ENV:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
+echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, route $ROUTE, 128 B, --fsync always, rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; node env A: ${A_ENV:-none}, B: ${B_ENV:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
 for r in $(seq "$ROUNDS"); do
 	if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
 	for v in $order; do
