@@ -562,8 +562,10 @@ func TestOpenOptions(t *testing.T) {
 	if _, err := Open("/d", Options{FS: newMemFS(), Sync: 7}); err == nil {
 		t.Fatal("unknown sync mode accepted")
 	}
-	if _, err := Open("/d", Options{FS: newMemFS(), Prealloc: -1}); err == nil || !strings.Contains(err.Error(), "Prealloc") {
-		t.Fatalf("negative Prealloc: %v, want an error naming it", err)
+	for _, p := range []int64{-1, MaxPrealloc + 1} {
+		if _, err := Open("/d", Options{FS: newMemFS(), Prealloc: p}); err == nil || !strings.Contains(err.Error(), "Prealloc") {
+			t.Fatalf("Prealloc %d: %v, want an error naming it", p, err)
+		}
 	}
 	// Unknown files in the directory are left alone.
 	fsys := newMemFS()

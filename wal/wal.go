@@ -78,6 +78,11 @@ const DefaultMaxEntryBytes = 16 << 20
 // enough that most syncs of small writes change no file length.
 const DefaultPrealloc = 64 << 10
 
+// MaxPrealloc bounds Options.Prealloc: a step's zeros are written within
+// the sync that needs them (1 MiB already doubled batched writes' p99),
+// and an open segment holds that much disk that no record uses.
+const MaxPrealloc = 64 << 20
+
 // DefaultSyncInterval is Options.SyncInterval's default.
 const DefaultSyncInterval = 10 * time.Millisecond
 
@@ -228,8 +233,8 @@ func Open(dir string, opts Options) (*WAL, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Prealloc < 0 {
-		return nil, fmt.Errorf("wal: open %s: Prealloc %d is negative", dir, opts.Prealloc)
+	if opts.Prealloc < 0 || opts.Prealloc > MaxPrealloc {
+		return nil, fmt.Errorf("wal: open %s: Prealloc %d is outside 0..%d", dir, opts.Prealloc, MaxPrealloc)
 	}
 	w := &WAL{
 		dir:     dir,

@@ -27,6 +27,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{[]string{"--max-frame", "1000"}, "--max-frame"},
 		{[]string{"--fsync", "sometimes"}, "--fsync"},
 		{[]string{"--wal-prealloc", "-1"}, "--wal-prealloc"},
+		{[]string{"--wal-prealloc", "67108865"}, "--wal-prealloc"},
 	} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(tc.args); err != nil {
@@ -39,7 +40,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		}
 	}
 	// the documented defaults and special values still pass
-	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}, {"--wal-prealloc", "0"}} {
+	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}, {"--wal-prealloc", "0"}, {"--wal-prealloc", "67108864"}} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(args); err != nil {
 			t.Fatal(err)

@@ -165,8 +165,8 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	if cfg.Sync, cfg.SyncInterval, err = parseSync(f.syncMode); err != nil {
 		return cfg, closer, err
 	}
-	if f.walPrealloc < 0 {
-		return cfg, closer, fmt.Errorf("--wal-prealloc %d: must be 0 (append) or a positive number of bytes", f.walPrealloc)
+	if f.walPrealloc < 0 || f.walPrealloc > wal.MaxPrealloc {
+		return cfg, closer, fmt.Errorf("--wal-prealloc %d: must be 0 (append) or a number of bytes up to %d", f.walPrealloc, wal.MaxPrealloc)
 	}
 	cfg.WALPrealloc = f.walPrealloc
 	if cfg.MaxSegmentEntries, err = envUint("WALRUS_MAX_SEGMENT_ENTRIES", 1_000_000, 1); err != nil {
