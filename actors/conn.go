@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/walrus-go/walrus/internal/backoff"
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
 	"github.com/walrus-go/walrus/wire"
@@ -319,7 +320,7 @@ func (a *connActor) retry(ctx actor.Context, r *request, why string) {
 		return
 	}
 	r.attempt++
-	d := min(5*time.Millisecond<<min(r.attempt, 6), 200*time.Millisecond)
+	d := backoff.Exp(5*time.Millisecond, r.attempt, 200*time.Millisecond)
 	self, seq := ctx.Self(), r.seq
 	a.n.cfg.Clock.AfterFunc(d, func() { a.n.system.Root.Send(self, retryMsg{seq: seq}) })
 }
@@ -591,7 +592,7 @@ func (a *connActor) retryWrites(ctx actor.Context, topic, why string) {
 	head.attempt++
 	// 4 ms, doubling up to 200 ms: a leader that is about to take writes
 	// (a segment just opened) is found again quickly
-	d := min(2*time.Millisecond<<min(head.attempt, 7), 200*time.Millisecond)
+	d := backoff.Exp(2*time.Millisecond, head.attempt, 200*time.Millisecond)
 	self := ctx.Self()
 	a.n.cfg.Clock.AfterFunc(d, func() { a.n.system.Root.Send(self, retryWritesMsg{topic: topic}) })
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walrus-go/walrus/internal/backoff"
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
 	"github.com/walrus-go/walrus/segment"
@@ -49,7 +50,7 @@ func (n *Node) recoverSegment(topic string, segID uint64) {
 			select {
 			case <-n.ctx.Done():
 				return
-			case <-n.after(backoff(attempt)):
+			case <-n.after(backoff.Exp(100*time.Millisecond, attempt, time.Second)):
 			}
 		}
 		t := n.host.State().Topics[topic]
@@ -94,11 +95,6 @@ func (n *Node) recoverSegment(topic string, segID uint64) {
 			log.Info("recovered segment", "count", end, "source", src, "answered", len(ends))
 		}
 	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 4)
-	return min(d, time.Second)
 }
 
 // fenceReplicas sends Fence to every replica in parallel and returns the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/walrus-go/walrus/internal/backoff"
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
 	"github.com/walrus-go/walrus/segment"
@@ -720,7 +721,7 @@ func (s *segmentActor) backOff(f uint64, sentAt time.Time) {
 		fl.at = now
 		s.failures[f] = fl
 	}
-	s.backoff[f] = now.Add(min(time.Millisecond<<min(fl.n-1, 7), 100*time.Millisecond))
+	s.backoff[f] = now.Add(backoff.Exp(time.Millisecond, fl.n-1, 100*time.Millisecond))
 }
 
 // trimBuffer drops entries every replica holds, and, past the memory cap,

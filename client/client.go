@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walrus-go/walrus/internal/backoff"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -389,14 +390,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 	p := c.cfg.retry
 	lo := max(p.MinBackoff, 0)
 	hi := max(p.MaxBackoff, lo)
-	top := lo
-	for i := 1; i < attempt && top < hi; i++ {
-		top *= 2
-		if top <= 0 { // lo was 0, or overflow
-			top = hi
-		}
-	}
-	top = min(top, hi)
+	top := backoff.Exp(lo, attempt-1, hi)
 	if top <= lo {
 		return lo
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walrus-go/walrus/internal/backoff"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -249,8 +250,8 @@ func (c *Client) connFailed(cc *clientConn, cause error) {
 	c.failures++
 	c.lastErr = cause
 	if c.failures > 1 {
-		d := c.cfg.backoffMin << min(c.failures-2, 30)
-		if d <= 0 || d > c.cfg.backoffMax {
+		d := backoff.Exp(c.cfg.backoffMin, c.failures-2, c.cfg.backoffMax)
+		if d <= 0 { // no minimum set
 			d = c.cfg.backoffMax
 		}
 		c.retryAt = time.Now().Add(d)
