@@ -86,7 +86,7 @@ one() { # VARIANT ROUND
 
 echo "walrus A/B: $(date -u '+%Y-%m-%d %H:%M UTC'); A = $BASE_REF ($base), B = working tree ($head)"
 echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, route $ROUTE, 128 B, --fsync always, rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; node env A: ${A_ENV:-none}, B: ${B_ENV:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
+echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, route $ROUTE, 128 B, --fsync always (unless the node flags set it), rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; node env A: ${A_ENV:-none}, B: ${B_ENV:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
 for r in $(seq "$ROUNDS"); do
 	if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
 	for v in $order; do

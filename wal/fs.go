@@ -94,6 +94,13 @@ func (osFS) SyncDir(name string) error {
 	return err
 }
 
+// writebacker is a File that can start writing a range to the device
+// without waiting (osFile on Linux). Optional, and a hint only: the WAL
+// counts nothing durable before Sync returns.
+type writebacker interface {
+	StartWriteback(off, n int64)
+}
+
 // osFile is an *os.File whose Sync is fdatasync where the platform has it.
 type osFile struct {
 	*os.File

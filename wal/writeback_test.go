@@ -1,0 +1,110 @@
+package wal
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// writebackFS wraps memFS so that its files record StartWriteback calls.
+type writebackFS struct {
+	*memFS
+	mu    sync.Mutex
+	calls map[string][][2]int64 // file name -> (off, n) per call
+}
+
+type writebackFile struct {
+	File
+	fs   *writebackFS
+	name string
+}
+
+func (f *writebackFile) StartWriteback(off, n int64) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	f.fs.calls[f.name] = append(f.fs.calls[f.name], [2]int64{off, n})
+}
+
+func (w *writebackFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := w.memFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &writebackFile{File: f, fs: w, name: name}, nil
+}
+
+func (w *writebackFS) callsFor(suffix string) [][2]int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, c := range w.calls {
+		if strings.HasSuffix(name, suffix) {
+			return append([][2]int64(nil), c...)
+		}
+	}
+	return nil
+}
+
+// TestSyncIntervalStartsWritebackAsItWrites: under SyncInterval the
+// committer hands each file's records to the device in whole pages every
+// writebackStep bytes, contiguously and never past what it wrote, so that
+// the interval's sync (which holds up every append) has little left to do.
+// SyncEveryBatch syncs every cycle and needs no hint.
+func TestSyncIntervalStartsWritebackAsItWrites(t *testing.T) {
+	entry := bytes.Repeat([]byte("w"), 64<<10)
+	for _, mode := range []SyncMode{SyncInterval, SyncEveryBatch} {
+		fsys := &writebackFS{memFS: newMemFS(), calls: map[string][][2]int64{}}
+		w := openWAL(t, "/d", Options{FS: fsys, Sync: mode, SyncInterval: time.Hour})
+		mustCreate(t, w, k1)
+		for range 80 { // 5 MiB of records
+			mustAppend(t, w, k1, entry)
+		}
+		size := int64(len(w.fileBytesForTest(t, k1)))
+		calls := fsys.callsFor(openName(k1))
+		w.Close()
+		if mode == SyncEveryBatch {
+			if len(calls) != 0 {
+				t.Fatalf("SyncEveryBatch started writeback %v", calls)
+			}
+			continue
+		}
+		if len(calls) < 4 {
+			t.Fatalf("%d StartWriteback calls for %d bytes written, want one per MiB: %v", len(calls), size, calls)
+		}
+		next := int64(0)
+		for _, c := range calls {
+			off, n := c[0], c[1]
+			if off != next || n < writebackStep || (off+n)%4096 != 0 || off+n > size {
+				t.Fatalf("call (%d, %d) after %d: want contiguous whole pages of at least %d within the %d bytes written; all: %v",
+					off, n, next, writebackStep, size, calls)
+			}
+			next = off + n
+		}
+		if size-next >= writebackStep+4096 {
+			t.Fatalf("records up to %d handed to writeback of %d written: a step was skipped", next, size)
+		}
+	}
+}
+
+// TestSyncIntervalWritebackOnRealFiles: the same on the operating system's
+// files (sync_file_range on Linux): everything written reads back after a
+// reopen.
+func TestSyncIntervalWritebackOnRealFiles(t *testing.T) {
+	dir := t.TempDir()
+	w := openWAL(t, dir, Options{Sync: SyncInterval, SyncInterval: time.Hour})
+	mustCreate(t, w, k1)
+	var want [][]byte
+	for i := range 48 { // 3 MiB
+		e := bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10)
+		mustAppend(t, w, k1, e)
+		want = append(want, e)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openWAL(t, dir, Options{})
+	expectEntries(t, readAll(t, w, k1), want)
+	w.Close()
+}
