@@ -11,8 +11,13 @@
 # to it, run 16 MPUT x100 producers (128 B) closed loop for 6 s, then in
 # open loop at half of that on the same (warm) topic for DURATION (8s), and
 # print one line per cluster: the maximum, the half rate achieved and its
-# latency percentiles (ms, from the scheduled send). FRACTION (0.5) sets
-# the open-loop rate as a fraction of the maximum (0.25: a quarter).
+# latency percentiles (ms, from the scheduled send), then how many requests
+# took longer than SLOW_OVER (4ms) and how many of those fell in stalls:
+# 20 ms windows in which at least half the producers were slow at once
+# (walrus-bench --slow-log). FRACTION (0.5) sets the open-loop rate as a
+# fraction of the maximum (0.25: a quarter). TRACE_SYNCS=1 (needs perf, as
+# root) also counts the nodes' fdatasync calls over 3 ms during the open
+# loop (perf trace).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +25,8 @@ WORK=${WORK:-$(mktemp -d /tmp/walrus-halfrate.XXXXXX)}
 SEGMENTS=${SEGMENTS:-1000000 100000000 1000000 100000000}
 DURATION=${DURATION:-8s}
 FRACTION=${FRACTION:-0.5}
+SLOW_OVER=${SLOW_OVER:-4ms}
+TRACE_SYNCS=${TRACE_SYNCS:-}
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap finish EXIT
@@ -35,11 +42,28 @@ for segs in $SEGMENTS; do
 		--json-file "$WORK/max.json" >/dev/null || true
 	max=$(json_field "$WORK/max.json" msgs_per_s)
 	half=$(awk -v m="$max" -v f="$FRACTION" 'BEGIN { printf "%d", m * f }')
+	tracer=
+	if [ -n "$TRACE_SYNCS" ]; then
+		# every node's fdatasync calls that took over 3 ms, while the open loop runs
+		perf trace -e fdatasync --duration 3 -p "$(paste -sd, "$WORK/pids")" -o "$WORK/syncs.txt" -- \
+			sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d + 1 }')" 2>/dev/null &
+		tracer=$!
+		sleep 0.5
+	fi
 	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --batch 100 --rate "$half" --duration "$DURATION" --quiet \
-		--json-file "$WORK/half.json" >/dev/null || true
+		--json-file "$WORK/half.json" --slow-log "$WORK/slow.txt" --slow-over "$SLOW_OVER" >/dev/null || true
 	printf 'segment entries %-10s closed loop %8.0f msgs/s; open loop at %8.0f msgs/s: p50 %s p99 %s p99.9 %s max %s ms\n' \
 		"$segs" "$max" "$(json_field "$WORK/half.json" msgs_per_s)" "$(json_field "$WORK/half.json" p50)" \
 		"$(json_field "$WORK/half.json" p99)" "$(json_field "$WORK/half.json" p99.9)" "$(json_field "$WORK/half.json" max)"
+	# stalls: 20 ms windows (by scheduled send) in which at least 8 of the
+	# 16 producers had a request over SLOW_OVER
+	awk -v over="$SLOW_OVER" -v n="$(json_field "$WORK/half.json" count)" '{ w = int($1 / 20000); if (!((w, $3) in seen)) { seen[w, $3] = 1; prods[w]++ }; reqs[w]++; total++ }
+		END { for (w in prods) if (prods[w] >= 8) { stalls++; inside += reqs[w] }
+			printf "  requests over %s: %d of %d; %d stalls (20 ms windows where >= 8 producers were slow) hold %d of them\n", over, total, n, stalls, inside }' "$WORK/slow.txt"
+	if [ -n "$tracer" ]; then
+		wait "$tracer" || true
+		awk '/fdatasync/ { gsub(/[()]/, ""); n++; if ($2 > m) m = $2 } END { printf "  fdatasyncs over 3 ms on the three nodes meanwhile: %d, the longest %.1f ms\n", n, m }' "$WORK/syncs.txt"
+	fi
 	stop_all
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

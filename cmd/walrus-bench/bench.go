@@ -52,6 +52,12 @@ type Config struct {
 	Settle        time.Duration
 	Progress      io.Writer // a line per ProgressEvery (nil: none)
 	ProgressEvery time.Duration
+
+	// SlowLog, when set, gets a line per acknowledged write slower than
+	// SlowOver (see slowLog): to see whether a latency tail is stalls that
+	// hit every producer at once or single slow requests.
+	SlowLog  io.Writer
+	SlowOver time.Duration
 }
 
 func (c *Config) validate() error {
@@ -127,6 +133,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b := &run{cfg: cfg, prod: newStats(), cons: newStats(), producersDone: make(chan struct{}),
 		acked: make([]atomic.Int64, cfg.Topics), consumed: make([]atomic.Int64, cfg.Topics)}
 	b.budget.Store(cfg.Messages)
+	if cfg.SlowLog != nil {
+		b.slow = newSlowLog(cfg.SlowLog)
+		defer b.slow.flush()
+	}
 	hard, cancelHard := context.WithCancel(ctx)
 	defer cancelHard()
 
@@ -204,6 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // run is the shared state of one benchmark run.
 type run struct {
 	cfg           Config
+	slow          *slowLog // nil without Config.SlowLog
 	start         time.Time
 	prodEnd       time.Time
 	consEnd       time.Time

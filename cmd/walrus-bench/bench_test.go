@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,8 +176,9 @@ func TestJSONReport(t *testing.T) {
 	}
 	c := startCluster(t, 3, nil)
 	var stdout, stderr bytes.Buffer
+	slow := filepath.Join(t.TempDir(), "slow.txt")
 	code := runMain([]string{"--addr", strings.Join(c.Addrs(), ","), "--register", "--topic", "json", "--producers", "3",
-		"--consumers", "2", "--batch", "5", "--duration", "1500ms", "--json"}, &stdout, &stderr)
+		"--consumers", "2", "--batch", "5", "--duration", "1500ms", "--json", "--slow-log", slow, "--slow-over", "0"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, &stdout, &stderr)
 	}
@@ -191,6 +195,28 @@ func TestJSONReport(t *testing.T) {
 	}
 	if n := strings.Count(stderr.String(), "produce "); n < 1 {
 		t.Errorf("expected a progress line per second on stderr, got %q", stderr.String())
+	}
+	// --slow-over 0: every acknowledged MPUT of 5 is a line
+	// "<µs since start> <ms> <producer>"
+	data, err := os.ReadFile(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if rep.Produce != nil && int64(len(lines)) != rep.Produce.Acked/5 {
+		t.Errorf("slow log has %d lines for %d acknowledged MPUTs", len(lines), rep.Produce.Acked/5)
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			t.Fatalf("slow log line %q: want 3 fields", l)
+		}
+		at, err1 := strconv.ParseInt(f[0], 10, 64)
+		ms, err2 := strconv.ParseFloat(f[1], 64)
+		p, err3 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil || err3 != nil || at < 0 || at > 2e6 || ms < 0 || p < 0 || p >= 3 {
+			t.Fatalf("slow log line %q: want µs within the run, ms >= 0, producer 0..2", l)
+		}
 	}
 }
 

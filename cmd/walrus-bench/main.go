@@ -62,6 +62,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print the report as one JSON object")
 	jsonFile := fs.String("json-file", "", "also write the JSON report to this file (for scripts comparing runs)")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	slowFile := fs.String("slow-log", "", "write a line per acknowledged write slower than --slow-over to this file: scheduled send (µs since the start), latency (ms), producer")
+	fs.DurationVar(&cfg.SlowOver, "slow-over", 5*time.Millisecond, "what --slow-log counts as slow")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -79,6 +81,15 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if !*quiet {
 		cfg.Progress = stderr
+	}
+	if *slowFile != "" {
+		f, err := os.Create(*slowFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "walrus-bench:", err)
+			return 2
+		}
+		defer f.Close()
+		cfg.SlowLog = f
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -229,6 +229,9 @@ func (p *producer) onReply(rec *worker, body []byte, pd pending, now time.Time) 
 			return
 		}
 		p.b.acked[p.t].Add(int64(pd.n))
+		if lat := now.Sub(pd.sched); p.b.slow != nil && lat > p.b.cfg.SlowOver {
+			p.b.slow.note(pd.sched.Sub(p.b.start), lat, p.id)
+		}
 		rec.ok(pd.n, int64(pd.n*p.b.cfg.Size), now.Sub(pd.sched), now)
 	case wire.ReplyErr:
 		rec.failReply(string(r.Payload), p.topic, pd.n)
