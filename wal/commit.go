@@ -12,12 +12,14 @@ import (
 // requests keep arriving (SyncEveryBatch).
 const maxCycleBytes = 4 << 20
 
-// writebackStep: under SyncInterval the committer has the kernel start
-// writing each file's records to the device every this many bytes, so that
-// the interval's sync, which the committer waits for (and every append with
-// it), finds little left to write. Without it a 1 s interval's sync wrote a
-// second of records at once and batched writes at half rate saw p99 ~90 ms
-// (BENCHMARKS.md, "SyncInterval's sync held up appends").
+// writebackStep: under SyncInterval and SyncNever the committer has the
+// kernel start writing each file's records to the device every this many
+// bytes, so that the syncs the committer waits for (and every append with
+// it) find little left to write: the interval's sync, and Seal's at every
+// rollover. Without it a 1 s interval's sync wrote a second of records at
+// once, and under SyncNever Seal wrote a whole segment: batched writes at
+// half rate saw p99 ~90 ms and ~230 ms (BENCHMARKS.md, "SyncInterval's
+// sync held up appends").
 const writebackStep = 1 << 20
 
 // maxRetainedBuf bounds the encode buffer the committer keeps between rounds.
@@ -283,7 +285,7 @@ func (w *WAL) writeRound(reqs []request) {
 		s.alloc = max(s.alloc, s.size)
 		s.count += s.bEntries
 		s.dirty = true
-		if w.opts.Sync == SyncInterval {
+		if w.opts.Sync != SyncEveryBatch {
 			startWriteback(s)
 		}
 		w.cycleBytes += s.bBytes

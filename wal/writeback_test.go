@@ -47,14 +47,15 @@ func (w *writebackFS) callsFor(suffix string) [][2]int64 {
 	return nil
 }
 
-// TestSyncIntervalStartsWritebackAsItWrites: under SyncInterval the
-// committer hands each file's records to the device in whole pages every
-// writebackStep bytes, contiguously and never past what it wrote, so that
-// the interval's sync (which holds up every append) has little left to do.
-// SyncEveryBatch syncs every cycle and needs no hint.
-func TestSyncIntervalStartsWritebackAsItWrites(t *testing.T) {
+// TestLazySyncStartsWritebackAsItWrites: under SyncInterval and SyncNever
+// the committer hands each file's records to the device in whole pages
+// every writebackStep bytes, contiguously and never past what it wrote, so
+// that the syncs it waits for (the interval's, and Seal's at a rollover)
+// have little left to do. SyncEveryBatch syncs every cycle and needs no
+// hint.
+func TestLazySyncStartsWritebackAsItWrites(t *testing.T) {
 	entry := bytes.Repeat([]byte("w"), 64<<10)
-	for _, mode := range []SyncMode{SyncInterval, SyncEveryBatch} {
+	for _, mode := range []SyncMode{SyncInterval, SyncNever, SyncEveryBatch} {
 		fsys := &writebackFS{memFS: newMemFS(), calls: map[string][][2]int64{}}
 		w := openWAL(t, "/d", Options{FS: fsys, Sync: mode, SyncInterval: time.Hour})
 		mustCreate(t, w, k1)
@@ -71,7 +72,7 @@ func TestSyncIntervalStartsWritebackAsItWrites(t *testing.T) {
 			continue
 		}
 		if len(calls) < 4 {
-			t.Fatalf("%d StartWriteback calls for %d bytes written, want one per MiB: %v", len(calls), size, calls)
+			t.Fatalf("%v: %d StartWriteback calls for %d bytes written, want one per MiB: %v", mode, len(calls), size, calls)
 		}
 		next := int64(0)
 		for _, c := range calls {
@@ -88,10 +89,10 @@ func TestSyncIntervalStartsWritebackAsItWrites(t *testing.T) {
 	}
 }
 
-// TestSyncIntervalWritebackOnRealFiles: the same on the operating system's
+// TestLazySyncWritebackOnRealFiles: the same on the operating system's
 // files (sync_file_range on Linux): everything written reads back after a
 // reopen.
-func TestSyncIntervalWritebackOnRealFiles(t *testing.T) {
+func TestLazySyncWritebackOnRealFiles(t *testing.T) {
 	dir := t.TempDir()
 	w := openWAL(t, dir, Options{Sync: SyncInterval, SyncInterval: time.Hour})
 	mustCreate(t, w, k1)
