@@ -9,7 +9,7 @@
 # from the working tree. walrus-bench and fsyncrate come from the working
 # tree and are the same for both. Then ROUNDS times (order A,B then B,A,
 # alternating): start a fresh 3-node cluster (--fsync always, topics rf=3)
-# on loopback ports 29091-29093 with that build and run, 128 B messages,
+# on loopback ports 29091-29093 with that build and run, SIZE (128) B messages,
 # 16 producers:
 #
 #   put       PUT, one request in flight per producer, closed loop
@@ -24,7 +24,7 @@
 #
 # and measure the disk's fdatasync rate after each cluster. The summary
 # table at the end lists every run and the B/A ratio of the medians.
-# Knobs: ROUNDS (3), DURATION (8s), PRODUCERS (16), WORK, WORKLOADS,
+# Knobs: ROUNDS (3), DURATION (8s), PRODUCERS (16), SIZE (128), WORK, WORKLOADS,
 # ROUTE (any: producers write through every node; leader: to the segment
 # leader, as the Go client does);
 # A_FLAGS / B_FLAGS: node flags of each side, A_ENV / B_ENV: VAR=value
@@ -39,6 +39,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8s}
 PRODUCERS=${PRODUCERS:-16}
 ROUTE=${ROUTE:-any}
+SIZE=${SIZE:-128}
 WORKLOADS=${WORKLOADS:-put mput half-put half-mput}
 WALRUS_CLIENT_BASE=${WALRUS_CLIENT_BASE:-29090}
 WALRUS_RAFT_BASE=${WALRUS_RAFT_BASE:-29100}
@@ -72,11 +73,11 @@ one() { # VARIANT ROUND
 	for w in $WORKLOADS; do
 		name="$v-$r-$w"
 		case $w in
-		put) bench "$name" --register --rf 3 --topic "ab-put-$r" --producers "$PRODUCERS" --size 128 --batch 1 --duration "$DURATION" ;;
-		mput) bench "$name" --register --rf 3 --topic "ab-mput-$r" --producers "$PRODUCERS" --size 128 --batch 100 --duration "$DURATION" ;;
-		half-put) bench "$name" --topic "ab-put-$r" --producers "$PRODUCERS" --size 128 --batch 1 \
+		put) bench "$name" --register --rf 3 --topic "ab-put-$r" --producers "$PRODUCERS" --size "$SIZE" --batch 1 --duration "$DURATION" ;;
+		mput) bench "$name" --register --rf 3 --topic "ab-mput-$r" --producers "$PRODUCERS" --size "$SIZE" --batch 100 --duration "$DURATION" ;;
+		half-put) bench "$name" --topic "ab-put-$r" --producers "$PRODUCERS" --size "$SIZE" --batch 1 \
 			--rate "$(awk -v m="$(json_field "$WORK/logs/$v-$r-put.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
-		half-mput) bench "$name" --topic "ab-mput-$r" --producers "$PRODUCERS" --size 128 --batch 100 \
+		half-mput) bench "$name" --topic "ab-mput-$r" --producers "$PRODUCERS" --size "$SIZE" --batch 100 \
 			--rate "$(awk -v m="$(json_field "$WORK/logs/$v-$r-mput.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
 		esac
 	done
@@ -86,7 +87,7 @@ one() { # VARIANT ROUND
 
 echo "walrus A/B: $(date -u '+%Y-%m-%d %H:%M UTC'); A = $BASE_REF ($base), B = working tree ($head)"
 echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, route $ROUTE, 128 B, --fsync always (unless the node flags set it), rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; node env A: ${A_ENV:-none}, B: ${B_ENV:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
+echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, route $ROUTE, $SIZE B, --fsync always (unless the node flags set it), rf=3; node flags A: ${A_FLAGS:-none}, B: ${B_FLAGS:-none}; node env A: ${A_ENV:-none}, B: ${B_ENV:-none}; data on $(df -T "$WORK" | awk 'NR == 2 { print $2 " " $1 }')"
 for r in $(seq "$ROUNDS"); do
 	if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
 	for v in $order; do
