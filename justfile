@@ -29,7 +29,8 @@ bench-node:
 bench-compare:
     bench/compare.sh
 
-# MPUT latency tail in open loop at half rate, with and without rollovers
+# MPUT latency tail in open loop at half rate, with and without rollovers,
+# and how much of it is stalls every producer sees (TRACE_SYNCS=1: slow fdatasyncs)
 bench-halfrate:
     bench/halfrate-tail.sh
 
@@ -40,6 +41,11 @@ bench-route:
 # CPU, system calls and context switches per acknowledged PUT, per process
 bench-percall *REF:
     bench/percall.sh {{REF}}
+
+# A/B of the working tree's node against REF (default main) on real processes,
+# alternated; knobs as environment (ROUNDS, ROUTE, SIZE, A_FLAGS/B_FLAGS, ...)
+bench-ab *REF:
+    bench/ab.sh {{REF}}
 
 # CPU profile of an in-process 3-node cluster under 16 MPUT producers
 bench-profile:
