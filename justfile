@@ -29,8 +29,7 @@ bench-node:
 bench-compare:
     bench/compare.sh
 
-# MPUT latency tail in open loop at half rate, with and without rollovers,
-# and how much of it is stalls every producer sees (TRACE_SYNCS=1: slow fdatasyncs)
+# MPUT tail at half rate, with and without rollovers, and the stalls in it
 bench-halfrate:
     bench/halfrate-tail.sh
 
@@ -42,8 +41,7 @@ bench-route:
 bench-percall *REF:
     bench/percall.sh {{REF}}
 
-# A/B of the working tree's node against REF (default main) on real processes,
-# alternated; knobs as environment (ROUNDS, ROUTE, SIZE, A_FLAGS/B_FLAGS, ...)
+# A/B of the working tree's node against REF (default main), real processes, alternated
 bench-ab *REF:
     bench/ab.sh {{REF}}
 
