@@ -368,10 +368,9 @@ func (w *WAL) writeFailed(s *segment, err error) error {
 	if !isNoSpace(err) {
 		return w.fence(fmt.Errorf("write %s: %w", s.path, err))
 	}
-	if terr := s.f.Truncate(s.size); terr != nil {
+	if terr := cutToRecords(s); terr != nil {
 		return w.fence(fmt.Errorf("roll back %s after ENOSPC: %w", s.path, terr))
 	}
-	s.alloc = s.size
 	w.stats.syncs.Add(1)
 	if serr := s.f.Sync(); serr != nil {
 		return w.fence(fmt.Errorf("sync %s after ENOSPC rollback: %w", s.path, serr))
@@ -490,14 +489,7 @@ func (w *WAL) preallocate(s *segment, need int64) error {
 			if !isNoSpace(err) {
 				return err
 			}
-			s.rw.Lock() // the FS contract: no ReadAt during Truncate
-			terr := s.f.Truncate(s.size)
-			s.rw.Unlock()
-			if terr != nil {
-				return terr
-			}
-			s.alloc = s.size
-			return nil
+			return cutToRecords(s)
 		}
 		at += n
 		s.alloc = at
@@ -511,15 +503,24 @@ func (w *WAL) cutPrealloc(s *segment) error {
 	if s.alloc <= s.size {
 		return nil
 	}
-	s.rw.Lock() // the FS contract: no ReadAt during Truncate
-	err := s.f.Truncate(s.size)
-	s.rw.Unlock()
-	if err != nil {
+	if err := cutToRecords(s); err != nil {
 		return w.fence(fmt.Errorf("truncate %s: %w", s.path, err))
 	}
-	s.alloc = s.size
 	s.dirty = true
 	return nil
+}
+
+// cutToRecords truncates s's file to the end of its records (s.size),
+// dropping zeros written ahead or a round that failed, with readers kept
+// out (the FS contract: no ReadAt during Truncate). Committer only.
+func cutToRecords(s *segment) error {
+	s.rw.Lock()
+	err := s.f.Truncate(s.size)
+	s.rw.Unlock()
+	if err == nil {
+		s.alloc = s.size
+	}
+	return err
 }
 
 func (w *WAL) doCreate(key SegmentKey) error {
