@@ -111,7 +111,7 @@ func startWriteback(s *segment) {
 		return
 	}
 	if wb, ok := s.f.(writebacker); ok {
-		wb.StartWriteback(s.wbFrom, end-s.wbFrom)
+		_ = wb.StartWriteback(s.wbFrom, end-s.wbFrom) // a hint: the next Sync reports what matters
 	}
 	s.wbFrom = end
 }

@@ -98,7 +98,7 @@ func (osFS) SyncDir(name string) error {
 // without waiting (osFile on Linux). Optional, and a hint only: the WAL
 // counts nothing durable before Sync returns.
 type writebacker interface {
-	StartWriteback(off, n int64)
+	StartWriteback(off, n int64) error
 }
 
 // osFile is an *os.File whose Sync is fdatasync where the platform has it.

@@ -40,9 +40,14 @@ const syncFileRangeWrite = 2
 // StartWriteback asks the kernel to start writing n bytes at off to the
 // device without waiting for them (sync_file_range(2) with
 // SYNC_FILE_RANGE_WRITE). A hint: nothing it writes counts as durable
-// until Sync, and its errors show up there.
-func (f *osFile) StartWriteback(off, n int64) {
-	_ = f.raw.Control(func(fd uintptr) {
-		_ = syscall.SyncFileRange(int(fd), off, n, syncFileRangeWrite)
-	})
+// until Sync, and a write error shows up there too; the error returned is
+// the call's own (a bad range), which the committer ignores.
+func (f *osFile) StartWriteback(off, n int64) error {
+	var err error
+	if cerr := f.raw.Control(func(fd uintptr) {
+		err = syscall.SyncFileRange(int(fd), off, n, syncFileRangeWrite)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
 }

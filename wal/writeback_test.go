@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,10 +23,11 @@ type writebackFile struct {
 	name string
 }
 
-func (f *writebackFile) StartWriteback(off, n int64) {
+func (f *writebackFile) StartWriteback(off, n int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	f.fs.calls[f.name] = append(f.fs.calls[f.name], [2]int64{off, n})
+	return nil
 }
 
 func (w *writebackFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
@@ -90,10 +92,27 @@ func TestLazySyncStartsWritebackAsItWrites(t *testing.T) {
 }
 
 // TestLazySyncWritebackOnRealFiles: the same on the operating system's
-// files (sync_file_range on Linux): everything written reads back after a
-// reopen.
+// files: where the platform has the hint (sync_file_range on Linux) the
+// kernel accepts the calls the committer makes and refuses a bad range,
+// and everything written reads back after a reopen.
 func TestLazySyncWritebackOnRealFiles(t *testing.T) {
 	dir := t.TempDir()
+	f, err := OSFS().OpenFile(filepath.Join(dir, "probe"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wb, ok := f.(writebacker); ok {
+		if _, err := f.WriteAt(bytes.Repeat([]byte("p"), 3*writebackStep), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := wb.StartWriteback(0, 2*writebackStep); err != nil {
+			t.Fatalf("StartWriteback of whole pages: %v", err)
+		}
+		if err := wb.StartWriteback(-1, writebackStep); err == nil {
+			t.Fatal("StartWriteback at a negative offset was accepted: the call is not reaching the kernel")
+		}
+	}
+	f.Close()
 	w := openWAL(t, dir, Options{Sync: SyncInterval, SyncInterval: time.Hour})
 	mustCreate(t, w, k1)
 	var want [][]byte
