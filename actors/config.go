@@ -44,7 +44,7 @@ type Config struct {
 	SyncInterval time.Duration
 	// WALPrealloc is the step in which segment files grow with zeros
 	// written ahead of their records (wal.Options.Prealloc, which refuses
-	// a negative one); 0: none.
+	// one outside 0..wal.MaxPrealloc); 0: none.
 	WALPrealloc int64
 
 	// Timing of leases and failure detection (see docs/replication.md).

@@ -347,7 +347,7 @@ func (c *Client) leaderAddr(ctx context.Context, topic string) string {
 		case r.Kind == wire.ReplyErr && string(r.Payload) == wire.ErrUnknownCommand.Msg:
 			c.noLeaderCmd.Store(true)
 		case r.Kind == wire.ReplyOK:
-			if _, _, a, perr := wire.ParseLeaderReply(r.Payload); perr == nil && a != "" {
+			if _, _, a, perr := wire.ParseLeaderReply(r.Payload); perr == nil { // the parser refuses an empty address
 				addr, ttl = a, c.cfg.leaderTTL
 				c.poolFor(a)
 			}
