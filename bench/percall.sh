@@ -12,7 +12,9 @@
 # switches (summed over /proc/<pid>/task/*/status). Printed per
 # acknowledged message, one line per process; the node with the most CPU
 # is the topic's segment leader. Also the machine's idle and I/O-wait
-# share over those 4 s (/proc/stat). Knobs: DURATION, ROUTE, PRODUCERS (16).
+# share over those 4 s (/proc/stat). Knobs: DURATION, ROUTE, PRODUCERS (16),
+# PERF_RECORD=FILE: also record the whole machine's call stacks over those
+# 4 s with perf (as root), for `perf report -i FILE`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +23,7 @@ WORK=${WORK:-$(mktemp -d /tmp/walrus-percall.XXXXXX)}
 DURATION=${DURATION:-6s}
 ROUTE=${ROUTE:-leader}
 PRODUCERS=${PRODUCERS:-16}
+PERF_RECORD=${PERF_RECORD:-}
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap finish EXIT
@@ -55,9 +58,15 @@ sleep 1
 mapfile -t pids <"$WORK/pids"
 snap "${pids[@]}" "$bp" >"$WORK/s1"
 read -r i1 w1 t1 <<<"$(cpu)"
+perfp=
+if [ -n "$PERF_RECORD" ]; then
+	perf record -a -g -o "$PERF_RECORD" -- sleep 4 >/dev/null 2>&1 &
+	perfp=$!
+fi
 sleep 4
 snap "${pids[@]}" "$bp" >"$WORK/s2"
 read -r i2 w2 t2 <<<"$(cpu)"
+[ -z "$perfp" ] || wait "$perfp" || true
 wait "$bp" || true
 m=$(json_field "$WORK/p.json" msgs_per_s)
 echo "$(printf '%.0f' "$m") msgs/s, p50 $(json_field "$WORK/p.json" p50) ms; machine idle $(awk -v a="$i1" -v b="$i2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %, I/O wait $(awk -v a="$w1" -v b="$w2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %"
