@@ -267,24 +267,30 @@ func TestBenchNodeThatNeverReplies(t *testing.T) {
 			go func() { _, _ = io.Copy(io.Discard, c) }() // reads, never replies
 		}
 	}()
-	cfg := Config{Addrs: []string{ln.Addr().String()}, Prefix: "mute", Topics: 1, Producers: 2, Messages: 4,
-		Size: 16, Batch: 1, Inflight: 1, Consume: "read", ReadMax: 1, DrainTimeout: 100 * time.Millisecond}
-	done := make(chan *Report, 1)
-	go func() {
-		rep, err := Run(context.Background(), cfg)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- rep
-	}()
-	var rep *Report
-	select {
-	case rep = <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("the run still waits for a node that never replies")
-	}
-	p := rep.Produce
-	if p.Acked != 0 || p.Errors != cfg.Messages || p.ErrorsByKind["timeout: no reply"] != cfg.Messages {
-		t.Fatalf("acked %d, errors %d %v; want %d timeouts", p.Acked, p.Errors, p.ErrorsByKind, cfg.Messages)
+	// one in flight runs the closed loop's single-goroutine session, more
+	// the writer/reader pair: both must give up on the node
+	for _, inflight := range []int{1, 3} {
+		t.Run("inflight="+strconv.Itoa(inflight), func(t *testing.T) {
+			cfg := Config{Addrs: []string{ln.Addr().String()}, Prefix: "mute", Topics: 1, Producers: 2, Messages: 4,
+				Size: 16, Batch: 1, Inflight: inflight, Consume: "read", ReadMax: 1, DrainTimeout: 100 * time.Millisecond}
+			done := make(chan *Report, 1)
+			go func() {
+				rep, err := Run(context.Background(), cfg)
+				if err != nil {
+					t.Error(err)
+				}
+				done <- rep
+			}()
+			var rep *Report
+			select {
+			case rep = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("the run still waits for a node that never replies")
+			}
+			p := rep.Produce
+			if p.Acked != 0 || p.Errors != cfg.Messages || p.ErrorsByKind["timeout: no reply"] != cfg.Messages {
+				t.Fatalf("acked %d, errors %d %v; want %d timeouts", p.Acked, p.Errors, p.ErrorsByKind, cfg.Messages)
+			}
+		})
 	}
 }

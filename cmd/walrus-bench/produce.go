@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -89,6 +91,9 @@ func leaderOf(addr, topic string) (string, error) {
 func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec *worker,
 	next time.Time, interval time.Duration, until time.Time) (time.Time, bool) {
 	cfg := p.b.cfg
+	if cfg.Inflight == 1 && interval == 0 {
+		return next, p.closedSession(issue, hard, c, fr, rec, until)
+	}
 	tokens := make(chan struct{}, cfg.Inflight)
 	for range cfg.Inflight {
 		tokens <- struct{}{}
@@ -211,6 +216,52 @@ loop:
 	default:
 	}
 	return next, broke
+}
+
+// closedSession is session for a closed loop with one request in flight:
+// this goroutine writes each request and reads its reply itself. The
+// general session's writer and reader goroutines hand every request over
+// twice through channels, which at one in flight is all cost (a wake-up
+// per hand-off, on a machine whose cores the nodes need).
+func (p *producer) closedSession(issue, hard context.Context, c *conn, fr *frames, rec *worker, until time.Time) (broke bool) {
+	cfg := p.b.cfg
+	var gaveUp atomic.Bool
+	stop := context.AfterFunc(hard, func() {
+		gaveUp.Store(true)
+		c.close()
+	})
+	defer stop()
+	defer c.close()
+	for issue.Err() == nil {
+		if !until.IsZero() && time.Now().After(until) {
+			return false // time to ask where the leader is now
+		}
+		n := p.b.claim(cfg.Batch)
+		if n == 0 {
+			return false
+		}
+		sched := time.Now()
+		rec.sent(n)
+		// a node that stops reading or never replies must not hang the
+		// run: the write and the reply get the time the run gives replies
+		_ = c.c.SetDeadline(sched.Add(cfg.DrainTimeout))
+		if _, err := c.c.Write(fr.frame(n)); err != nil {
+			rec.fail("conn: "+netKind(err), n)
+			return true
+		}
+		body, err := c.fr.ReadFrame()
+		now := time.Now()
+		if err != nil {
+			dead := "conn: " + netKind(err)
+			if gaveUp.Load() || errors.Is(err, os.ErrDeadlineExceeded) {
+				dead = "timeout: no reply"
+			}
+			rec.fail(dead, n)
+			return true
+		}
+		p.onReply(rec, body, pending{sched: sched, n: n}, now)
+	}
+	return false
 }
 
 // onReply accounts one reply to a PUT or MPUT of pd.n messages.
