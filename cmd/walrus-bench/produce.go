@@ -147,6 +147,13 @@ loop:
 		var sched time.Time
 		if interval > 0 {
 			sched, next = next, next.Add(interval)
+			if cfg.Duration > 0 && !sched.Before(p.b.start.Add(cfg.Duration)) {
+				// the schedule ends with the run; the issue context's
+				// deadline may not have fired yet (its timer runs late on
+				// a loaded machine), so the slot decides
+				p.b.unclaim(n)
+				break
+			}
 			if wait := time.Until(sched); wait > 0 {
 				t := time.NewTimer(wait)
 				select {
