@@ -150,9 +150,7 @@ type segmentActor struct {
 
 	// leader state
 	ld        *segment.Leader
-	buf       [][]byte // entries [bufBase, ld.Next()) kept for replication
-	bufBase   uint64
-	bufBytes  int
+	buf       entryBuf // entries [buf.base, ld.Next()) kept for replication
 	reqSeq    uint64
 	waiters   map[uint64]putWaiter
 	inflight  map[uint64]int
@@ -367,7 +365,7 @@ func (s *segmentActor) becomeLeader(seg *raftfsm.Segment) {
 	s.role = roleLeader
 	s.fenced = seg.Epoch
 	s.end, s.durable, s.hwm, s.flushed = 0, 0, 0, 0
-	s.buf, s.bufBase, s.bufBytes = nil, 0, 0
+	s.buf.reset(0)
 	s.n.leaders.Store(s.topic, s.self)
 	s.n.publishHWM(s.topic, seg.Base)
 	s.armMonitor()
@@ -396,7 +394,7 @@ func (s *segmentActor) stopLeading(e messages.Err) {
 	s.n.leaders.CompareAndDelete(s.topic, s.self)
 	s.n.metrics.dropLag(s.topic)
 	s.ld = nil
-	s.buf = nil
+	s.buf.reset(0)
 	if s.monitor != nil {
 		s.monitor.Stop()
 		s.monitor = nil
@@ -463,10 +461,7 @@ func (s *segmentActor) onPut(m putMsg) {
 		return
 	}
 	ents := m.entries[:k]
-	for _, e := range ents {
-		s.buf = append(s.buf, e)
-		s.bufBytes += len(e)
-	}
+	s.buf.append(ents)
 	s.reqSeq++
 	id := s.reqSeq
 	s.waiters[id] = putWaiter{reply: m.reply, first: first, accepted: k}
@@ -489,7 +484,7 @@ func (s *segmentActor) onFlush() {
 	if s.ld == nil || s.end <= s.flushed {
 		return
 	}
-	ents := s.buf[s.flushed-s.bufBase : s.end-s.bufBase]
+	ents := s.buf.get(s.flushed, s.end)
 	s.appendLocal(s.flushed, ents, nil)
 	s.flushed = s.end
 	s.pump()
@@ -630,13 +625,11 @@ func (s *segmentActor) armPump(d time.Duration) {
 // entriesFor returns entries [from, to) from the replication buffer, or
 // from the WAL when the buffer was trimmed past them (a follower far behind).
 func (s *segmentActor) entriesFor(from, to uint64) ([][]byte, error) {
-	if from >= s.bufBase {
-		i, j := from-s.bufBase, to-s.bufBase
-		out := s.buf[i:j]
-		return capBytes(out, maxReplicateBytes), nil
+	if from >= s.buf.base {
+		return capBytes(s.buf.get(from, to), maxReplicateBytes), nil
 	}
-	if to > s.bufBase {
-		to = s.bufBase
+	if to > s.buf.base {
+		to = s.buf.base
 	}
 	if to > s.durable {
 		to = s.durable
@@ -733,18 +726,10 @@ func (s *segmentActor) trimBuffer() {
 	}
 	// every replica (this one included) holds everything below low
 	low := s.ld.Next() - s.ld.Lag()
-	if s.bufBytes > maxBufferedBytes {
-		low = max(low, min(s.durable, s.bufBase+uint64(len(s.buf))/2))
+	if s.buf.bytes > maxBufferedBytes {
+		low = max(low, min(s.durable, s.buf.base+uint64(len(s.buf.ents))/2))
 	}
-	if low <= s.bufBase {
-		return
-	}
-	n := low - s.bufBase
-	for _, e := range s.buf[:n] {
-		s.bufBytes -= len(e)
-	}
-	s.buf = append([][]byte(nil), s.buf[n:]...)
-	s.bufBase = low
+	s.buf.trim(low)
 }
 
 func (s *segmentActor) maybeSeal() {
@@ -907,7 +892,7 @@ func (s *segmentActor) readRange(from, limit uint64, max, maxBytes int) ([][]byt
 			return out, nil // stopped at maxBytes
 		}
 	}
-	if s.role != roleLeader || from >= limit || from < s.bufBase {
+	if s.role != roleLeader || from >= limit || from < s.buf.base {
 		return out, nil
 	}
 	bytes := 0
@@ -915,7 +900,7 @@ func (s *segmentActor) readRange(from, limit uint64, max, maxBytes int) ([][]byt
 		bytes += len(e)
 	}
 	for i := from; i < limit && len(out) < max; i++ {
-		e := s.buf[i-s.bufBase]
+		e := s.buf.at(i)
 		if bytes+len(e) > maxBytes && len(out) > 0 {
 			break
 		}
