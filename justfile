@@ -45,6 +45,10 @@ bench-percall *REF:
 bench-ab *REF:
     bench/ab.sh {{REF}}
 
+# A/B of two walrus-bench builds against one cluster (REF: the base, default main)
+bench-ab-loadgen *REF:
+    bench/ab-loadgen.sh {{REF}}
+
 # CPU profile of an in-process 3-node cluster under 16 MPUT producers
 bench-profile:
     bench/profile.sh
