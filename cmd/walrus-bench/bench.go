@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walrus-go/walrus/client"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -120,12 +120,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Register {
-		if err := register(cfg); err != nil {
-			return nil, err
-		}
-	}
-	starts, err := startOffsets(cfg)
+	starts, err := setup(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -287,28 +282,46 @@ func request(req *wire.Request) []byte {
 	return wire.AppendFrame(nil, wire.AppendRequest(nil, req))
 }
 
-// register creates the topics through the first node.
-func register(cfg Config) error {
-	c, err := dial(cfg.Addrs[0])
+// setup registers the topics (--register) and finds where READ consumers
+// start, through the Go client; the load itself goes over raw connections
+// (producer, consumer), so that what is measured is the server.
+func setup(ctx context.Context, cfg Config) ([]uint64, error) {
+	cl, err := client.Dial(ctx, cfg.Addrs)
 	if err != nil {
-		return fmt.Errorf("register: %w", err)
+		return nil, fmt.Errorf("setup: %w", err)
 	}
-	defer c.close()
-	for t := range cfg.Topics {
-		req := wire.Request{Cmd: wire.CmdRegister, Topic: cfg.topic(t), RF: cfg.RF}
-		body, err := c.do(request(&req), 30*time.Second)
-		if err != nil {
-			return fmt.Errorf("register %s: %w", req.Topic, err)
+	defer cl.Close()
+	if cfg.Register {
+		if err := register(ctx, cl, cfg); err != nil {
+			return nil, err
 		}
-		if r := wire.ParseReply(body); r.Kind != wire.ReplyOK {
-			return fmt.Errorf("register %s: %s", req.Topic, body)
+	}
+	return startOffsets(ctx, cl, cfg)
+}
+
+// setupTimeout bounds each setup call (REGISTER, STATE) of the run.
+const setupTimeout = 30 * time.Second
+
+// register creates the topics, through the Go client (which retries
+// while, say, a cluster that just formed has not recorded its nodes).
+func register(ctx context.Context, cl *client.Client, cfg Config) error {
+	var opts []client.RegisterOption
+	if cfg.RF > 0 {
+		opts = append(opts, client.RF(cfg.RF))
+	}
+	for t := range cfg.Topics {
+		cctx, cancel := context.WithTimeout(ctx, setupTimeout)
+		err := cl.Register(cctx, cfg.topic(t), opts...)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("register %s: %w", cfg.topic(t), err)
 		}
 	}
 	return nil
 }
 
 // startOffsets is where READ consumers of each topic begin.
-func startOffsets(cfg Config) ([]uint64, error) {
+func startOffsets(ctx context.Context, cl *client.Client, cfg Config) ([]uint64, error) {
 	out := make([]uint64, cfg.Topics)
 	if cfg.Consumers == 0 || cfg.Consume != "read" || cfg.From == "start" {
 		return out, nil
@@ -323,17 +336,12 @@ func startOffsets(cfg Config) ([]uint64, error) {
 		}
 		return out, nil
 	}
-	c, err := dial(cfg.Addrs[0])
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	defer c.close()
 	for t := range cfg.Topics {
 		// a topic registered a moment ago may not report its mark yet
 		name := cfg.topic(t)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			hwm, err := highWaterMark(c, name)
+			hwm, err := highWaterMark(ctx, cl, name)
 			if err == nil {
 				out[t] = hwm
 				break
@@ -348,20 +356,15 @@ func startOffsets(cfg Config) ([]uint64, error) {
 }
 
 // highWaterMark asks STATE for the topic's readable end.
-func highWaterMark(c *conn, topic string) (uint64, error) {
-	req := wire.Request{Cmd: wire.CmdState, Topic: topic}
-	body, err := c.do(request(&req), 10*time.Second)
+func highWaterMark(ctx context.Context, cl *client.Client, topic string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	st, err := cl.State(ctx, topic)
 	if err != nil {
 		return 0, fmt.Errorf("state %s: %w", topic, err)
 	}
-	var st struct {
-		HWM *uint64 `json:"high_water_mark"`
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return 0, fmt.Errorf("state %s: %s", topic, body)
-	}
-	if st.HWM == nil {
+	if st.HighWaterMark == nil {
 		return 0, fmt.Errorf("state %s: no high_water_mark (leader unreachable?)", topic)
 	}
-	return *st.HWM, nil
+	return *st.HighWaterMark, nil
 }
