@@ -133,7 +133,7 @@ func (c *Cluster) newNode(id uint64, peers, join []string) *Node {
 		RequestTimeout:    3 * time.Second,
 		Clock:             seam.RealClock{}, // virtual inside the bubble
 		Network:           c.Net.Host(h),
-		FS:                fs,
+		FS:                walFS{fs},
 		Rand:              rand.New(rand.NewSource(c.cfg.Seed*31 + int64(id))),
 		Logger:            c.log,
 		LibLogLevel:       slog.LevelWarn,
@@ -241,7 +241,7 @@ func (c *Cluster) Start(id uint64) error {
 	if err != nil {
 		if errors.Is(err, ErrStartPanicked) {
 			// the panic hides the cause (KB7); the usual one is the WAL
-			if w, werr := wal.Open(filepath.Join(nd.Cfg.NodeDir(), "wal"), wal.Options{FS: nd.FS}); werr != nil {
+			if w, werr := wal.Open(filepath.Join(nd.Cfg.NodeDir(), "wal"), wal.Options{FS: walFS{nd.FS}}); werr != nil {
 				err = fmt.Errorf("%w; the WAL says: %w", err, werr)
 			} else {
 				_ = w.Close()

@@ -737,7 +737,7 @@ func (r *runner) checkReplicas() {
 	sort.Strings(topics)
 	for _, id := range r.c.Members() {
 		nd := r.c.Nodes[id]
-		w, err := wal.Open(filepath.Join(nd.Cfg.NodeDir(), "wal"), wal.Options{FS: nd.FS})
+		w, err := wal.Open(filepath.Join(nd.Cfg.NodeDir(), "wal"), wal.Options{FS: walFS{nd.FS}})
 		if err != nil {
 			r.res.Problems = append(r.res.Problems, fmt.Sprintf("replica check: open WAL of n%d: %v", id, err))
 			continue

@@ -7,7 +7,12 @@
 // a random part of the bytes written since (a torn write). Faults: a disk
 // that is full (writes past a byte quota fail with ENOSPC), fsyncs that fail
 // with EIO, a stalled disk (every operation waits until Unstall), and bit
-// rot (Corrupt flips a byte of a file, synced copy included).
+// rot (Corrupt flips a byte of a file, synced copy included), and hooks
+// that fail any write or sync a test picks (SetWriteFault, SetSyncFault).
+//
+// It imports nothing of the module, so that the storage engine's own tests
+// use it too (wal's memFS); its FS implements wal.FS but for OpenFile's
+// result type (*File), which testkit and wal's tests wrap.
 //
 // A FS used inside a testing/synctest bubble must be created there (a
 // stalled operation waits on a channel of the bubble).
@@ -26,8 +31,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/walrus-go/walrus/wal"
 )
 
 // FS is the simulated file system. Safe for concurrent use; one mutex
@@ -42,6 +45,10 @@ type FS struct {
 	syncErr error
 	stall   chan struct{}
 	hold    chan struct{} // non-nil: File.Sync waits (writes go on)
+
+	// fault hooks (SetWriteFault, SetSyncFault), called without mu held
+	writeFault func(name string, p []byte) (keep int, err error)
+	syncFault  func(name string) error
 
 	Stats Stats
 }
@@ -62,8 +69,6 @@ type inode struct {
 func New() *FS {
 	return &FS{dirs: map[string]bool{"/": true, ".": true}, files: map[string]*inode{}, durable: map[string]*inode{}}
 }
-
-var _ wal.FS = (*FS)(nil)
 
 // errEIO is what a dead handle or an injected fsync failure returns.
 var errEIO = syscall.EIO
@@ -165,6 +170,83 @@ func (f *FS) FailSyncs(on bool) {
 		f.syncErr = nil
 	}
 	f.mu.Unlock()
+}
+
+// SetWriteFault makes every File.WriteAt first call fault (nil: none).
+// When fault returns an error, the write keeps the first keep bytes of p
+// and fails with that error (as a *os.PathError).
+func (f *FS) SetWriteFault(fault func(name string, p []byte) (keep int, err error)) {
+	f.mu.Lock()
+	f.writeFault = fault
+	f.mu.Unlock()
+}
+
+// SetSyncFault makes every File.Sync first call fault (nil: none); an
+// error it returns fails the sync, which makes nothing durable.
+func (f *FS) SetSyncFault(fault func(name string) error) {
+	f.mu.Lock()
+	f.syncFault = fault
+	f.mu.Unlock()
+}
+
+// SyncedLen is how many bytes of file name are durable (-1: no such file).
+func (f *FS) SyncedLen(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ino := f.files[path.Clean(name)]
+	if ino == nil {
+		return -1
+	}
+	return len(ino.synced)
+}
+
+// Syncs is the number of successful File.Sync calls so far.
+func (f *FS) Syncs() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Stats.Syncs
+}
+
+// Names lists every file, sorted.
+func (f *FS) Names() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.files))
+	for p := range f.files {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Clone returns an independent copy of the disk as it is now (contents,
+// what is durable, directories, quota), without fault hooks, holds or
+// open handles: PowerCut on the copy is a crash the original does not
+// see, so a test can keep using the original.
+func (f *FS) Clone() *FS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := New()
+	c.quota = f.quota
+	for d := range f.dirs {
+		c.dirs[d] = true
+	}
+	copied := map[*inode]*inode{}
+	dup := func(ino *inode) *inode {
+		if n, ok := copied[ino]; ok {
+			return n
+		}
+		n := &inode{data: bytes.Clone(ino.data), synced: bytes.Clone(ino.synced), dirtyFrom: ino.dirtyFrom}
+		copied[ino] = n
+		return n
+	}
+	for p, ino := range f.files {
+		c.files[p] = dup(ino)
+	}
+	for p, ino := range f.durable {
+		c.durable[p] = dup(ino)
+	}
+	return c
 }
 
 // PowerCut replaces the state with what survives a power failure now. Open
@@ -311,9 +393,11 @@ func (f *FS) ReadFile(name string) []byte {
 	return bytes.Clone(ino.data)
 }
 
-// ---- wal.FS ----
+// ---- the file system (it implements wal.FS but for OpenFile's result
+// type: testkit and wal's tests wrap it, as this package may not import wal) ----
 
-type file struct {
+// File is an open file of an FS.
+type File struct {
 	fs     *FS
 	ino    *inode
 	gen    uint64
@@ -334,7 +418,9 @@ func (i info) ModTime() time.Time { return time.Time{} }
 func (i info) IsDir() bool        { return false }
 func (i info) Sys() any           { return nil }
 
-func (f *FS) OpenFile(name string, flag int, perm os.FileMode) (wal.File, error) {
+// OpenFile opens name with os-style flags (O_RDONLY, O_RDWR, O_CREATE,
+// O_EXCL, O_TRUNC).
+func (f *FS) OpenFile(name string, flag int, perm os.FileMode) (*File, error) {
 	f.wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -356,7 +442,7 @@ func (f *FS) OpenFile(name string, flag int, perm os.FileMode) (wal.File, error)
 		ino.data = ino.data[:0]
 		ino.dirtyFrom = 0
 	}
-	return &file{fs: f, ino: ino, gen: f.gen, name: name, flag: flag}, nil
+	return &File{fs: f, ino: ino, gen: f.gen, name: name, flag: flag}, nil
 }
 
 func (f *FS) Remove(name string) error {
@@ -435,7 +521,7 @@ func (f *FS) SyncDir(name string) error {
 }
 
 // live reports whether the handle may still be used (caller holds fs.mu).
-func (h *file) liveLocked() error {
+func (h *File) liveLocked() error {
 	if h.closed {
 		return fs.ErrClosed
 	}
@@ -445,7 +531,7 @@ func (h *file) liveLocked() error {
 	return nil
 }
 
-func (h *file) ReadAt(p []byte, off int64) (int, error) {
+func (h *File) ReadAt(p []byte, off int64) (int, error) {
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	if err := h.liveLocked(); err != nil {
@@ -464,8 +550,18 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (h *file) WriteAt(p []byte, off int64) (int, error) {
+func (h *File) WriteAt(p []byte, off int64) (int, error) {
 	h.fs.wait()
+	h.fs.mu.Lock()
+	fault := h.fs.writeFault
+	h.fs.mu.Unlock()
+	keep := len(p)
+	var err error
+	if fault != nil {
+		if k, ferr := fault(h.name, p); ferr != nil {
+			keep, err = min(max(k, 0), len(p)), &os.PathError{Op: "write", Path: h.name, Err: ferr}
+		}
+	}
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	if err := h.liveLocked(); err != nil {
@@ -474,9 +570,10 @@ func (h *file) WriteAt(p []byte, off int64) (int, error) {
 	if h.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return 0, &os.PathError{Op: "write", Path: h.name, Err: syscall.EBADF}
 	}
+	if err != nil {
+		h.fs.Stats.FailedWrites++
+	}
 	i := h.ino
-	keep := len(p)
-	var err error
 	if q := h.fs.quota; q > 0 {
 		// every written byte needs free space, as on a copy-on-write file
 		// system (where an overwrite allocates too): a full disk refuses
@@ -496,7 +593,7 @@ func (h *file) WriteAt(p []byte, off int64) (int, error) {
 	return keep, err
 }
 
-func (h *file) Close() error {
+func (h *File) Close() error {
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	if h.closed {
@@ -506,7 +603,7 @@ func (h *file) Close() error {
 	return nil
 }
 
-func (h *file) Sync() error {
+func (h *File) Sync() error {
 	h.fs.wait()
 	for {
 		h.fs.mu.Lock()
@@ -519,9 +616,20 @@ func (h *file) Sync() error {
 		<-ch
 	}
 	h.fs.mu.Lock()
+	fault := h.fs.syncFault
+	h.fs.mu.Unlock()
+	var faultErr error
+	if fault != nil {
+		faultErr = fault(h.name)
+	}
+	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	if err := h.liveLocked(); err != nil {
 		return err
+	}
+	if faultErr != nil {
+		h.fs.Stats.FailedSyncs++
+		return &os.PathError{Op: "fdatasync", Path: h.name, Err: faultErr}
 	}
 	if h.fs.syncErr != nil {
 		h.fs.Stats.FailedSyncs++
@@ -534,7 +642,7 @@ func (h *file) Sync() error {
 	return nil
 }
 
-func (h *file) Truncate(size int64) error {
+func (h *File) Truncate(size int64) error {
 	h.fs.wait()
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
@@ -552,7 +660,7 @@ func (h *file) Truncate(size int64) error {
 	return nil
 }
 
-func (h *file) Stat() (os.FileInfo, error) {
+func (h *File) Stat() (os.FileInfo, error) {
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	if err := h.liveLocked(); err != nil {

@@ -9,11 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/walrus-go/walrus/wal"
 )
 
-func create(t *testing.T, fs *FS, name string) wal.File {
+func create(t *testing.T, fs *FS, name string) *File {
 	t.Helper()
 	if err := fs.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)
@@ -120,5 +118,68 @@ func TestFailedSyncAndCorruption(t *testing.T) {
 	fs.PowerCut(nil)
 	if got := fs.ReadFile("/d/a"); got[1] != 'b'^0xff {
 		t.Fatalf("bit rot did not survive the power cut: %q", got)
+	}
+}
+
+// TestFaultHooks: a write fault keeps the bytes it says and fails the
+// write; a sync fault fails the sync and makes nothing durable; removing
+// the hooks heals the disk.
+func TestFaultHooks(t *testing.T) {
+	fs := New()
+	f := create(t, fs, "/d/a")
+	fs.SetWriteFault(func(name string, p []byte) (int, error) {
+		if name != "/d/a" {
+			t.Errorf("write fault called for %q", name)
+		}
+		return 2, syscall.ENOSPC
+	})
+	if n, err := f.WriteAt([]byte("abcd"), 0); n != 2 || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("faulted write = %d, %v; want 2, ENOSPC", n, err)
+	}
+	fs.SetWriteFault(nil)
+	if n, err := f.WriteAt([]byte("cd"), 2); n != 2 || err != nil {
+		t.Fatalf("write after the fault = %d, %v", n, err)
+	}
+	fs.SetSyncFault(func(string) error { return syscall.EIO })
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("faulted sync = %v, want EIO", err)
+	}
+	if fs.SyncedLen("/d/a") != 0 || fs.Syncs() != 0 {
+		t.Fatalf("a failed sync made %d bytes durable (%d syncs)", fs.SyncedLen("/d/a"), fs.Syncs())
+	}
+	fs.SetSyncFault(nil)
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if fs.SyncedLen("/d/a") != 4 || fs.Syncs() != 1 || fs.SyncedLen("/d/none") != -1 {
+		t.Fatalf("synced %d bytes, %d syncs, absent file %d", fs.SyncedLen("/d/a"), fs.Syncs(), fs.SyncedLen("/d/none"))
+	}
+	if got := fs.Names(); len(got) != 1 || got[0] != "/d/a" {
+		t.Fatalf("Names() = %v", got)
+	}
+}
+
+// TestCloneIsIndependent: a power cut of a clone leaves the original and
+// its open handles alone, and writes to either do not reach the other.
+func TestCloneIsIndependent(t *testing.T) {
+	fs := New()
+	f := create(t, fs, "/d/a")
+	f.WriteAt([]byte("synced"), 0)
+	f.Sync()
+	fs.SyncDir("/d")
+	f.WriteAt([]byte("+more"), 6)
+	c := fs.Clone()
+	c.PowerCut(nil)
+	if got := string(c.ReadFile("/d/a")); got != "synced" {
+		t.Fatalf("clone after power cut = %q, want the synced bytes", got)
+	}
+	if _, err := f.WriteAt([]byte("!"), 11); err != nil {
+		t.Fatalf("the original's handle died with the clone's power cut: %v", err)
+	}
+	if got := string(fs.ReadFile("/d/a")); got != "synced+more!" {
+		t.Fatalf("original = %q", got)
+	}
+	if got := string(c.ReadFile("/d/a")); got != "synced" {
+		t.Fatalf("a write to the original reached the clone: %q", got)
 	}
 }

@@ -1,29 +1,24 @@
-package testkit
+package wal
 
-import (
-	"testing"
+import "testing"
 
-	"github.com/walrus-go/walrus/testkit/simfs"
-	"github.com/walrus-go/walrus/wal"
-)
-
-// Regression tests of WAL bugs the simulator found (docs/testing.md,
+// Regression tests of WAL bugs the cluster simulator found (docs/testing.md,
 // "Findings"), reproduced on the simulated disk without a cluster.
 
-var regressionKey = wal.SegmentKey{Topic: "t", Segment: 1}
+var regressionKey = SegmentKey{Topic: "t", Segment: 1}
 
-// openSimWAL opens the WAL at /d/wal on fs.
-func openSimWAL(t *testing.T, fs *simfs.FS) *wal.WAL {
+// openRegressionWAL opens the WAL at /d/wal on fsys.
+func openRegressionWAL(t *testing.T, fsys *memFS) *WAL {
 	t.Helper()
-	w, err := wal.Open("/d/wal", wal.Options{FS: fs})
+	w, err := Open("/d/wal", Options{FS: fsys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
 }
 
-// appendAt appends two entries at offset off of regressionKey and waits.
-func appendAt(w *wal.WAL, off uint64) error {
+// appendTwoAt appends two entries at offset off of regressionKey and waits.
+func appendTwoAt(w *WAL, off uint64) error {
 	done := make(chan error, 1)
 	w.AppendAt(regressionKey, off, [][]byte{[]byte("first"), []byte("second")}, func(_ uint64, err error) { done <- err })
 	return <-done
@@ -31,24 +26,24 @@ func appendAt(w *wal.WAL, off uint64) error {
 
 // TestWALReopenAppendAt is the regression test of KB3: after the WAL is
 // reopened, AppendAt at a recovered open segment's end must work
-// (wal.recoverFile used to leave the segment's nextOff at 0, so it failed
+// (recoverFile used to leave the segment's nextOff at 0, so it failed
 // with "segment ends at 0" forever).
 func TestWALReopenAppendAt(t *testing.T) {
-	fs := simfs.New()
-	w := openSimWAL(t, fs)
+	fsys := newMemFS()
+	w := openRegressionWAL(t, fsys)
 	if err := w.Create(regressionKey); err != nil {
 		t.Fatal(err)
 	}
-	if err := appendAt(w, 0); err != nil {
+	if err := appendTwoAt(w, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w = openSimWAL(t, fs)
+	w = openRegressionWAL(t, fsys)
 	defer w.Close()
 	info, _ := w.Info(regressionKey)
-	if err := appendAt(w, info.Count); err != nil {
+	if err := appendTwoAt(w, info.Count); err != nil {
 		t.Fatalf("after reopen Info says %d entries, but AppendAt(%d) fails: %v", info.Count, info.Count, err)
 	}
 }
@@ -60,28 +55,28 @@ func TestWALReopenAppendAt(t *testing.T) {
 // recovered segment was not "dirty"). A power cut then tore a sealed file,
 // and the WAL refused the disk at the next start.
 func TestWALRecoveredBytesAreSyncedBeforeSeal(t *testing.T) {
-	fs := simfs.New()
-	w := openSimWAL(t, fs)
+	fsys := newMemFS()
+	w := openRegressionWAL(t, fsys)
 	if err := w.Create(regressionKey); err != nil {
 		t.Fatal(err)
 	}
-	if err := appendAt(w, 0); err != nil {
+	if err := appendTwoAt(w, 0); err != nil {
 		t.Fatal(err)
 	}
-	fs.FailSyncs(true)
-	if err := appendAt(w, 2); err == nil {
+	fsys.FailSyncs(true)
+	if err := appendTwoAt(w, 2); err == nil {
 		t.Fatal("append with failing fsync succeeded")
 	}
 	_ = w.Close() // the process exits; the page cache keeps what it wrote
-	fs.FailSyncs(false)
-	w = openSimWAL(t, fs)
+	fsys.FailSyncs(false)
+	w = openRegressionWAL(t, fsys)
 	info, _ := w.Info(regressionKey)
 	if err := w.Seal(regressionKey, info.Count); err != nil {
 		t.Fatal(err)
 	}
 	_ = w.Close()
-	fs.PowerCutKeeping(func(n int) int { return n / 2 }) // a torn write of what was never synced
-	w, err := wal.Open("/d/wal", wal.Options{FS: fs})
+	fsys.PowerCutKeeping(func(n int) int { return n / 2 }) // a torn write of what was never synced
+	w, err := Open("/d/wal", Options{FS: fsys})
 	if err != nil {
 		t.Fatalf("KB8 regression: recovered %d entries (some never synced), sealed them, and after a power cut the WAL refuses: %v", info.Count, err)
 	}
