@@ -17,6 +17,21 @@ func openRegressionWAL(t *testing.T, fsys *memFS) *WAL {
 	return w
 }
 
+// regressionWALWithTwo opens a WAL on a fresh disk holding regressionKey
+// with two entries.
+func regressionWALWithTwo(t *testing.T) (*memFS, *WAL) {
+	t.Helper()
+	fsys := newMemFS()
+	w := openRegressionWAL(t, fsys)
+	if err := w.Create(regressionKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendTwoAt(w, 0); err != nil {
+		t.Fatal(err)
+	}
+	return fsys, w
+}
+
 // appendTwoAt appends two entries at offset off of regressionKey and waits.
 func appendTwoAt(w *WAL, off uint64) error {
 	done := make(chan error, 1)
@@ -29,14 +44,7 @@ func appendTwoAt(w *WAL, off uint64) error {
 // (recoverFile used to leave the segment's nextOff at 0, so it failed
 // with "segment ends at 0" forever).
 func TestWALReopenAppendAt(t *testing.T) {
-	fsys := newMemFS()
-	w := openRegressionWAL(t, fsys)
-	if err := w.Create(regressionKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := appendTwoAt(w, 0); err != nil {
-		t.Fatal(err)
-	}
+	fsys, w := regressionWALWithTwo(t)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +63,7 @@ func TestWALReopenAppendAt(t *testing.T) {
 // recovered segment was not "dirty"). A power cut then tore a sealed file,
 // and the WAL refused the disk at the next start.
 func TestWALRecoveredBytesAreSyncedBeforeSeal(t *testing.T) {
-	fsys := newMemFS()
-	w := openRegressionWAL(t, fsys)
-	if err := w.Create(regressionKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := appendTwoAt(w, 0); err != nil {
-		t.Fatal(err)
-	}
+	fsys, w := regressionWALWithTwo(t)
 	fsys.FailSyncs(true)
 	if err := appendTwoAt(w, 2); err == nil {
 		t.Fatal("append with failing fsync succeeded")

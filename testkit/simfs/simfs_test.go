@@ -23,13 +23,21 @@ func create(t *testing.T, fs *FS, name string) *File {
 	return f
 }
 
-func TestPowerCutKeepsOnlySyncedData(t *testing.T) {
+// syncedThenMore returns a disk whose durable /d/a holds "synced", with
+// more written after it and not synced.
+func syncedThenMore(t *testing.T, more string) (*FS, *File) {
+	t.Helper()
 	fs := New()
 	f := create(t, fs, "/d/a")
 	f.WriteAt([]byte("synced"), 0)
 	f.Sync()
 	fs.SyncDir("/d")
-	f.WriteAt([]byte("-lost"), 6)
+	f.WriteAt([]byte(more), 6)
+	return fs, f
+}
+
+func TestPowerCutKeepsOnlySyncedData(t *testing.T) {
+	fs, f := syncedThenMore(t, "-lost")
 	g := create(t, fs, "/d/b") // never made durable in the directory
 	g.WriteAt([]byte("x"), 0)
 	g.Sync()
@@ -162,12 +170,7 @@ func TestFaultHooks(t *testing.T) {
 // TestCloneIsIndependent: a power cut of a clone leaves the original and
 // its open handles alone, and writes to either do not reach the other.
 func TestCloneIsIndependent(t *testing.T) {
-	fs := New()
-	f := create(t, fs, "/d/a")
-	f.WriteAt([]byte("synced"), 0)
-	f.Sync()
-	fs.SyncDir("/d")
-	f.WriteAt([]byte("+more"), 6)
+	fs, f := syncedThenMore(t, "+more")
 	c := fs.Clone()
 	c.PowerCut(nil)
 	if got := string(c.ReadFile("/d/a")); got != "synced" {
