@@ -94,3 +94,23 @@ func TestEntryBufCopiesRarely(t *testing.T) {
 		t.Fatalf("%.3f allocations per round, want one per tens of rounds", perRound)
 	}
 }
+
+// TestEntryBufLetsGoOfTrimmedPayload: what trim drops stays in the array
+// only up to maxDeadBytes; past that the live entries move to a new array
+// and the old one is left to the slices handed out (an idle leader keeps
+// no more than that of payload nobody needs).
+func TestEntryBufLetsGoOfTrimmedPayload(t *testing.T) {
+	var b entryBuf
+	b.reset(0)
+	big := make([]byte, 64<<10)
+	for range 3 * maxDeadBytes / len(big) {
+		b.append([][]byte{big})
+		b.trim(b.end() - 1) // one live entry
+		if b.dead > maxDeadBytes {
+			t.Fatalf("the array holds %d bytes of trimmed payload, more than %d", b.dead, maxDeadBytes)
+		}
+	}
+	if len(b.ents) != 1 || b.bytes != len(big) {
+		t.Fatalf("live %d entries, %d bytes; want 1 entry of %d", len(b.ents), b.bytes, len(big))
+	}
+}
