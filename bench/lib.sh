@@ -62,6 +62,8 @@ fsync_baseline() {
 # GOMAXPROCS=1).
 walrus_start() {
 	local fsync=$1 dir="$WORK/walrus-$1" i
+	ports_free walrus $((WALRUS_CLIENT_BASE + 1)) $((WALRUS_CLIENT_BASE + 2)) $((WALRUS_CLIENT_BASE + 3)) \
+		$((WALRUS_RAFT_BASE + 1)) $((WALRUS_RAFT_BASE + 2)) $((WALRUS_RAFT_BASE + 3)) || return 1
 	rm -rf "$dir" && mkdir -p "$dir"
 	for i in 1 2 3; do
 		local join=()
@@ -77,6 +79,7 @@ walrus_start() {
 	for t in $(seq 100); do
 		if "$WORK/bin/walrus-bench" --addr "$(walrus_addrs)" --register --topic ready --producers 3 --messages 3 \
 			--duration 0 --quiet >/dev/null 2>&1; then
+			started_alive walrus "$dir" || return 1
 			return 0
 		fi
 		sleep 0.2
@@ -89,6 +92,8 @@ walrus_start() {
 # every write) or "default" (the server's default sync_interval).
 nats_start() {
 	local sync=$1 dir="$WORK/nats-$1" i j
+	ports_free nats $((NATS_CLIENT_BASE + 1)) $((NATS_CLIENT_BASE + 2)) $((NATS_CLIENT_BASE + 3)) \
+		$((NATS_ROUTE_BASE + 1)) $((NATS_ROUTE_BASE + 2)) $((NATS_ROUTE_BASE + 3)) || return 1
 	rm -rf "$dir" && mkdir -p "$dir"
 	for i in 1 2 3; do
 		{
@@ -134,6 +139,7 @@ nats_urls() {
 # "always" or "everysec" (its default once appendonly is on).
 redis_start() {
 	local fsync=$1 dir="$WORK/redis-$1"
+	ports_free redis "$REDIS_PORT" || return 1
 	rm -rf "$dir" && mkdir -p "$dir"
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync "$fsync" \
 		--save '' --daemonize no --logfile "$dir/redis.log" &
@@ -145,6 +151,35 @@ redis_start() {
 	done
 	echo "redis did not start; log in $dir" >&2
 	return 1
+}
+
+# ports_free WHAT PORT...: fail, naming the port, if anything listens on
+# one of the loopback ports a server is about to take. A server left
+# running by an earlier script (killed before its EXIT trap ran, or one of
+# another engineer's) would otherwise answer in place of the new one,
+# whose nodes exit on the bind error unnoticed: the run would measure an
+# old build, with old data, at whatever settings it had.
+ports_free() {
+	local what=$1 p
+	shift
+	for p in "$@"; do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "bench: port $p (for $what) is taken by another process; stop it or pick other ports (see bench/lib.sh)" >&2
+			return 1
+		fi
+	done
+}
+
+# started_alive WHAT DIR: fail unless every server this script started is
+# still running (one that exited, say on a bind error, has its log in DIR).
+started_alive() {
+	local p
+	for p in $(cat "$WORK/pids"); do
+		if ! kill -0 "$p" 2>/dev/null; then
+			echo "bench: a $what server this script started (pid $p) has exited; logs in $2" >&2
+			return 1
+		fi
+	done
 }
 
 # finish: the scripts' EXIT trap. Stops the servers, then deletes what

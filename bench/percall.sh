@@ -64,6 +64,10 @@ if [ -n "$PERF_RECORD" ]; then
 	perfp=$!
 fi
 sleep 4
+if ! kill -0 "$bp" 2>/dev/null; then
+	echo "percall: the run ended before the second sample (5 s in): DURATION ($DURATION) must be longer" >&2
+	exit 1
+fi
 snap "${pids[@]}" "$bp" >"$WORK/s2"
 read -r i2 w2 t2 <<<"$(cpu)"
 [ -z "$perfp" ] || wait "$perfp" || true
