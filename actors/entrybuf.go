@@ -5,10 +5,10 @@ package actors
 //
 // Slices it hands out (get: the batch the WAL writes later on its own
 // goroutine, the entries a replication request encodes) share its array,
-// so it never writes below its length: trim drops a prefix by reslicing, and append
-// moves the live entries to a new array once the old one is full. A new
-// array has room for as many entries again as it holds (at least
-// minBufSlots), so the buffer is copied once per that many appends.
+// so it never writes below its length: trim drops a prefix by reslicing,
+// and append moves the live entries to a new array once the old one is
+// full. A new array has room for as many entries again as it holds (at
+// least minBufSlots), so the buffer is copied once per that many appends.
 // (Copying at every trim made a new array per replication round: the
 // leader's write path allocated more for the buffer's slice headers than
 // for the entries it forwards; BENCHMARKS.md, "Allocations on the write
@@ -46,12 +46,12 @@ func (b *entryBuf) append(ents [][]byte) {
 }
 
 // get returns entries [from, to), which the caller must not modify;
-// base() <= from <= to <= end().
+// base <= from <= to <= end().
 func (b *entryBuf) get(from, to uint64) [][]byte {
 	return b.ents[from-b.base : to-b.base : to-b.base]
 }
 
-// at returns the entry at offset i; base() <= i < end().
+// at returns the entry at offset i; base <= i < end().
 func (b *entryBuf) at(i uint64) []byte { return b.ents[i-b.base] }
 
 // trim drops the entries below offset low (none if low <= base).

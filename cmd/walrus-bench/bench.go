@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/client"
+	"github.com/walrus-go/walrus/internal/poll"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -299,7 +300,7 @@ func setup(ctx context.Context, cfg Config) ([]uint64, error) {
 	return startOffsets(ctx, cl, cfg)
 }
 
-// setupTimeout bounds each setup call (REGISTER, STATE) of the run.
+// setupTimeout bounds each REGISTER of the run.
 const setupTimeout = 30 * time.Second
 
 // register creates the topics, through the Go client (which retries
@@ -337,28 +338,27 @@ func startOffsets(ctx context.Context, cl *client.Client, cfg Config) ([]uint64,
 		return out, nil
 	}
 	for t := range cfg.Topics {
-		// a topic registered a moment ago may not report its mark yet
-		name := cfg.topic(t)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			hwm, err := highWaterMark(ctx, cl, name)
-			if err == nil {
-				out[t] = hwm
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, err
-			}
-			time.Sleep(50 * time.Millisecond)
+		// a topic registered a moment ago may not report its mark yet: ask
+		// again for up to markWait, each call bounded by what is left of it
+		wctx, cancel := context.WithTimeout(ctx, markWait)
+		var err error
+		poll.Until(markWait, 50*time.Millisecond, func() bool {
+			out[t], err = highWaterMark(wctx, cl, cfg.topic(t))
+			return err == nil
+		})
+		cancel()
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
 }
 
+// markWait is how long startOffsets waits for a topic's high-water mark.
+const markWait = 10 * time.Second
+
 // highWaterMark asks STATE for the topic's readable end.
 func highWaterMark(ctx context.Context, cl *client.Client, topic string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
 	st, err := cl.State(ctx, topic)
 	if err != nil {
 		return 0, fmt.Errorf("state %s: %w", topic, err)

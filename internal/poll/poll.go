@@ -1,7 +1,8 @@
-// Package poll is the condition-polling loop the tests share: the actors
-// package's own cluster helper, internal/testcluster and the testkit (whose
-// time may be a synctest bubble's virtual time). It imports nothing of the
-// project, so every package's tests may use it.
+// Package poll is the condition-polling loop the module shares: the tests
+// (the actors package's own cluster helper, internal/testcluster, the
+// testkit, whose time may be a synctest bubble's virtual time) and
+// walrus-bench's setup. It imports nothing of the project, so every
+// package may use it.
 package poll
 
 import "time"
