@@ -15,9 +15,9 @@
 # took longer than SLOW_OVER (4ms) and how many of those fell in stalls:
 # 20 ms windows in which at least half the producers were slow at once
 # (walrus-bench --slow-log). FRACTION (0.5) sets the open-loop rate as a
-# fraction of the maximum (0.25: a quarter); SIZE (128) the message size. TRACE_SYNCS=1 (needs perf, as
-# root) also counts the nodes' fdatasync calls over 3 ms during the open
-# loop (perf trace).
+# fraction of the maximum (0.25: a quarter); SIZE (128) the message size.
+# TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
+# calls over 3 ms during the open loop (perf trace).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -123,6 +123,7 @@ nats_start() {
 		if "$NATS" --server "$(nats_urls)" stream add ready --subjects ready --replicas 3 --storage file \
 			--defaults >/dev/null 2>&1; then
 			"$NATS" --server "$(nats_urls)" stream rm ready -f >/dev/null 2>&1
+			started_alive nats "$dir" || return 1
 			return 0
 		fi
 		sleep 0.2
@@ -146,7 +147,10 @@ redis_start() {
 	echo $! >>"$WORK/pids"
 	local t
 	for t in $(seq 100); do
-		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+		if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+			started_alive redis "$dir" || return 1
+			return 0
+		fi
 		sleep 0.1
 	done
 	echo "redis did not start; log in $dir" >&2
