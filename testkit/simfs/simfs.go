@@ -42,7 +42,6 @@ type FS struct {
 	files   map[string]*inode
 	durable map[string]*inode
 	quota   int64 // 0: unlimited
-	syncErr error
 	stall   chan struct{}
 	hold    chan struct{} // non-nil: File.Sync waits (writes go on)
 
@@ -161,15 +160,14 @@ func (f *FS) usedLocked() int64 {
 	return n
 }
 
-// FailSyncs makes every File.Sync fail with EIO while on.
+// FailSyncs makes every File.Sync fail with EIO while on (a sync fault
+// hook that always fails; off removes whatever hook is set).
 func (f *FS) FailSyncs(on bool) {
-	f.mu.Lock()
 	if on {
-		f.syncErr = errEIO
+		f.SetSyncFault(func(string) error { return errEIO })
 	} else {
-		f.syncErr = nil
+		f.SetSyncFault(nil)
 	}
-	f.mu.Unlock()
 }
 
 // SetWriteFault makes every File.WriteAt first call fault (nil: none).
@@ -630,10 +628,6 @@ func (h *File) Sync() error {
 	if faultErr != nil {
 		h.fs.Stats.FailedSyncs++
 		return &os.PathError{Op: "fdatasync", Path: h.name, Err: faultErr}
-	}
-	if h.fs.syncErr != nil {
-		h.fs.Stats.FailedSyncs++
-		return &os.PathError{Op: "fdatasync", Path: h.name, Err: h.fs.syncErr}
 	}
 	i := h.ino
 	i.synced = append(i.synced[:min(i.dirtyFrom, len(i.synced))], i.data[min(i.dirtyFrom, len(i.data)):]...)
