@@ -14,6 +14,9 @@ import (
 	"github.com/walrus-go/walrus/wal"
 )
 
+// DefaultTrailingReplicaWait is Config.TrailingReplicaWait's default.
+const DefaultTrailingReplicaWait = 5 * time.Millisecond
+
 // Config is everything a node needs. cmd/walrus fills it from flags and the
 // environment; the testkit fills it with simulated seams.
 type Config struct {
@@ -46,6 +49,14 @@ type Config struct {
 	// written ahead of their records (wal.Options.Prealloc, which refuses
 	// one outside 0..wal.MaxPrealloc); 0: none.
 	WALPrealloc int64
+
+	// TrailingReplicaWait: a follower outside a segment's write quorum (the
+	// leader and the first Quorum-1 followers that keep up) gets writes in
+	// batches at most this late, or once 256 entries wait for it, instead
+	// of each small round at once; acknowledged writes are on a quorum,
+	// synced, either way. 0: DefaultTrailingReplicaWait; negative: every
+	// follower gets every round at once. See docs/replication.md.
+	TrailingReplicaWait time.Duration
 
 	// Timing of leases and failure detection (see docs/replication.md).
 	PingInterval   time.Duration // every node pings the raft leader this often
@@ -103,6 +114,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxFrame == 0 {
 		c.MaxFrame = 1 << 20
+	}
+	if c.TrailingReplicaWait == 0 {
+		c.TrailingReplicaWait = DefaultTrailingReplicaWait
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 100 * time.Millisecond

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -96,7 +97,10 @@ const (
 	maxReplicateEntries = 1024
 	maxReplicateBytes   = 4 << 20
 	maxInflightPerPeer  = 8
-	maxBufferedBytes    = 64 << 20
+	// trailingBatch: a follower outside the write quorum gets a partial
+	// batch once this many entries wait for it (or the wait ran out)
+	trailingBatch    = 256
+	maxBufferedBytes = 64 << 20
 )
 
 type putWaiter struct {
@@ -149,14 +153,22 @@ type segmentActor struct {
 	hwm uint64
 
 	// leader state
-	ld        *segment.Leader
-	buf       entryBuf // entries [buf.base, ld.Next()) kept for replication
-	reqSeq    uint64
-	waiters   map[uint64]putWaiter
-	inflight  map[uint64]int
-	backoff   map[uint64]time.Time
-	failures  map[uint64]sendFailures // per follower, since its last success
+	ld       *segment.Leader
+	buf      entryBuf // entries [buf.base, ld.Next()) kept for replication
+	reqSeq   uint64
+	waiters  map[uint64]putWaiter
+	inflight map[uint64]int
+	backoff  map[uint64]time.Time
+	failures map[uint64]sendFailures // per follower, since its last success
+	// pumpArmed: a retryPumpMsg is due at pumpAt (an earlier one may be
+	// armed as well)
 	pumpArmed bool
+	pumpAt    time.Time
+	// sentAt: when each unanswered batch to a follower went, oldest
+	// first; heldSince: since when a trailing follower's partial batch
+	// has been held back (see holdTrailing)
+	sentAt    map[uint64][]time.Time
+	heldSince map[uint64]time.Time
 	// flushed: entries below it were handed to the WAL; flushArmed: a
 	// writeFlushMsg is on its way (see onPut)
 	flushed    uint64
@@ -180,8 +192,9 @@ type segmentActor struct {
 
 func newSegmentActor(n *Node, topic string, id uint64) *segmentActor {
 	return &segmentActor{n: n, topic: topic, id: id, key: wal.SegmentKey{Topic: topic, Segment: id},
-		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{},
-		failures: map[uint64]sendFailures{}}
+		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{}, sentAt: map[uint64][]time.Time{},
+		heldSince: map[uint64]time.Time{},
+		failures:  map[uint64]sendFailures{}}
 }
 
 func (s *segmentActor) log() []any {
@@ -594,6 +607,10 @@ func (s *segmentActor) pump() {
 			if from >= to {
 				break
 			}
+			if s.inflight[f] == 0 && s.holdTrailing(f, to-from, now) {
+				break
+			}
+			delete(s.heldSince, f)
 			ents, err := s.entriesFor(from, to)
 			if err != nil || len(ents) == 0 {
 				s.n.log.Warn("read for replication", append(s.log(), "from", from, "err", err)...)
@@ -613,11 +630,39 @@ func (s *segmentActor) pump() {
 	}
 }
 
+// holdTrailing says whether pending entries for follower f, which has
+// nothing in flight, wait for a bigger batch (segment.HoldTrailing): f is
+// outside the write quorum's eager followers (segment.Leader.Eager; a
+// follower counts as slow once a batch to it has gone unanswered for the
+// wait) and has been held back less than the wait. It arms the pump for
+// when the wait runs out.
+func (s *segmentActor) holdTrailing(f, pending uint64, now time.Time) bool {
+	wait := s.n.cfg.TrailingReplicaWait
+	if wait <= 0 {
+		return false
+	}
+	eager := s.ld.Eager(f, func(r uint64) bool {
+		ts := s.sentAt[r]
+		return len(ts) > 0 && now.Sub(ts[0]) >= wait
+	})
+	since, ok := s.heldSince[f]
+	if !ok {
+		since = now
+	}
+	if !segment.HoldTrailing(eager, pending, trailingBatch, now.Sub(since), wait) {
+		return false
+	}
+	s.heldSince[f] = since
+	s.armPump(wait - now.Sub(since))
+	return true
+}
+
 func (s *segmentActor) armPump(d time.Duration) {
-	if s.pumpArmed {
+	at := s.n.now().Add(d)
+	if s.pumpArmed && !at.Before(s.pumpAt) {
 		return
 	}
-	s.pumpArmed = true
+	s.pumpArmed, s.pumpAt = true, at
 	self := s.self
 	s.n.cfg.Clock.AfterFunc(d, func() { s.n.system.Root.Send(self, retryPumpMsg{}) })
 }
@@ -659,6 +704,7 @@ func (s *segmentActor) sendReplicate(f uint64, from uint64, ents [][]byte) {
 	req := &messages.ReplicateReq{Topic: s.topic, Segment: s.id, Epoch: s.meta.Epoch, Leader: s.n.cfg.NodeID,
 		Replicas: reps, First: from, Entries: ents, HWM: s.hwm}
 	self, sentAt := s.self, s.n.now()
+	s.sentAt[f] = append(s.sentAt[f], sentAt)
 	s.n.goCall(f, messages.KindReplicate, req, ReplicateCallTimeout, func() any { return &messages.ReplicateResp{} },
 		func(resp any, err error) {
 			r, _ := resp.(*messages.ReplicateResp)
@@ -669,6 +715,9 @@ func (s *segmentActor) sendReplicate(f uint64, from uint64, ents [][]byte) {
 func (s *segmentActor) onReplicated(m replicatedMsg) {
 	if s.inflight[m.follower] > 0 {
 		s.inflight[m.follower]--
+	}
+	if i := slices.IndexFunc(s.sentAt[m.follower], m.sentAt.Equal); i >= 0 {
+		s.sentAt[m.follower] = slices.Delete(s.sentAt[m.follower], i, i+1)
 	}
 	if s.ld == nil {
 		return

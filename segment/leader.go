@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"slices"
+	"time"
 )
 
 // NodeID names a node (a small positive integer, as in the reference).
@@ -254,6 +255,46 @@ func (l *Leader) Lag() uint64 {
 // and SealCount reports ready once the quorum holds everything assigned.
 // Used to roll over early, e.g. when a replica's node is removed.
 func (l *Leader) SealHere() { l.limit = min(l.limit, l.next) }
+
+// Eager reports whether follower f is among the Quorum-1 followers that
+// get every write at once: with the leader they make a quorum, and the
+// rest may take writes in bigger, later batches. They are the first in
+// replica order that are not slow (slow: it has left a batch unanswered
+// too long), then slow ones if too few are not. Every follower is eager
+// once the segment is full, so that the seal finds every replica complete.
+func (l *Leader) Eager(f NodeID, slow func(NodeID) bool) bool {
+	if l.next >= l.limit {
+		return true
+	}
+	need := l.quorum - 1
+	for _, pass := range []bool{false, true} {
+		for _, r := range l.replicas {
+			if r == l.self || slow(r) != pass {
+				continue
+			}
+			if r == f {
+				return true
+			}
+			if need--; need == 0 {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// HoldTrailing says whether a partial batch of pending entries for a
+// follower with nothing in flight waits. Only a follower outside the write
+// quorum (not eager) is held, for at most wait since its first held
+// entry, and only while fewer than batch entries wait for it. Writes are
+// acknowledged by the leader and the eager followers meanwhile, so an
+// acknowledged write is as durable as before (on a quorum, synced); what
+// it saves is the held follower's send, fdatasync and answer for each
+// small round of writes: it takes them in few bigger rounds. wait <= 0
+// never holds.
+func HoldTrailing(eager bool, pending, batch uint64, waited, wait time.Duration) bool {
+	return wait > 0 && !eager && pending < batch && waited < wait
+}
 
 // SendNow says whether the leader sends a follower its next batch now.
 // inflight is how many batches to it are unanswered, max the pipeline's

@@ -149,6 +149,77 @@ func TestSendNowHoldsPartialBatchesBehindOneInFlight(t *testing.T) {
 	}
 }
 
+func TestEagerFollowersMakeTheWriteQuorum(t *testing.T) {
+	none := func(NodeID) bool { return false }
+	slowSet := func(ids ...NodeID) func(NodeID) bool {
+		return func(r NodeID) bool { return slices.Contains(ids, r) }
+	}
+	eager := func(l *Leader, slow func(NodeID) bool) []NodeID {
+		var out []NodeID
+		for _, f := range l.Followers() {
+			if l.Eager(f, slow) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	l3 := NewLeader(LeaderConfig{Self: 2, Replicas: []NodeID{2, 3, 1}, Limit: 10})
+	for _, c := range []struct {
+		slow func(NodeID) bool
+		want []NodeID
+	}{
+		{none, []NodeID{3}},             // the first follower in replica order
+		{slowSet(3), []NodeID{1}},       // one that leaves a batch unanswered gives way
+		{slowSet(1), []NodeID{3}},       // a slow trailing one changes nothing
+		{slowSet(3, 1), []NodeID{3}},    // all slow: replica order again
+		{slowSet(2), []NodeID{3}},       // the leader is no follower
+		{slowSet(2, 3), []NodeID{1}},    // ...
+		{slowSet(1, 2, 3), []NodeID{3}}, // ...
+	} {
+		if got := eager(l3, c.slow); !slices.Equal(got, c.want) {
+			t.Errorf("rf3: eager %v, want %v", got, c.want)
+		}
+	}
+	l5 := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2, 3, 4, 5}, Limit: 10})
+	if got := eager(l5, slowSet(2)); !slices.Equal(got, []NodeID{3, 4}) {
+		t.Errorf("rf5: eager %v, want two (quorum 3 with the leader): [3 4]", got)
+	}
+	l2 := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2}, Limit: 10})
+	if got := eager(l2, slowSet(2)); !slices.Equal(got, []NodeID{2}) {
+		t.Errorf("rf2: eager %v, want the one follower, slow or not", got)
+	}
+	// a full segment seals once a quorum holds it: every follower gets
+	// the rest at once, so that none is left to copy it after the seal
+	l3.Assign(10)
+	if got := eager(l3, none); !slices.Equal(got, []NodeID{3, 1}) {
+		t.Errorf("full segment: eager %v, want every follower", got)
+	}
+}
+
+func TestHoldTrailing(t *testing.T) {
+	const wait = 5 * time.Millisecond
+	for _, c := range []struct {
+		eager   bool
+		pending uint64
+		waited  time.Duration
+		wait    time.Duration
+		want    bool
+	}{
+		{false, 1, 0, wait, true},               // a trailing follower's small round waits
+		{false, 255, wait - 1, wait, true},      // ... until the wait runs out
+		{false, 255, wait, wait, false},         // ...
+		{false, 256, 0, wait, false},            // ... or a batch's worth is there
+		{true, 1, 0, wait, false},               // eager followers get every round at once
+		{false, 1, 0, 0, false},                 // holding switched off
+		{false, 1, 0, -time.Millisecond, false}, // ...
+	} {
+		if got := HoldTrailing(c.eager, c.pending, 256, c.waited, c.wait); got != c.want {
+			t.Errorf("HoldTrailing(eager %v, pending %d, waited %v, wait %v) = %v, want %v",
+				c.eager, c.pending, c.waited, c.wait, got, c.want)
+		}
+	}
+}
+
 func TestLeaderCloseFailsWaiters(t *testing.T) {
 	l := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2, 3}, Limit: 100})
 	l.Assign(2)

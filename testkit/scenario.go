@@ -315,6 +315,16 @@ func (sc *scenario) cmdCluster(d *datadriven.TestData) string {
 				}
 				cfg.WALPrealloc = n
 			}
+			if v := sc.arg(d, "trailing-replica-wait", ""); v != "" {
+				w, err := time.ParseDuration(v)
+				if err != nil {
+					d.Fatalf(sc.t, "cluster trailing-replica-wait=%q: want a duration", v)
+				}
+				if w == 0 {
+					w = -1 // off (the config's zero means its default)
+				}
+				cfg.TrailingReplicaWait = w
+			}
 		}})
 	h := newHistory(time.Now())
 	sc.r = &runner{c: sc.c, h: h, s: &Schedule{Nodes: n}, logs: sc.logs,
@@ -782,13 +792,16 @@ func statusText(o *Op) string {
 
 // cmdPut writes n entries, one after the other, named <topic>-<k>, through
 // a node (via=, default any running member); mput uses MPUT (the reply
-// carries the offset). It prints each outcome class once with its entries.
+// carries the offset). It prints each outcome class once with its entries,
+// and with within=<duration> whether they all took at most that long
+// (virtual time).
 //
 // Example:
 //
-//	put t n=3 via=2
+//	put t n=3 via=2 within=1s
 //	----
 //	t-1..t-3: ok
+//	within 1s: yes
 func (sc *scenario) cmdPut(d *datadriven.TestData) string {
 	topic := sc.topicArg(d)
 	n := sc.intArg(d, "n", 1)
@@ -802,6 +815,7 @@ func (sc *scenario) cmdPut(d *datadriven.TestData) string {
 		first, end int
 	}
 	var groups []group
+	start := time.Now() // virtual: the bubble's clock
 	for i := 0; i < n; i++ {
 		sc.seq[topic]++
 		k := sc.seq[topic]
@@ -825,6 +839,17 @@ func (sc *scenario) cmdPut(d *datadriven.TestData) string {
 			name += fmt.Sprintf("..%s-%d", topic, g.end)
 		}
 		out = append(out, name+": "+g.status)
+	}
+	if v := sc.arg(d, "within", ""); v != "" {
+		limit, err := time.ParseDuration(v)
+		if err != nil {
+			d.Fatalf(sc.t, "put within=%q: want a duration", v)
+		}
+		if took := time.Since(start); took <= limit {
+			out = append(out, fmt.Sprintf("within %v: yes", limit))
+		} else {
+			out = append(out, fmt.Sprintf("within %v: no (took %v)", limit, took))
+		}
 	}
 	return strings.Join(out, "\n")
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/actors"
 )
 
 // TestConfigRefusesBadValues: a flag value the node cannot run with is a
@@ -28,6 +31,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{[]string{"--fsync", "sometimes"}, "--fsync"},
 		{[]string{"--wal-prealloc", "-1"}, "--wal-prealloc"},
 		{[]string{"--wal-prealloc", "67108865"}, "--wal-prealloc"},
+		{[]string{"--trailing-replica-wait", "-1ms"}, "--trailing-replica-wait"},
 	} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(tc.args); err != nil {
@@ -40,7 +44,8 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		}
 	}
 	// the documented defaults and special values still pass
-	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}, {"--wal-prealloc", "0"}, {"--wal-prealloc", "67108864"}} {
+	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}, {"--wal-prealloc", "0"}, {"--wal-prealloc", "67108864"},
+		{"--trailing-replica-wait", "0"}, {"--trailing-replica-wait", "20ms"}} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(args); err != nil {
 			t.Fatal(err)
@@ -49,6 +54,32 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		closer.Close()
 		if err != nil {
 			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// --trailing-replica-wait 0 must switch holding off, not fall back to the
+// config's default (whose zero means "default").
+func TestTrailingReplicaWaitFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, actors.DefaultTrailingReplicaWait},
+		{[]string{"--trailing-replica-wait", "0"}, -1},
+		{[]string{"--trailing-replica-wait", "20ms"}, 20 * time.Millisecond},
+	} {
+		f := newNodeFlags()
+		if err := f.fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, closer, err := f.config()
+		closer.Close()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if cfg.TrailingReplicaWait != tc.want {
+			t.Errorf("%v: TrailingReplicaWait %v, want %v", tc.args, cfg.TrailingReplicaWait, tc.want)
 		}
 	}
 }

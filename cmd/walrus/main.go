@@ -58,6 +58,7 @@ type nodeFlags struct {
 	raftHeartbeat                     time.Duration
 	idleTimeout                       time.Duration
 	ackBeforeQuorumPlantedBugDoNotUse bool
+	trailingWait                      time.Duration
 }
 
 func newNodeFlags() *nodeFlags {
@@ -84,6 +85,8 @@ func newNodeFlags() *nodeFlags {
 	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
 	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
+	fs.DurationVar(&f.trailingWait, "trailing-replica-wait", actors.DefaultTrailingReplicaWait,
+		"a follower outside the write quorum gets writes in batches at most this late (0: every write to every follower at once)")
 	fs.DurationVar(&f.leaseWindow, "lease", time.Second, "write lease window")
 	fs.DurationVar(&f.failureTimeout, "failure-timeout", 2*time.Second, "silence after which a node's segments fail over (must exceed --lease)")
 	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat", 500*time.Millisecond, "raft heartbeat and election timeout")
@@ -169,6 +172,14 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 		return cfg, closer, fmt.Errorf("--wal-prealloc %d: must be 0 (append) or a number of bytes up to %d", f.walPrealloc, wal.MaxPrealloc)
 	}
 	cfg.WALPrealloc = f.walPrealloc
+	switch {
+	case f.trailingWait < 0:
+		return cfg, closer, fmt.Errorf("--trailing-replica-wait %v: must be 0 (off) or positive", f.trailingWait)
+	case f.trailingWait == 0:
+		cfg.TrailingReplicaWait = -1 // the config's zero means its default
+	default:
+		cfg.TrailingReplicaWait = f.trailingWait
+	}
 	if cfg.MaxSegmentEntries, err = envUint("WALRUS_MAX_SEGMENT_ENTRIES", 1_000_000, 1); err != nil {
 		return cfg, closer, err
 	}
