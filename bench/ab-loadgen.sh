@@ -11,6 +11,9 @@
 # Each run: PRODUCERS (16) producers of SIZE (128) B PUTs, one in flight
 # each, for DURATION (6s), --route ROUTE (leader), all on one topic the
 # first run registered. Prints every run and the B/A ratio of the medians.
+# A_ENV / B_ENV: VAR=value settings of each side's environment (to compare
+# a setting of one build, e.g. B_ENV=GOMAXPROCS=1 bench/ab-loadgen.sh HEAD
+# with a clean tree).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,14 +36,16 @@ mkdir -p "$WORK/src-a" "$WORK/logs"
 cp "$WORK/bin/walrus-bench" "$WORK/bin/walrus-bench-b"
 
 echo "load generator A/B: $(date -u '+%Y-%m-%d %H:%M UTC'); A = walrus-bench of $BASE_REF ($(cd "$ROOT" && git rev-parse --short "$BASE_REF")), B = of the working tree ($(cd "$ROOT" && git rev-parse --short HEAD)); node of the working tree; load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, PUT $SIZE B, one in flight, route $ROUTE, --fsync always, rf=3"
+echo "rounds $ROUNDS, $DURATION per run, $PRODUCERS producers, PUT $SIZE B, one in flight, route $ROUTE, --fsync always, rf=3; load generator env A: ${A_ENV:-none}, B: ${B_ENV:-none}"
 walrus_start always >/dev/null
 "$WORK/bin/walrus-bench" --addr "$(walrus_addrs)" --register --rf 3 --topic abl --producers "$PRODUCERS" --size "$SIZE" \
 	--duration 2s --quiet >/dev/null || true
 for r in $(seq "$ROUNDS"); do
 	if [ $((r % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
 	for v in $order; do
-		"$WORK/bin/walrus-bench-$v" --addr "$(walrus_addrs)" --route "$ROUTE" --topic abl --producers "$PRODUCERS" \
+		side_env=A_ENV
+		[ "$v" = b ] && side_env=B_ENV
+		env ${!side_env:-} "$WORK/bin/walrus-bench-$v" --addr "$(walrus_addrs)" --route "$ROUTE" --topic abl --producers "$PRODUCERS" \
 			--size "$SIZE" --batch 1 --duration "$DURATION" --quiet --json-file "$WORK/logs/$v-$r.json" >/dev/null || true
 	done
 done
