@@ -70,7 +70,8 @@ type (
 	segTickMsg    struct{}
 	reconcileMsg  struct{}
 	readTimeout   struct{ id uint64 }
-	retryPumpMsg  struct{}
+	// retryPumpMsg: the pump timer armed as number seq ran out
+	retryPumpMsg struct{ seq uint64 }
 )
 
 type segRole int
@@ -160,10 +161,9 @@ type segmentActor struct {
 	inflight map[uint64]int
 	backoff  map[uint64]time.Time
 	failures map[uint64]sendFailures // per follower, since its last success
-	// pumpArmed: a retryPumpMsg is due at pumpAt (an earlier one may be
-	// armed as well)
-	pumpArmed bool
-	pumpAt    time.Time
+	// pumpTimer pumps again when pumpWake says (see armPump)
+	pumpTimer interface{ Stop() bool }
+	pumpWake  wakeup
 	// sentAt: when each unanswered batch to a follower went, oldest
 	// first; heldSince: since when a trailing follower's partial batch
 	// has been held back (see holdTrailing)
@@ -246,8 +246,9 @@ func (s *segmentActor) Receive(ctx actor.Context) {
 	case replicatedMsg:
 		s.onReplicated(m)
 	case retryPumpMsg:
-		s.pumpArmed = false
-		s.pump()
+		if s.pumpWake.fired(m.seq) {
+			s.pump()
+		}
 	case readMsg:
 		s.onRead(m)
 	case readTimeout:
@@ -657,14 +658,51 @@ func (s *segmentActor) holdTrailing(f, pending uint64, now time.Time) bool {
 	return true
 }
 
+// armPump has the pump run again after d, unless the armed timer runs out
+// no later than that (wakeup says which timer counts).
 func (s *segmentActor) armPump(d time.Duration) {
-	at := s.n.now().Add(d)
-	if s.pumpArmed && !at.Before(s.pumpAt) {
+	seq, start := s.pumpWake.arm(s.n.now().Add(d))
+	if !start {
 		return
 	}
-	s.pumpArmed, s.pumpAt = true, at
+	if s.pumpTimer != nil {
+		s.pumpTimer.Stop()
+	}
 	self := s.self
-	s.n.cfg.Clock.AfterFunc(d, func() { s.n.system.Root.Send(self, retryPumpMsg{}) })
+	s.pumpTimer = s.n.cfg.Clock.AfterFunc(d, func() { s.n.system.Root.Send(self, retryPumpMsg{seq: seq}) })
+}
+
+// wakeup keeps one timer's worth of "act again at": arming an earlier
+// time replaces the armed timer, a later one is covered by it. A replaced
+// timer may still fire (its Stop came too late); fired tells it from the
+// armed one by its number, and only the armed one counts. Were every
+// firing to count, each would clear the armed state and could arm a timer
+// of its own, and timers would multiply with every replacement.
+type wakeup struct {
+	armed bool
+	at    time.Time
+	seq   uint64
+}
+
+// arm asks for a wake-up at at; start says a timer numbered seq must be
+// started for it (none is armed, or the armed one is later).
+func (w *wakeup) arm(at time.Time) (seq uint64, start bool) {
+	if w.armed && !at.Before(w.at) {
+		return 0, false
+	}
+	w.seq++
+	w.armed, w.at = true, at
+	return w.seq, true
+}
+
+// fired reports whether timer seq is the armed one, which is then
+// disarmed; a replaced timer's firing is stale and changes nothing.
+func (w *wakeup) fired(seq uint64) bool {
+	if !w.armed || seq != w.seq {
+		return false
+	}
+	w.armed = false
+	return true
 }
 
 // entriesFor returns entries [from, to) from the replication buffer, or
