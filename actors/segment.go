@@ -192,9 +192,8 @@ type segmentActor struct {
 
 func newSegmentActor(n *Node, topic string, id uint64) *segmentActor {
 	return &segmentActor{n: n, topic: topic, id: id, key: wal.SegmentKey{Topic: topic, Segment: id},
-		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{}, sentAt: map[uint64][]time.Time{},
-		heldSince: map[uint64]time.Time{},
-		failures:  map[uint64]sendFailures{}}
+		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{},
+		failures: map[uint64]sendFailures{}, sentAt: map[uint64][]time.Time{}, heldSince: map[uint64]time.Time{}}
 }
 
 func (s *segmentActor) log() []any {
