@@ -158,15 +158,15 @@ type segmentActor struct {
 	buf      entryBuf // entries [buf.base, ld.Next()) kept for replication
 	reqSeq   uint64
 	waiters  map[uint64]putWaiter
-	inflight map[uint64]int
 	backoff  map[uint64]time.Time
 	failures map[uint64]sendFailures // per follower, since its last success
 	// pumpTimer pumps again when pumpWake says (see armPump)
 	pumpTimer interface{ Stop() bool }
 	pumpWake  wakeup
 	// sentAt: when each unanswered batch to a follower went, oldest
-	// first; heldSince: since when a trailing follower's partial batch
-	// has been held back (see holdTrailing)
+	// first (its length is how many are in flight); heldSince: since
+	// when a trailing follower's partial batch has been held back (see
+	// holdTrailing)
 	sentAt    map[uint64][]time.Time
 	heldSince map[uint64]time.Time
 	// flushed: entries below it were handed to the WAL; flushArmed: a
@@ -192,7 +192,7 @@ type segmentActor struct {
 
 func newSegmentActor(n *Node, topic string, id uint64) *segmentActor {
 	return &segmentActor{n: n, topic: topic, id: id, key: wal.SegmentKey{Topic: topic, Segment: id},
-		waiters: map[uint64]putWaiter{}, inflight: map[uint64]int{}, backoff: map[uint64]time.Time{},
+		waiters: map[uint64]putWaiter{}, backoff: map[uint64]time.Time{},
 		failures: map[uint64]sendFailures{}, sentAt: map[uint64][]time.Time{}, heldSince: map[uint64]time.Time{}}
 }
 
@@ -602,12 +602,12 @@ func (s *segmentActor) pump() {
 			s.armPump(until.Sub(now))
 			continue
 		}
-		for s.inflight[f] < maxInflightPerPeer {
+		for len(s.sentAt[f]) < maxInflightPerPeer {
 			from, to := s.ld.ToSend(f, maxReplicateEntries)
 			if from >= to {
 				break
 			}
-			if s.inflight[f] == 0 && s.holdTrailing(f, to-from, now) {
+			if len(s.sentAt[f]) == 0 && s.holdTrailing(f, to-from, now) {
 				break
 			}
 			delete(s.heldSince, f)
@@ -619,12 +619,11 @@ func (s *segmentActor) pump() {
 				break
 			}
 			full := len(ents) < int(to-from) || to-from == maxReplicateEntries // capped by bytes or by count
-			if !segment.SendNow(s.inflight[f], maxInflightPerPeer, full) {
+			if !segment.SendNow(len(s.sentAt[f]), maxInflightPerPeer, full) {
 				break
 			}
 			to = from + uint64(len(ents))
 			s.ld.Sent(f, to)
-			s.inflight[f]++
 			s.sendReplicate(f, from, ents)
 		}
 	}
@@ -754,9 +753,6 @@ func (s *segmentActor) sendReplicate(f uint64, from uint64, ents [][]byte) {
 }
 
 func (s *segmentActor) onReplicated(m replicatedMsg) {
-	if s.inflight[m.follower] > 0 {
-		s.inflight[m.follower]--
-	}
 	if i := slices.IndexFunc(s.sentAt[m.follower], m.sentAt.Equal); i >= 0 {
 		s.sentAt[m.follower] = slices.Delete(s.sentAt[m.follower], i, i+1)
 	}
