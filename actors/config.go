@@ -17,6 +17,16 @@ import (
 // DefaultTrailingReplicaWait is Config.TrailingReplicaWait's default.
 const DefaultTrailingReplicaWait = 5 * time.Millisecond
 
+// TrailingReplicaWaitOf turns a wait as users give it, where 0 switches
+// holding off, into Config.TrailingReplicaWait, whose zero means the
+// default.
+func TrailingReplicaWaitOf(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // Config is everything a node needs. cmd/walrus fills it from flags and the
 // environment; the testkit fills it with simulated seams.
 type Config struct {

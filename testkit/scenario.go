@@ -320,10 +320,7 @@ func (sc *scenario) cmdCluster(d *datadriven.TestData) string {
 				if err != nil {
 					d.Fatalf(sc.t, "cluster trailing-replica-wait=%q: want a duration", v)
 				}
-				if w == 0 {
-					w = -1 // off (the config's zero means its default)
-				}
-				cfg.TrailingReplicaWait = w
+				cfg.TrailingReplicaWait = actors.TrailingReplicaWaitOf(w)
 			}
 		}})
 	h := newHistory(time.Now())

@@ -172,14 +172,10 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 		return cfg, closer, fmt.Errorf("--wal-prealloc %d: must be 0 (append) or a number of bytes up to %d", f.walPrealloc, wal.MaxPrealloc)
 	}
 	cfg.WALPrealloc = f.walPrealloc
-	switch {
-	case f.trailingWait < 0:
+	if f.trailingWait < 0 {
 		return cfg, closer, fmt.Errorf("--trailing-replica-wait %v: must be 0 (off) or positive", f.trailingWait)
-	case f.trailingWait == 0:
-		cfg.TrailingReplicaWait = -1 // the config's zero means its default
-	default:
-		cfg.TrailingReplicaWait = f.trailingWait
 	}
+	cfg.TrailingReplicaWait = actors.TrailingReplicaWaitOf(f.trailingWait)
 	if cfg.MaxSegmentEntries, err = envUint("WALRUS_MAX_SEGMENT_ENTRIES", 1_000_000, 1); err != nil {
 		return cfg, closer, err
 	}
