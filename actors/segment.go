@@ -633,8 +633,8 @@ func (s *segmentActor) pump() {
 // nothing in flight, wait for a bigger batch (segment.HoldTrailing): f is
 // outside the write quorum's eager followers (segment.Leader.Eager; a
 // follower counts as slow once a batch to it has gone unanswered for the
-// wait, or failed since its last success) and has been held back less
-// than the wait. It arms the pump for
+// wait, or failed since its last success, or sending to it is backing
+// off) and has been held back less than the wait. It arms the pump for
 // when the wait runs out.
 func (s *segmentActor) holdTrailing(f, pending uint64, now time.Time) bool {
 	wait := s.n.cfg.TrailingReplicaWait
@@ -642,8 +642,8 @@ func (s *segmentActor) holdTrailing(f, pending uint64, now time.Time) bool {
 		return false
 	}
 	eager := s.ld.Eager(f, func(r uint64) bool {
-		if s.failures[r].n > 0 {
-			return true // its last batch failed: backing off, not keeping up
+		if until, ok := s.backoff[r]; s.failures[r].n > 0 || ok && now.Before(until) {
+			return true // its last batch failed, or we hold off sending to it
 		}
 		ts := s.sentAt[r]
 		return len(ts) > 0 && now.Sub(ts[0]) >= wait
