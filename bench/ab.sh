@@ -43,6 +43,7 @@ SIZE=${SIZE:-128}
 WORKLOADS=${WORKLOADS:-put mput half-put half-mput}
 WALRUS_CLIENT_BASE=${WALRUS_CLIENT_BASE:-29090}
 WALRUS_RAFT_BASE=${WALRUS_RAFT_BASE:-29100}
+WALRUS_HTTP_BASE=${WALRUS_HTTP_BASE:-29110}
 mkdir -p "$WORK/logs" "$WORK/a" "$WORK/b" "$WORK/bin"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"

@@ -15,7 +15,9 @@
 # took longer than SLOW_OVER (4ms) and how many of those fell in stalls:
 # 20 ms windows in which at least half the producers were slow at once
 # (walrus-bench --slow-log). FRACTION (0.5) sets the open-loop rate as a
-# fraction of the maximum (0.25: a quarter); SIZE (128) the message size.
+# fraction of the maximum (0.25: a quarter); SIZE (128) the message size;
+# ROUTE (any) where the producers write: any, or leader (walrus-bench
+# --route, as the Go client routes writes).
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
 # calls over 3 ms during the open loop (perf trace).
 set -euo pipefail
@@ -26,6 +28,7 @@ SEGMENTS=${SEGMENTS:-1000000 100000000 1000000 100000000}
 DURATION=${DURATION:-8s}
 FRACTION=${FRACTION:-0.5}
 SIZE=${SIZE:-128}
+ROUTE=${ROUTE:-any}
 SLOW_OVER=${SLOW_OVER:-4ms}
 TRACE_SYNCS=${TRACE_SYNCS:-}
 # shellcheck source=bench/lib.sh
@@ -35,11 +38,11 @@ trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench
 
-echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at $FRACTION of the maximum, $SIZE B, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at $FRACTION of the maximum, $SIZE B, route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for segs in $SEGMENTS; do
 	export WALRUS_MAX_SEGMENT_ENTRIES=$segs
 	walrus_start always >/dev/null
-	"$B" --addr "$(walrus_addrs)" --register --topic h --producers 16 --size "$SIZE" --batch 100 --duration 6s --quiet \
+	"$B" --addr "$(walrus_addrs)" --register --topic h --producers 16 --size "$SIZE" --batch 100 --route "$ROUTE" --duration 6s --quiet \
 		--json-file "$WORK/max.json" >/dev/null || true
 	max=$(json_field "$WORK/max.json" msgs_per_s)
 	half=$(awk -v m="$max" -v f="$FRACTION" 'BEGIN { printf "%d", m * f }')
@@ -51,7 +54,7 @@ for segs in $SEGMENTS; do
 		tracer=$!
 		sleep 0.5
 	fi
-	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --size "$SIZE" --batch 100 --rate "$half" --duration "$DURATION" --quiet \
+	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --size "$SIZE" --batch 100 --route "$ROUTE" --rate "$half" --duration "$DURATION" --quiet \
 		--json-file "$WORK/half.json" --slow-log "$WORK/slow.txt" --slow-over "$SLOW_OVER" >/dev/null || true
 	printf 'segment entries %-10s closed loop %8.0f msgs/s; open loop at %8.0f msgs/s: p50 %s p99 %s p99.9 %s max %s ms\n' \
 		"$segs" "$max" "$(json_field "$WORK/half.json" msgs_per_s)" "$(json_field "$WORK/half.json" p50)" \

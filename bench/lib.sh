@@ -7,6 +7,7 @@
 # Loopback ports, away from the documented dev ports (9091.., 6001..).
 WALRUS_CLIENT_BASE=${WALRUS_CLIENT_BASE:-19090} # node i: +i
 WALRUS_RAFT_BASE=${WALRUS_RAFT_BASE:-19100}
+WALRUS_HTTP_BASE=${WALRUS_HTTP_BASE:-19110} # node i's /metrics: +i
 NATS_CLIENT_BASE=${NATS_CLIENT_BASE:-14220}
 NATS_ROUTE_BASE=${NATS_ROUTE_BASE:-16220}
 REDIS_PORT=${REDIS_PORT:-16379}
@@ -63,13 +64,14 @@ fsync_baseline() {
 walrus_start() {
 	local fsync=$1 dir="$WORK/walrus-$1" i
 	ports_free walrus $((WALRUS_CLIENT_BASE + 1)) $((WALRUS_CLIENT_BASE + 2)) $((WALRUS_CLIENT_BASE + 3)) \
-		$((WALRUS_RAFT_BASE + 1)) $((WALRUS_RAFT_BASE + 2)) $((WALRUS_RAFT_BASE + 3)) || return 1
+		$((WALRUS_RAFT_BASE + 1)) $((WALRUS_RAFT_BASE + 2)) $((WALRUS_RAFT_BASE + 3)) \
+		$((WALRUS_HTTP_BASE + 1)) $((WALRUS_HTTP_BASE + 2)) $((WALRUS_HTTP_BASE + 3)) || return 1
 	rm -rf "$dir" && mkdir -p "$dir"
 	for i in 1 2 3; do
 		local join=()
 		[ "$i" -gt 1 ] && join=(--join "127.0.0.1:$((WALRUS_RAFT_BASE + 1))")
 		env ${WALRUS_NODE_ENV:-} "$WORK/bin/walrus" --node-id "$i" --data-dir "$dir" --fsync "$fsync" \
-			--client-port $((WALRUS_CLIENT_BASE + i)) --raft-port $((WALRUS_RAFT_BASE + i)) --http-port 0 \
+			--client-port $((WALRUS_CLIENT_BASE + i)) --raft-port $((WALRUS_RAFT_BASE + i)) --http-port $((WALRUS_HTTP_BASE + i)) \
 			--log-file "$dir/node_$i.log" ${WALRUS_NODE_FLAGS:-} "${join[@]}" &
 		echo $! >>"$WORK/pids"
 		[ "$i" -eq 1 ] && sleep 0.5

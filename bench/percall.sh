@@ -12,7 +12,11 @@
 # switches (summed over /proc/<pid>/task/*/status). Printed per
 # acknowledged message, one line per process; the node with the most CPU
 # is the topic's segment leader. Also the machine's idle and I/O-wait
-# share over those 4 s (/proc/stat). Knobs: DURATION, ROUTE, PRODUCERS (16),
+# share over those 4 s (/proc/stat), and from each node's /metrics over
+# the same 4 s: its WAL appends (per second and mean time, queue + write +
+# fdatasync), the replication rounds it led (send to a follower's durable
+# answer) and the PUTs it answered clients (mean time at the node).
+# Knobs: DURATION, ROUTE, PRODUCERS (16),
 # PERF_RECORD=FILE: also record the whole machine's call stacks over those
 # 4 s with perf (as root), for `perf report -i FILE`.
 set -euo pipefail
@@ -49,6 +53,16 @@ snap() {
 			"$(cat "/proc/$p/task/"*/status 2>/dev/null | awk '/^voluntary_ctxt/ { v += $2 } /^nonvoluntary_ctxt/ { n += $2 } END { printf "%d %d", v, n }')"
 	done
 }
+# metrics: "node series sum count" for the timings every node exports
+metrics() {
+	local i
+	for i in 1 2 3; do
+		curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + i))/metrics" |
+			awk -v i="$i" '/^walrus_(wal_append|replication_round)_seconds_(sum|count) / || /^walrus_request_seconds_(sum|count)\{command="PUT"\} / {
+				k = $1; sub(/_(sum|count)/, "", k); sub(/\{.*/, "", k); v[k, ($1 ~ /_sum/)] = $2; keys[k] = 1 }
+				END { for (k in keys) print i, k, v[k, 1] + 0, v[k, 0] + 0 }'
+	done
+}
 cpu() { awk '/^cpu / { print $5, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; } # idle iowait total
 
 "$B" --addr "$(walrus_addrs)" --route "$ROUTE" --topic percall --producers "$PRODUCERS" --duration "$DURATION" --quiet \
@@ -57,6 +71,7 @@ bp=$!
 sleep 1
 mapfile -t pids <"$WORK/pids"
 snap "${pids[@]}" "$bp" >"$WORK/s1"
+metrics >"$WORK/m1"
 read -r i1 w1 t1 <<<"$(cpu)"
 perfp=
 if [ -n "$PERF_RECORD" ]; then
@@ -69,6 +84,7 @@ if ! kill -0 "$bp" 2>/dev/null; then
 	exit 1
 fi
 snap "${pids[@]}" "$bp" >"$WORK/s2"
+metrics >"$WORK/m2"
 read -r i2 w2 t2 <<<"$(cpu)"
 [ -z "$perfp" ] || wait "$perfp" || true
 wait "$bp" || true
@@ -80,3 +96,9 @@ paste "$WORK/s1" "$WORK/s2" | awk -v m="$m" -v bp="$bp" '{
 	printf "%-16s cpu %5.1f%%  %6.1f us/msg  reads/msg %.2f  writes/msg %.2f  ctx switches/msg %.2f + %.2f involuntary\n",
 		who, ($8 - $2) / 4, ($8 - $2) * 10000 / n, ($9 - $3) / n, ($10 - $4) / n, ($11 - $5) / n, ($12 - $6) / n
 }'
+awk -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
+		name["walrus_wal_append_seconds"] = "WAL appends"; name["walrus_replication_round_seconds"] = "replication rounds"
+		name["walrus_request_seconds"] = "PUTs answered" }
+	NR == FNR { s[$1, $2] = $3; c[$1, $2] = $4; next }
+	{ n = $4 - c[$1, $2]; if (n > 0) line[$1] = line[$1] sprintf("; %s %.0f/s, mean %.0f us", name[$2], n / 4, ($3 - s[$1, $2]) * 1e6 / n) }
+	END { for (i = 1; i <= 3; i++) if (i in line) printf "node %d, pid %s%s\n", i, pid[i], line[i] }' "$WORK/m1" "$WORK/m2"

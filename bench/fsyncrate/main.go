@@ -16,6 +16,12 @@
 // --wal-prealloc, in 64 KiB steps). --prealloc does the same with space
 // allocated by fallocate, the variant BENCHMARKS.md ("Preallocated segment
 // files") measured and did not keep.
+//
+// With --syncers-per-file N, N goroutines share each writer's file, each
+// writing its own block at the file's next offset and fdatasyncing, so up
+// to N fdatasyncs of one file are in flight at once: what a WAL that
+// started the next round's sync before the last one returned would see
+// (BENCHMARKS.md, "Syncs in flight on one file").
 package main
 
 import (
@@ -36,9 +42,10 @@ func main() {
 	prealloc := flag.Bool("prealloc", false, "write into space allocated up front (fallocate) instead of appending")
 	zeroAhead := flag.Bool("zero-ahead", false, "write into space filled with zeros ahead, 1 MiB at a time (walrus --wal-prealloc 1048576), instead of appending")
 	writers := flag.Int("writers", 1, "writers, each appending and syncing its own file at once (3: the three nodes of a benchmark cluster on this one disk)")
+	perFile := flag.Int("syncers-per-file", 1, "goroutines sharing each writer's file, each writing a block and fdatasyncing it, so that this many syncs of one file can be in flight")
 	flag.Parse()
-	if *writers < 1 || *block < 1 || *dur <= 0 {
-		fmt.Fprintln(os.Stderr, "fsyncrate: --writers and --block must be at least 1, --duration positive")
+	if *writers < 1 || *perFile < 1 || *block < 1 || *dur <= 0 {
+		fmt.Fprintln(os.Stderr, "fsyncrate: --writers, --syncers-per-file and --block must be at least 1, --duration positive")
 		os.Exit(2)
 	}
 	if *prealloc && *zeroAhead {
@@ -53,7 +60,7 @@ func main() {
 	case *zeroAhead:
 		what, mode = "write into zeros written ahead", modeZeros
 	}
-	lat := make([][]time.Duration, *writers)
+	lat := make([][]time.Duration, *writers**perFile)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range *writers {
@@ -64,11 +71,14 @@ func main() {
 		}
 		defer os.Remove(f.Name())
 		defer f.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat[w] = syncLoop(f, *block, mode, start.Add(*dur))
-		}()
+		st := &fileState{f: f}
+		for k := range *perFile {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				lat[w**perFile+k] = syncLoop(st, *block, mode, start.Add(*dur))
+			}()
+		}
 	}
 	wg.Wait()
 	el := time.Since(start)
@@ -84,8 +94,12 @@ func main() {
 	n := len(all)
 	pct := func(p float64) float64 { return float64(all[min(n-1, int(p*float64(n)))].Microseconds()) / 1000 }
 	abs, _ := filepath.Abs(*dir)
-	fmt.Printf("fdatasync baseline (%s, %d writer(s)): %d x (%s %d B + fdatasync) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms\n",
-		abs, *writers, n, what, *block, el.Seconds(), float64(n)/el.Seconds(), float64(sum.Microseconds())/float64(n),
+	shared := ""
+	if *perFile > 1 {
+		shared = fmt.Sprintf(", %d syncers per file", *perFile)
+	}
+	fmt.Printf("fdatasync baseline (%s, %d writer(s)%s): %d x (%s %d B + fdatasync) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms\n",
+		abs, *writers, shared, n, what, *block, el.Seconds(), float64(n)/el.Seconds(), float64(sum.Microseconds())/float64(n),
 		pct(0.5), pct(0.99), pct(0.999), float64(all[n-1].Microseconds())/1000)
 }
 
@@ -97,42 +111,54 @@ const (
 	modeZeros               // write 1 MiB of zeros ahead (synced with the next block)
 )
 
+// fileState is one writer's file and where its next block goes, shared by
+// that file's syncers.
+type fileState struct {
+	mu         sync.Mutex
+	f          *os.File
+	off, alloc int64
+}
+
 // syncLoop appends (or writes into space allocated or zero-filled ahead)
-// one block and fdatasyncs it until end; it returns each cycle's duration,
-// the steps ahead included.
-func syncLoop(f *os.File, block int, mode writeMode, end time.Time) []time.Duration {
+// one block at the file's next offset and fdatasyncs it until end; it
+// returns each cycle's duration, the steps ahead included. The file's
+// other syncers write and sync meanwhile; only the writes take turns.
+func syncLoop(st *fileState, block int, mode writeMode, end time.Time) []time.Duration {
 	zeros := make([]byte, 1<<20)
 	buf := make([]byte, block)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
 	var out []time.Duration
-	var off, alloc int64
 	for time.Now().Before(end) {
 		t := time.Now()
-		for mode != modeAppend && off+int64(len(buf)) > alloc {
+		st.mu.Lock()
+		off := st.off
+		st.off += int64(len(buf))
+		for mode != modeAppend && st.off > st.alloc {
 			var err error
 			if mode == modeFallocate {
-				err = syscall.Fallocate(int(f.Fd()), 0, alloc, 1<<20)
+				err = syscall.Fallocate(int(st.f.Fd()), 0, st.alloc, 1<<20)
 			} else {
-				_, err = f.WriteAt(zeros, alloc)
+				_, err = st.f.WriteAt(zeros, st.alloc)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "fsyncrate: space ahead:", err)
 				os.Exit(1)
 			}
-			alloc += 1 << 20
+			st.alloc += 1 << 20
 		}
-		if _, err := f.WriteAt(buf, off); err != nil {
+		_, err := st.f.WriteAt(buf, off)
+		st.mu.Unlock()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
 			os.Exit(1)
 		}
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		if err := syscall.Fdatasync(int(st.f.Fd())); err != nil {
 			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
 			os.Exit(1)
 		}
 		out = append(out, time.Since(t))
-		off += int64(len(buf))
 	}
 	return out
 }
