@@ -17,6 +17,8 @@
 # fdatasync), the replication rounds it led (send to a follower's durable
 # answer) and the PUTs it answered clients (mean time at the node).
 # Knobs: DURATION, ROUTE, PRODUCERS (16),
+# TRACE_SYNCS=1: also each node's fdatasync calls over those 4 s, how many
+# a second and their mean duration (perf trace, as root).
 # PERF_RECORD=FILE: also record the whole machine's call stacks over those
 # 4 s with perf (as root), for `perf report -i FILE`.
 set -euo pipefail
@@ -28,6 +30,7 @@ DURATION=${DURATION:-6s}
 ROUTE=${ROUTE:-leader}
 PRODUCERS=${PRODUCERS:-16}
 PERF_RECORD=${PERF_RECORD:-}
+TRACE_SYNCS=${TRACE_SYNCS:-}
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap finish EXIT
@@ -73,6 +76,11 @@ mapfile -t pids <"$WORK/pids"
 snap "${pids[@]}" "$bp" >"$WORK/s1"
 metrics >"$WORK/m1"
 read -r i1 w1 t1 <<<"$(cpu)"
+tracep=
+if [ -n "$TRACE_SYNCS" ]; then
+	perf trace -s -e fdatasync -p "$(paste -sd, "$WORK/pids")" -o "$WORK/syncs.txt" -- sleep 4 >/dev/null 2>&1 &
+	tracep=$!
+fi
 perfp=
 if [ -n "$PERF_RECORD" ]; then
 	perf record -a -g -o "$PERF_RECORD" -- sleep 4 >/dev/null 2>&1 &
@@ -87,6 +95,7 @@ snap "${pids[@]}" "$bp" >"$WORK/s2"
 metrics >"$WORK/m2"
 read -r i2 w2 t2 <<<"$(cpu)"
 [ -z "$perfp" ] || wait "$perfp" || true
+[ -z "$tracep" ] || wait "$tracep" || true
 wait "$bp" || true
 m=$(json_field "$WORK/p.json" msgs_per_s)
 echo "$(printf '%.0f' "$m") msgs/s, p50 $(json_field "$WORK/p.json" p50) ms; machine idle $(awk -v a="$i1" -v b="$i2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %, I/O wait $(awk -v a="$w1" -v b="$w2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %"
@@ -102,3 +111,16 @@ awk -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
 	NR == FNR { s[$1, $2] = $3; c[$1, $2] = $4; next }
 	{ n = $4 - c[$1, $2]; if (n > 0) line[$1] = line[$1] sprintf("; %s %.0f/s, mean %.0f us", name[$2], n / 4, ($3 - s[$1, $2]) * 1e6 / n) }
 	END { for (i = 1; i <= 3; i++) if (i in line) printf "node %d, pid %s%s\n", i, pid[i], line[i] }' "$WORK/m1" "$WORK/m2"
+if [ -n "$TRACE_SYNCS" ]; then
+	# perf trace -s sums per thread ("walrus (TID), ..." then a fdatasync
+	# row: calls, errors, total ms, min, avg, max, stddev): add up by node
+	awk '/^ *walrus \(/ { tid = $2; gsub(/[(),]/, "", tid) } $1 == "fdatasync" { print tid, $2, $4 }' "$WORK/syncs.txt" |
+		while read -r tid calls ms; do
+			i=0
+			for p in $(cat "$WORK/pids"); do
+				i=$((i + 1))
+				[ -d "/proc/$p/task/$tid" ] && echo "$i $calls $ms"
+			done
+		done | awk '{ c[$1] += $2; t[$1] += $3 } END { for (i = 1; i <= 3; i++) if (c[i] > 0)
+			printf "node %d fdatasync: %.0f/s, mean %.0f us\n", i, c[i] / 4, t[i] * 1000 / c[i] }'
+fi
