@@ -642,11 +642,11 @@ func (s *segmentActor) holdTrailing(f, pending uint64, now time.Time) bool {
 		return false
 	}
 	eager := s.ld.Eager(f, func(r uint64) bool {
-		if until, ok := s.backoff[r]; s.failures[r].n > 0 || ok && now.Before(until) {
-			return true // its last batch failed, or we hold off sending to it
+		var oldest time.Time
+		if ts := s.sentAt[r]; len(ts) > 0 {
+			oldest = ts[0]
 		}
-		ts := s.sentAt[r]
-		return len(ts) > 0 && now.Sub(ts[0]) >= wait
+		return segment.FollowerSlow(s.failures[r].n > 0, s.backoff[r], oldest, now, wait)
 	})
 	since, ok := s.heldSince[f]
 	if !ok {

@@ -283,6 +283,24 @@ func (l *Leader) Eager(f NodeID, slow func(NodeID) bool) bool {
 	return false
 }
 
+// FollowerSlow says whether a follower counts as slow when choosing the
+// eager followers (Leader.Eager): a batch to it failed and none has
+// succeeded since (failed), the leader holds off sending to it until
+// backoffUntil (after a failure, or after a failed read of the entries it
+// lacks, which counts no failure), or its oldest unanswered batch, sent at
+// oldestSent (zero: none in flight), has waited wait or longer. Any of
+// these means a write waiting on it would wait that long too, so another
+// follower takes its place in the quorum.
+func FollowerSlow(failed bool, backoffUntil, oldestSent, now time.Time, wait time.Duration) bool {
+	switch {
+	case failed, now.Before(backoffUntil):
+		return true
+	case oldestSent.IsZero():
+		return false
+	}
+	return now.Sub(oldestSent) >= wait
+}
+
 // HoldTrailing says whether a partial batch of pending entries for a
 // follower with nothing in flight waits. Only a follower outside the write
 // quorum (not eager) is held, for at most wait since its first held

@@ -220,6 +220,31 @@ func TestHoldTrailing(t *testing.T) {
 	}
 }
 
+func TestFollowerSlow(t *testing.T) {
+	const wait = 5 * time.Millisecond
+	now := time.Unix(1000, 0)
+	var none time.Time
+	for _, c := range []struct {
+		name         string
+		failed       bool
+		backoffUntil time.Time
+		oldestSent   time.Time
+		want         bool
+	}{
+		{"idle", false, none, none, false},
+		{"answered so far within the wait", false, none, now.Add(-wait + 1), false},
+		{"a batch unanswered for the wait", false, none, now.Add(-wait), true},
+		{"its last batch failed, nothing in flight", true, none, none, true},
+		{"backing off, nothing in flight, no failure counted (a failed read)", false, now.Add(time.Millisecond), none, true},
+		{"back-off over", false, now, none, false},
+		{"back-off over long ago, a fresh batch in flight", false, now.Add(-time.Second), now, false},
+	} {
+		if got := FollowerSlow(c.failed, c.backoffUntil, c.oldestSent, now, wait); got != c.want {
+			t.Errorf("%s: FollowerSlow = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func TestLeaderCloseFailsWaiters(t *testing.T) {
 	l := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2, 3}, Limit: 100})
 	l.Assign(2)
