@@ -23,6 +23,7 @@ const (
 	RuleCursorDup     = "cursor-dup"     // GET served an entry twice outside the at-least-once window
 	RuleCursorSkip    = "cursor-skip"    // GET never served entries, more than lost replies explain
 	RuleCursorOrder   = "cursor-order"   // GET served entries out of offset order
+	RuleCursorEmpty   = "cursor-empty"   // GET answered EMPTY while an entry acknowledged before it was sent was still unserved
 	RuleOneWriter     = "one-writer"     // two writers for one segment epoch, or two values at one offset
 	RuleReplica       = "replica"        // a sealed replica's bytes differ from the final log
 	RuleMeta          = "meta"           // metadata disagrees with the data
@@ -331,6 +332,7 @@ func (c *checker) cursor(topic string, ops []*Op, final []string, writes map[str
 			}
 		}
 	}
+	c.cursorEmpty(topic, ops, gets, writes)
 	if !c.res.FinalOK[topic] {
 		return
 	}
@@ -343,6 +345,38 @@ func (c *checker) cursor(topic string, ops []*Op, final []string, writes map[str
 	if len(missing) > lost {
 		c.add(RuleCursorSkip, topic, "%d entries never served by GET (offsets %v), only %d GETs lost their reply",
 			len(missing), head(missing, 20), lost)
+	}
+}
+
+// cursorEmpty: GET answers EMPTY when the shared cursor is at the end of
+// what is acknowledged. So an entry acknowledged before an EMPTY GET was
+// sent must have been served by then: its first GET may not start after
+// the EMPTY one returned (outside the at-least-once window of a raft
+// leadership change, when a deposed cursor owner may answer from its own
+// view). gets are the topic's served GETs, sorted by call. Entries no GET
+// served are cursor-skip's.
+func (c *checker) cursorEmpty(topic string, ops []*Op, gets []*Op, writes map[string]*writeInfo) {
+	first := map[string]*Op{} // entry -> the earliest GET that served it
+	for _, o := range gets {
+		if first[o.Values[0]] == nil {
+			first[o.Values[0]] = o
+		}
+	}
+	for _, e := range ops {
+		if e.Kind != OpGet || e.Status != StEmpty {
+			continue
+		}
+		for _, w := range ops {
+			if !w.Kind.IsWrite() || w.Status != StOK || w.Return >= e.Call {
+				continue
+			}
+			s := first[w.Payload]
+			if s == nil || s.Call <= e.Return || c.termChangeBetween(e.Call, s.Return) {
+				continue
+			}
+			c.add(RuleCursorEmpty, topic, "%s answered EMPTY; %q, acknowledged at %s (%s), was first served by %s",
+				e, w.Payload, fmtDur(w.Return), w, s)
+		}
 	}
 }
 

@@ -118,6 +118,29 @@ func TestCheckEmptyReadOfAnAcknowledgedEntryIsStale(t *testing.T) {
 	expectRules(t, h)
 }
 
+func TestCheckEmptyGetWhileAnAcknowledgedEntryWaits(t *testing.T) {
+	getEmpty := func(h *hist, call, ret int) *hist {
+		return h.op(Op{Client: 3, Kind: OpGet, Status: StEmpty}, call, ret)
+	}
+	// b was acknowledged at 20; a GET sent at 21 says EMPTY, and b is
+	// served only afterwards
+	h := getEmpty(newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).get("a", 12, 13), 21, 22).get("b", 30, 31)
+	expectRules(t, h, RuleCursorEmpty)
+	// b already served when the EMPTY GET was sent: the cursor was at the end
+	h = getEmpty(newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).get("a", 12, 13).get("b", 21, 22), 23, 24)
+	expectRules(t, h)
+	// b's write still in flight when the EMPTY GET was sent
+	h = getEmpty(newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).get("a", 12, 13), 15, 22).get("b", 30, 31)
+	expectRules(t, h)
+	// b served by a GET overlapping the EMPTY one: either may have come first
+	h = getEmpty(newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).get("a", 12, 13), 21, 26).get("b", 25, 31)
+	expectRules(t, h)
+	// a raft leadership change between: a deposed cursor owner may say EMPTY
+	h = getEmpty(newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).get("a", 12, 13), 21, 22).get("b", 60, 61)
+	h.res.History.Terms = []TermChange{{At: ms(40), Leader: 2, Term: 3}}
+	expectRules(t, h)
+}
+
 func TestCheckCursorRepeatsOnlyAcrossLeaderChanges(t *testing.T) {
 	base := func() *hist {
 		return newHist("a", "b").put("a", 0, 0, 10).put("b", 1, 11, 20).get("a", 21, 22).get("b", 23, 24).get("b", 50, 51)
