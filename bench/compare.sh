@@ -21,7 +21,7 @@
 #   (a) one request in flight per producer (Walrus PUT, JetStream
 #       synchronous publish, redis-benchmark XADD -P 1); for Walrus also
 #       with --route leader (each producer writes to the segment leader,
-#       as the Go client routes writes)
+#       as the Go client routes writes; (b) and the open loops below too)
 #   (b) batches of 100 (Walrus MPUT of 100 with one MPUT in flight,
 #       JetStream 100 async publishes then wait for their acks, Redis
 #       pipelines of 100 XADDs)
@@ -153,6 +153,26 @@ walrus_suite() { # TABLE SYSTEM SIZE
 		--batch 100 --inflight 1 --rate "$half" --duration "$DURATION"
 	j=$WORK/logs/$sys-hb-$size.json
 	record "$table" "$sys" half-b "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+	if [ "$table" = 1 ]; then
+		# (b) and both open loops again with writes routed to the segment
+		# leader, each open loop at half of the leader-routed maximum
+		walrus_bench "$sys-bl-$size" --topic "cmp$size" --producers "$PRODUCERS" --size "$size" \
+			--batch 100 --inflight 1 --route leader --duration "$DURATION"
+		j=$WORK/logs/$sys-bl-$size.json
+		local max_bl
+		max_bl=$(jget "$j" msgs_per_s)
+		record "$table" "$sys-leader-route" b "$size" "$max_bl" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+		half=$(awk -v m="$(jget "$WORK/logs/$sys-al-$size.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')
+		walrus_bench "$sys-hal-$size" --topic "half$size" --producers "$PRODUCERS" --size "$size" \
+			--batch 1 --inflight 1 --route leader --rate "$half" --duration "$DURATION"
+		j=$WORK/logs/$sys-hal-$size.json
+		record "$table" "$sys-leader-route" half-a "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+		half=$(awk -v m="$max_bl" 'BEGIN { printf "%d", m / 2 }')
+		walrus_bench "$sys-hbl-$size" --topic "half$size" --producers "$PRODUCERS" --size "$size" \
+			--batch 100 --inflight 1 --route leader --rate "$half" --duration "$DURATION"
+		j=$WORK/logs/$sys-hbl-$size.json
+		record "$table" "$sys-leader-route" half-b "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+	fi
 }
 
 # ---- NATS JetStream ---------------------------------------------------
@@ -284,6 +304,8 @@ targets() {
 			printf "| read by offset batches >= 500,000 msgs/s | %s (1 reader), %s (16 readers) msgs/s | %s |\n", commas(c1), commas(c16), verdict(c1 >= 500000 || c16 >= 500000)
 			ha = get(q, "walrus", "half-a"); hb = get(q, "walrus", "half-b")
 			printf "| p99 <= 5 ms at half max throughput | p99 %.2f ms (1 in flight at %s msgs/s), %.2f ms (batches at %s msgs/s) | %s |\n", ha, commas(get(r, "walrus", "half-a")), hb, commas(get(r, "walrus", "half-b")), verdict(ha <= 5 && hb <= 5)
+			ha = get(q, "walrus-leader-route", "half-a"); hb = get(q, "walrus-leader-route", "half-b")
+			printf "| the same, writes routed to the leader (Go client) | p99 %.2f ms (1 in flight at %s msgs/s), %.2f ms (batches at %s msgs/s) | %s |\n", ha, commas(get(r, "walrus-leader-route", "half-a")), hb, commas(get(r, "walrus-leader-route", "half-b")), verdict(ha <= 5 && hb <= 5)
 		}' "$RESULTS"
 }
 
@@ -337,7 +359,7 @@ table 2 "Table 2: peers at their default durability (JetStream default sync_inte
 	walrus walrus-interval-1s jetstream-default redis-everysec
 echo
 echo "Walrus open loop at half its closed-loop maximum (latency from the scheduled send):"
-awk -F'\t' 'function commas(n,   s, out) { s = sprintf("%d", n + 0.5); out = ""; while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out } $1 == 1 && $2 == "walrus" && $3 ~ /^half/ { printf "  %s %d B: %s msgs/s, p50 %s p99 %s p99.9 %s ms\n", $3, $4, commas($5), $6, $7, $8 }' "$RESULTS"
+awk -F'\t' 'function commas(n,   s, out) { s = sprintf("%d", n + 0.5); out = ""; while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out } $1 == 1 && $2 ~ /^walrus(-leader-route)?$/ && $3 ~ /^half/ { printf "  %s%s %d B: %s msgs/s, p50 %s p99 %s p99.9 %s ms\n", $3, ($2 == "walrus" ? "" : ", routed to the leader"), $4, commas($5), $6, $7, $8 }' "$RESULTS"
 targets
 echo
 echo "disk: $(grep '^fdatasync' "$WORK/logs/fsync-start.txt" | cut -d: -f2- | sed 's/^ //') (start)"
