@@ -332,7 +332,7 @@ func (c *checker) cursor(topic string, ops []*Op, final []string, writes map[str
 			}
 		}
 	}
-	c.cursorEmpty(topic, ops, gets, writes)
+	c.cursorEmpty(topic, ops, gets)
 	if !c.res.FinalOK[topic] {
 		return
 	}
@@ -355,7 +355,7 @@ func (c *checker) cursor(topic string, ops []*Op, final []string, writes map[str
 // leadership change, when a deposed cursor owner may answer from its own
 // view). gets are the topic's served GETs, sorted by call. Entries no GET
 // served are cursor-skip's.
-func (c *checker) cursorEmpty(topic string, ops []*Op, gets []*Op, writes map[string]*writeInfo) {
+func (c *checker) cursorEmpty(topic string, ops, gets []*Op) {
 	first := map[string]*Op{} // entry -> the earliest GET that served it
 	for _, o := range gets {
 		if first[o.Values[0]] == nil {
