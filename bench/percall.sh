@@ -60,7 +60,7 @@ snap() {
 metrics() {
 	local i
 	for i in 1 2 3; do
-		curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + i))/metrics" |
+		{ curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + i))/metrics" || true; } |
 			awk -v i="$i" '/^walrus_(wal_append|replication_round)_seconds_(sum|count) / || /^walrus_request_seconds_(sum|count)\{command="PUT"\} / {
 				k = $1; sub(/_(sum|count)/, "", k); sub(/\{.*/, "", k); v[k, ($1 ~ /_sum/)] = $2; keys[k] = 1 }
 				END { for (k in keys) print i, k, v[k, 1] + 0, v[k, 0] + 0 }'
@@ -111,7 +111,9 @@ awk -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
 	NR == FNR { s[$1, $2] = $3; c[$1, $2] = $4; next }
 	{ n = $4 - c[$1, $2]; if (n > 0) line[$1] = line[$1] sprintf("; %s %.0f/s, mean %.0f us", name[$2], n / 4, ($3 - s[$1, $2]) * 1e6 / n) }
 	END { for (i = 1; i <= 3; i++) if (i in line) printf "node %d, pid %s%s\n", i, pid[i], line[i] }' "$WORK/m1" "$WORK/m2"
-if [ -n "$TRACE_SYNCS" ]; then
+if [ -n "$TRACE_SYNCS" ] && [ ! -s "$WORK/syncs.txt" ]; then
+	echo "percall: no fdatasync trace (is perf installed, and are we root?)" >&2
+elif [ -n "$TRACE_SYNCS" ]; then
 	# perf trace -s sums per thread ("walrus (TID), ..." then a fdatasync
 	# row: calls, errors, total ms, min, avg, max, stddev): add up by node
 	awk '/^ *walrus \(/ { tid = $2; gsub(/[(),]/, "", tid) } $1 == "fdatasync" { print tid, $2, $4 }' "$WORK/syncs.txt" |
