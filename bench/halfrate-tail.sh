@@ -17,7 +17,9 @@
 # (walrus-bench --slow-log). FRACTION (0.5) sets the open-loop rate as a
 # fraction of the maximum (0.25: a quarter); SIZE (128) the message size;
 # ROUTE (any) where the producers write: any, or leader (walrus-bench
-# --route, as the Go client routes writes).
+# --route, as the Go client routes writes); RATE (msgs/s) runs the open
+# loop at that rate instead of FRACTION of the maximum, for comparing
+# settings that move the maximum at one load.
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
 # calls over 3 ms during the open loop (perf trace).
 set -euo pipefail
@@ -29,6 +31,7 @@ DURATION=${DURATION:-8s}
 FRACTION=${FRACTION:-0.5}
 SIZE=${SIZE:-128}
 ROUTE=${ROUTE:-any}
+RATE=${RATE:-}
 SLOW_OVER=${SLOW_OVER:-4ms}
 TRACE_SYNCS=${TRACE_SYNCS:-}
 # shellcheck source=bench/lib.sh
@@ -38,7 +41,7 @@ trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench
 
-echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at $FRACTION of the maximum, $SIZE B, route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at ${RATE:-$FRACTION of the maximum}${RATE:+ msgs/s}, $SIZE B, route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for segs in $SEGMENTS; do
 	export WALRUS_MAX_SEGMENT_ENTRIES=$segs
 	walrus_start always >/dev/null
@@ -46,6 +49,7 @@ for segs in $SEGMENTS; do
 		--json-file "$WORK/max.json" >/dev/null || true
 	max=$(json_field "$WORK/max.json" msgs_per_s)
 	half=$(awk -v m="$max" -v f="$FRACTION" 'BEGIN { printf "%d", m * f }')
+	[ -z "$RATE" ] || half=$RATE
 	tracer=
 	if [ -n "$TRACE_SYNCS" ]; then
 		# every node's fdatasync calls that took over 3 ms, while the open loop runs
