@@ -65,7 +65,7 @@ func TestBenchModes(t *testing.T) {
 				topic := cfg.topic(0)
 				want := c.Addr(uint64(c.Node(1).State().Topics[topic].Active().Leader))
 				for _, a := range c.Addrs() {
-					if got, err := leaderOf(a, topic); err != nil || got != want {
+					if got, err := leaderOf(context.Background(), a, topic); err != nil || got != want {
 						t.Errorf("leaderOf(%s, %s) = %q, %v; want %s", a, topic, got, err, want)
 					}
 				}

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/walrus-go/walrus/client"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -46,7 +46,7 @@ func (p *producer) run(issue, hard context.Context) {
 		if cfg.Route == "leader" {
 			// as the Go client: the segment leader, for LeaderTTL (then
 			// asked again: a rollover moves it); any node if LEADER fails
-			if a, err := leaderOf(p.addr, p.topic); err == nil {
+			if a, err := leaderOf(issue, p.addr, p.topic); err == nil {
 				addr = a
 			}
 			until = time.Now().Add(cfg.LeaderTTL)
@@ -66,23 +66,18 @@ func (p *producer) run(issue, hard context.Context) {
 }
 
 // leaderOf asks node addr which node leads topic's active segment and
-// returns its client address.
-func leaderOf(addr, topic string) (string, error) {
-	c, err := dial(addr)
+// returns its client address (the Go client's LEADER, on a connection of
+// its own to that node).
+func leaderOf(ctx context.Context, addr, topic string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, []string{addr})
 	if err != nil {
 		return "", err
 	}
-	defer c.close()
-	body, err := c.do(request(&wire.Request{Cmd: wire.CmdLeader, Topic: topic}), 5*time.Second)
-	if err != nil {
-		return "", err
-	}
-	r := wire.ParseReply(body)
-	if r.Kind != wire.ReplyOK {
-		return "", fmt.Errorf("LEADER %s: %s", topic, body)
-	}
-	_, _, addr, err = wire.ParseLeaderReply(r.Payload)
-	return addr, err
+	defer cl.Close()
+	_, _, leader, err := cl.Leader(ctx, topic)
+	return leader, err
 }
 
 // session drives one connection until the run stops issuing, the
