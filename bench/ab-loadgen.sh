@@ -30,9 +30,8 @@ trap finish EXIT
 trap 'exit 130' INT TERM
 
 build_walrus
-mkdir -p "$WORK/src-a" "$WORK/logs"
-(cd "$ROOT" && git archive "$BASE_REF" | tar -x -C "$WORK/src-a")
-(cd "$WORK/src-a" && go build -o "$WORK/bin/walrus-bench-a" ./cmd/walrus-bench)
+mkdir -p "$WORK/logs"
+build_at "$BASE_REF" ./cmd/walrus-bench "$WORK/bin/walrus-bench-a"
 cp "$WORK/bin/walrus-bench" "$WORK/bin/walrus-bench-b"
 
 echo "load generator A/B: $(date -u '+%Y-%m-%d %H:%M UTC'); A = walrus-bench of $BASE_REF ($(cd "$ROOT" && git rev-parse --short "$BASE_REF")), B = of the working tree ($(cd "$ROOT" && git rev-parse --short HEAD)); node of the working tree; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -58,7 +57,6 @@ for r in $(seq "$ROUNDS"); do
 		printf '%-3s %-5s %12.0f %9s %9s\n' "$v" "$r" "$(json_field "$f" msgs_per_s)" "$(json_field "$f" p50)" "$(json_field "$f" p99)"
 	done
 done
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo
 echo "medians over rounds (B/A):"
 for k in msgs_per_s p50 p99; do

@@ -52,9 +52,7 @@ trap 'exit 130' INT TERM
 
 base=$(cd "$ROOT" && git rev-parse --short "$BASE_REF")
 head=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' || echo '+dirty')
-mkdir -p "$WORK/src-a"
-(cd "$ROOT" && git archive "$BASE_REF" | tar -x -C "$WORK/src-a")
-(cd "$WORK/src-a" && go build -o "$WORK/a/walrus" ./cmd/walrus)
+build_at "$BASE_REF" ./cmd/walrus "$WORK/a/walrus"
 (cd "$ROOT" && go build -o "$WORK/b/walrus" ./cmd/walrus &&
 	go build -o "$WORK/bin/walrus-bench" ./cmd/walrus-bench &&
 	go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate)
@@ -111,7 +109,6 @@ for w in $WORKLOADS; do
 done
 echo
 echo "medians over rounds (B/A):"
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for w in $WORKLOADS; do
 	for k in msgs_per_s p50 p99; do
 		ma=$(for r in $(seq "$ROUNDS"); do json_field "$WORK/logs/a-$r-$w.json" "$k"; done | median)

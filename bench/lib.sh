@@ -51,6 +51,20 @@ build_walrus() {
 		go build -o "$WORK/bin/redisread" ./bench/redisread)
 }
 
+# build_at REF PKG OUT: build Go package PKG (./cmd/walrus, ...) as it is
+# at commit REF into the binary OUT (from a git archive under $WORK).
+build_at() {
+	local src="$WORK/src-$(cd "$ROOT" && git rev-parse --short "$1")"
+	if [ ! -d "$src" ]; then
+		mkdir -p "$src"
+		(cd "$ROOT" && git archive "$1" | tar -x -C "$src")
+	fi
+	(cd "$src" && go build -o "$3" "$2")
+}
+
+# median: the median of the numbers on stdin, one per line.
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
 # fsync_baseline: the disk's append+fdatasync rate in $WORK.
 fsync_baseline() {
 	run "$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --duration "${1:-3s}"

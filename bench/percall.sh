@@ -38,9 +38,7 @@ trap 'exit 130' INT TERM
 
 build_walrus
 if [ -n "$REF" ]; then
-	mkdir -p "$WORK/src"
-	(cd "$ROOT" && git archive "$REF" | tar -x -C "$WORK/src")
-	(cd "$WORK/src" && go build -o "$WORK/bin/walrus" ./cmd/walrus)
+	build_at "$REF" ./cmd/walrus "$WORK/bin/walrus"
 fi
 B=$WORK/bin/walrus-bench
 echo "percall: $(date -u '+%Y-%m-%d %H:%M UTC'), node from ${REF:-the working tree} ($(cd "$ROOT" && git rev-parse --short "${REF:-HEAD}")), route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
