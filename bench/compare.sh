@@ -105,73 +105,54 @@ nocomma() { tr -d ','; }
 
 # walrus_bench (lib.sh) runs walrus-bench, shows its report, keeps its JSON
 
+# walrus_row TABLE SYSTEM PHASE SIZE NAME ARGS...: run walrus-bench ARGS
+# as NAME and record its figures as SYSTEM's PHASE row; prints its msgs/s.
+walrus_row() {
+	local table=$1 sys=$2 phase=$3 size=$4 name=$5
+	shift 5
+	walrus_bench "$name" "$@" >&2
+	local j=$WORK/logs/$name.json
+	record "$table" "$sys" "$phase" "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)" >&2
+	jget "$j" msgs_per_s
+}
+
+half() { awk -v m="$1" 'BEGIN { printf "%d", m / 2 }'; }
+
 walrus_suite() { # TABLE SYSTEM SIZE
-	local table=$1 sys=$2 size=$3 j
-	walrus_bench "$sys-a-$size" --register --topic "cmp$size" --producers "$PRODUCERS" --size "$size" \
-		--batch 1 --inflight 1 --duration "$DURATION"
-	j=$WORK/logs/$sys-a-$size.json
-	local max_a
-	max_a=$(jget "$j" msgs_per_s)
-	record "$table" "$sys" a "$size" "$max_a" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+	local table=$1 sys=$2 size=$3
+	local w=(--producers "$PRODUCERS" --size "$size" --inflight 1)
+	local max_a max_b max_al max_bl
+	max_a=$(walrus_row "$table" "$sys" a "$size" "$sys-a-$size" --register --topic "cmp$size" "${w[@]}" --batch 1 --duration "$DURATION")
 	if [ "$table" = 1 ]; then
 		# (a) again with each producer writing to the segment leader, as
 		# the Go client routes writes (--route leader), not through node
 		# i mod 3, which forwards two requests in three
-		walrus_bench "$sys-al-$size" --topic "cmp$size" --producers "$PRODUCERS" --size "$size" \
-			--batch 1 --inflight 1 --route leader --duration "$DURATION"
-		j=$WORK/logs/$sys-al-$size.json
-		record "$table" "$sys-leader-route" a "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+		max_al=$(walrus_row "$table" "$sys-leader-route" a "$size" "$sys-al-$size" --topic "cmp$size" "${w[@]}" --batch 1 \
+			--route leader --duration "$DURATION")
 	fi
-	walrus_bench "$sys-b-$size" --topic "cmp$size" --producers "$PRODUCERS" --size "$size" \
-		--batch 100 --inflight 1 --duration "$DURATION"
-	j=$WORK/logs/$sys-b-$size.json
-	local max_b
-	max_b=$(jget "$j" msgs_per_s)
-	record "$table" "$sys" b "$size" "$max_b" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
-	walrus_bench "$sys-c1-$size" --topic "cmp$size" --producers 0 --consumers 1 --consume read \
-		--read-max 1000 --from start --duration 120s
-	j=$WORK/logs/$sys-c1-$size.json
-	record "$table" "$sys" c "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
-	walrus_bench "$sys-c16-$size" --topic "cmp$size" --producers 0 --consumers 16 --consume read \
-		--read-max 1000 --from start --duration 120s
-	j=$WORK/logs/$sys-c16-$size.json
-	record "$table" "$sys" c16 "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+	max_b=$(walrus_row "$table" "$sys" b "$size" "$sys-b-$size" --topic "cmp$size" "${w[@]}" --batch 100 --duration "$DURATION")
+	walrus_row "$table" "$sys" c "$size" "$sys-c1-$size" --topic "cmp$size" --producers 0 --consumers 1 --consume read \
+		--read-max 1000 --from start --duration 120s >/dev/null
+	walrus_row "$table" "$sys" c16 "$size" "$sys-c16-$size" --topic "cmp$size" --producers 0 --consumers 16 --consume read \
+		--read-max 1000 --from start --duration 120s >/dev/null
 	# open loop at half the closed-loop maximum, on another topic, warmed
 	# up first (1 s closed loop, not recorded): a fresh topic's first writes
 	# wait for its segment files to be created on every replica, which is
 	# start-up cost, not the steady-state latency the target is about
-	local half
-	walrus_bench "$sys-hw-$size" --register --topic "half$size" --producers "$PRODUCERS" --size "$size" \
-		--batch 1 --inflight 1 --duration 1s
-	half=$(awk -v m="$max_a" 'BEGIN { printf "%d", m / 2 }')
-	walrus_bench "$sys-ha-$size" --topic "half$size" --producers "$PRODUCERS" --size "$size" \
-		--batch 1 --inflight 1 --rate "$half" --duration "$DURATION"
-	j=$WORK/logs/$sys-ha-$size.json
-	record "$table" "$sys" half-a "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
-	half=$(awk -v m="$max_b" 'BEGIN { printf "%d", m / 2 }')
-	walrus_bench "$sys-hb-$size" --topic "half$size" --producers "$PRODUCERS" --size "$size" \
-		--batch 100 --inflight 1 --rate "$half" --duration "$DURATION"
-	j=$WORK/logs/$sys-hb-$size.json
-	record "$table" "$sys" half-b "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+	walrus_bench "$sys-hw-$size" --register --topic "half$size" "${w[@]}" --batch 1 --duration 1s
+	walrus_row "$table" "$sys" half-a "$size" "$sys-ha-$size" --topic "half$size" "${w[@]}" --batch 1 \
+		--rate "$(half "$max_a")" --duration "$DURATION" >/dev/null
+	walrus_row "$table" "$sys" half-b "$size" "$sys-hb-$size" --topic "half$size" "${w[@]}" --batch 100 \
+		--rate "$(half "$max_b")" --duration "$DURATION" >/dev/null
 	if [ "$table" = 1 ]; then
 		# (b) and both open loops again with writes routed to the segment
 		# leader, each open loop at half of the leader-routed maximum
-		walrus_bench "$sys-bl-$size" --topic "cmp$size" --producers "$PRODUCERS" --size "$size" \
-			--batch 100 --inflight 1 --route leader --duration "$DURATION"
-		j=$WORK/logs/$sys-bl-$size.json
-		local max_bl
-		max_bl=$(jget "$j" msgs_per_s)
-		record "$table" "$sys-leader-route" b "$size" "$max_bl" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
-		half=$(awk -v m="$(jget "$WORK/logs/$sys-al-$size.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')
-		walrus_bench "$sys-hal-$size" --topic "half$size" --producers "$PRODUCERS" --size "$size" \
-			--batch 1 --inflight 1 --route leader --rate "$half" --duration "$DURATION"
-		j=$WORK/logs/$sys-hal-$size.json
-		record "$table" "$sys-leader-route" half-a "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
-		half=$(awk -v m="$max_bl" 'BEGIN { printf "%d", m / 2 }')
-		walrus_bench "$sys-hbl-$size" --topic "half$size" --producers "$PRODUCERS" --size "$size" \
-			--batch 100 --inflight 1 --route leader --rate "$half" --duration "$DURATION"
-		j=$WORK/logs/$sys-hbl-$size.json
-		record "$table" "$sys-leader-route" half-b "$size" "$(jget "$j" msgs_per_s)" "$(jget "$j" p50)" "$(jget "$j" p99)" "$(jget "$j" p99.9)"
+		max_bl=$(walrus_row "$table" "$sys-leader-route" b "$size" "$sys-bl-$size" --topic "cmp$size" "${w[@]}" --batch 100 \
+			--route leader --duration "$DURATION")
+		walrus_row "$table" "$sys-leader-route" half-a "$size" "$sys-hal-$size" --topic "half$size" "${w[@]}" --batch 1 \
+			--route leader --rate "$(half "$max_al")" --duration "$DURATION" >/dev/null
+		walrus_row "$table" "$sys-leader-route" half-b "$size" "$sys-hbl-$size" --topic "half$size" "${w[@]}" --batch 100 \
+			--route leader --rate "$(half "$max_bl")" --duration "$DURATION" >/dev/null
 	fi
 }
 
