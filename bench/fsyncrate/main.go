@@ -21,7 +21,7 @@
 // writing its own block at the file's next offset and fdatasyncing, so up
 // to N fdatasyncs of one file are in flight at once: what a WAL that
 // started the next round's sync before the last one returned would see
-// (BENCHMARKS.md, "Syncs in flight on one file").
+// (BENCHMARKS.md, "Syncs of one file in flight at once").
 package main
 
 import (
