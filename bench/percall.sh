@@ -20,7 +20,11 @@
 # TRACE_SYNCS=1: also each node's fdatasync calls over those 4 s, how many
 # a second and their mean duration (perf trace, as root).
 # PERF_RECORD=FILE: also record the whole machine's call stacks over those
-# 4 s with perf (as root), for `perf report -i FILE`.
+# 4 s with perf (as root), for `perf report -i FILE`, and print where the
+# machine's CPU went: each process group's kernel and user share of the
+# samples (idle included, so a share of 100 % is every CPU for 4 s), and
+# kernel paths in the nodes (overlapping), as a share and as CPU us per
+# acknowledged message.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -109,6 +113,30 @@ awk -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
 	NR == FNR { s[$1, $2] = $3; c[$1, $2] = $4; next }
 	{ n = $4 - c[$1, $2]; if (n > 0) line[$1] = line[$1] sprintf("; %s %.0f/s, mean %.0f us", name[$2], n / 4, ($3 - s[$1, $2]) * 1e6 / n) }
 	END { for (i = 1; i <= 3; i++) if (i in line) printf "node %d, pid %s%s\n", i, pid[i], line[i] }' "$WORK/m1" "$WORK/m2"
+if [ -n "$PERF_RECORD" ] && [ ! -s "$PERF_RECORD" ]; then
+	echo "percall: no perf record (is perf installed, and are we root?)" >&2
+elif [ -n "$PERF_RECORD" ]; then
+	# a sample's share of the machine is CPUs x 1 s of CPU time a second:
+	# divided by the messages a second, CPU us per message
+	us=$(awk -v m="$m" -v c="$(nproc)" 'BEGIN { printf "%.4f", c * 1e6 / m / 100 }')
+	echo "CPU from perf samples over the 4 s (share of all CPUs; us per acknowledged message):"
+	perf report -i "$PERF_RECORD" -g none --no-children --sort comm,dso --stdio 2>/dev/null |
+		awk -v us="$us" '/^#/ || NF < 3 { next } { p = $1; sub(/%/, "", p); who = $2
+			if (who == "walrus") g = "nodes"; else if (who == "walrus-bench") g = "load generator"
+			else if (who == "swapper") g = "idle"; else if (who ~ /^kworker/) g = "kernel workers"; else g = "other"
+			part = ($3 == "[kernel.kallsyms]") ? "kernel" : "user"
+			if (g == "idle" || g == "kernel workers" || g == "other") part = ""
+			s[g (part == "" ? "" : ", " part)] += p }
+			END { n = split("nodes, kernel|nodes, user|load generator, kernel|load generator, user|kernel workers|other|idle", o, "|")
+				for (i = 1; i <= n; i++) printf "  %-24s %5.1f %%  %5.1f us\n", o[i], s[o[i]], s[o[i]] * us }'
+	echo "  in the nodes, by kernel path (a sample counts in each path on its stack):"
+	perf report -i "$PERF_RECORD" --comm walrus -g none --children --sort sym --stdio 2>/dev/null |
+		awk -v us="$us" 'BEGIN { d["tcp_sendmsg"] = "socket sends (loopback: with the receiver'"'"'s delivery)"
+				d["ext4_sync_file"] = "fdatasync"; d["vp_notify"] = "virtio notifications to the host (disk requests)"
+				d["ext4_buffered_write_iter"] = "file writes into the page cache"; d["do_epoll_wait"] = "epoll waits"
+				d["futex_wait"] = "futex waits" }
+			$3 == "[k]" && ($4 in d) { p = $1; sub(/%/, "", p); printf "    %-54s %5.1f %%  %5.1f us\n", d[$4], p, p * us }'
+fi
 if [ -n "$TRACE_SYNCS" ] && [ ! -s "$WORK/syncs.txt" ]; then
 	echo "percall: no fdatasync trace (is perf installed, and are we root?)" >&2
 elif [ -n "$TRACE_SYNCS" ]; then
