@@ -22,6 +22,12 @@
 // to N fdatasyncs of one file are in flight at once: what a WAL that
 // started the next round's sync before the last one returned would see
 // (BENCHMARKS.md, "Syncs of one file in flight at once").
+//
+// With --rate R each writer starts R cycles a second (open loop, at most
+// one in flight per syncer) instead of one after another, to load the disk
+// as a node cluster does at a given write rate rather than as hard as it
+// goes; a cycle's duration is still from its own start. The line ends
+// with how many cycles took longer than --slow-over (3 ms).
 package main
 
 import (
@@ -43,10 +49,17 @@ func main() {
 	zeroAhead := flag.Bool("zero-ahead", false, "write into space filled with zeros ahead, 1 MiB at a time (walrus --wal-prealloc 1048576), instead of appending")
 	writers := flag.Int("writers", 1, "writers, each appending and syncing its own file at once (3: the three nodes of a benchmark cluster on this one disk)")
 	perFile := flag.Int("syncers-per-file", 1, "goroutines sharing each writer's file, each writing a block and fdatasyncing it, so that this many syncs of one file can be in flight")
+	rate := flag.Float64("rate", 0, "cycles a second per writer, paced (0: one after another, as fast as the disk goes)")
+	slowOver := flag.Duration("slow-over", 3*time.Millisecond, "count the cycles that took longer than this")
 	flag.Parse()
-	if *writers < 1 || *perFile < 1 || *block < 1 || *dur <= 0 {
-		fmt.Fprintln(os.Stderr, "fsyncrate: --writers, --syncers-per-file and --block must be at least 1, --duration positive")
+	if *writers < 1 || *perFile < 1 || *block < 1 || *dur <= 0 || *rate < 0 {
+		fmt.Fprintln(os.Stderr, "fsyncrate: --writers, --syncers-per-file and --block must be at least 1, --duration positive, --rate not negative")
 		os.Exit(2)
+	}
+	// each syncer paces itself at its share of its writer's rate
+	var every time.Duration
+	if *rate > 0 {
+		every = time.Duration(float64(time.Second) * float64(*perFile) / *rate)
 	}
 	if *prealloc && *zeroAhead {
 		fmt.Fprintln(os.Stderr, "fsyncrate: --prealloc and --zero-ahead exclude each other")
@@ -76,7 +89,7 @@ func main() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				lat[w**perFile+k] = syncLoop(st, *block, mode, start.Add(*dur))
+				lat[w**perFile+k] = syncLoop(st, *block, mode, start, every, start.Add(*dur))
 			}()
 		}
 	}
@@ -84,10 +97,14 @@ func main() {
 	el := time.Since(start)
 	var all []time.Duration
 	var sum time.Duration
+	slow := 0
 	for _, l := range lat {
 		all = append(all, l...)
 		for _, d := range l {
 			sum += d
+			if d > *slowOver {
+				slow++
+			}
 		}
 	}
 	slices.Sort(all)
@@ -98,9 +115,12 @@ func main() {
 	if *perFile > 1 {
 		shared = fmt.Sprintf(", %d syncers per file", *perFile)
 	}
-	fmt.Printf("fdatasync baseline (%s, %d writer(s)%s): %d x (%s %d B + fdatasync) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms\n",
+	if *rate > 0 {
+		shared += fmt.Sprintf(", paced at %.0f a second each", *rate)
+	}
+	fmt.Printf("fdatasync baseline (%s, %d writer(s)%s): %d x (%s %d B + fdatasync) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms, %d over %v\n",
 		abs, *writers, shared, n, what, *block, el.Seconds(), float64(n)/el.Seconds(), float64(sum.Microseconds())/float64(n),
-		pct(0.5), pct(0.99), pct(0.999), float64(all[n-1].Microseconds())/1000)
+		pct(0.5), pct(0.99), pct(0.999), float64(all[n-1].Microseconds())/1000, slow, *slowOver)
 }
 
 type writeMode int
@@ -123,14 +143,26 @@ type fileState struct {
 // one block at the file's next offset and fdatasyncs it until end; it
 // returns each cycle's duration, the steps ahead included. The file's
 // other syncers write and sync meanwhile; only the writes take turns.
-func syncLoop(st *fileState, block int, mode writeMode, end time.Time) []time.Duration {
+// With every > 0 the cycles start every apart from start on (a late cycle
+// starts at once, and the schedule does not catch up by bunching).
+func syncLoop(st *fileState, block int, mode writeMode, start time.Time, every time.Duration, end time.Time) []time.Duration {
 	zeros := make([]byte, 1<<20)
 	buf := make([]byte, block)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
 	var out []time.Duration
+	next := start
 	for time.Now().Before(end) {
+		if every > 0 {
+			if wait := time.Until(next); wait > 0 {
+				time.Sleep(wait)
+			}
+			now := time.Now()
+			if next = next.Add(every); next.Before(now) {
+				next = now.Add(every)
+			}
+		}
 		t := time.Now()
 		st.mu.Lock()
 		off := st.off
