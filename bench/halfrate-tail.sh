@@ -21,7 +21,8 @@
 # loop at that rate instead of FRACTION of the maximum, for comparing
 # settings that move the maximum at one load.
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
-# calls over 3 ms during the open loop (perf trace).
+# calls during the open loop (perf trace): all of them (a second, mean
+# duration) and those over 3 ms.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,8 +51,13 @@ for segs in $SEGMENTS; do
 	max=$(json_field "$WORK/max.json" msgs_per_s)
 	half=$(awk -v m="$max" -v f="$FRACTION" 'BEGIN { printf "%d", m * f }')
 	[ -z "$RATE" ] || half=$RATE
-	tracer=
+	tracer= summer=
 	if [ -n "$TRACE_SYNCS" ]; then
+		# and all of them, summed per thread, over DURATION - 2 s from 1 s
+		# on (inside the open loop, which starts 0.5 s from now)
+		(sleep 1 && perf trace -s -e fdatasync -p "$(paste -sd, "$WORK/pids")" -o "$WORK/syncsum.txt" -- \
+			sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')" >/dev/null 2>&1) &
+		summer=$!
 		# every node's fdatasync calls that took over 3 ms, while the open loop runs
 		perf trace -e fdatasync --duration 3 -p "$(paste -sd, "$WORK/pids")" -o "$WORK/syncs.txt" -- \
 			sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d + 1 }')" 2>/dev/null &
@@ -70,6 +76,8 @@ for segs in $SEGMENTS; do
 			printf "  requests over %s: %d of %d; %d stalls (20 ms windows where >= 8 producers were slow) hold %d of them\n", over, total, n, stalls, inside }' "$WORK/slow.txt"
 	if [ -n "$tracer" ]; then
 		wait "$tracer" || true
+		wait "$summer" || true
+		awk -v d="$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')" '$1 == "fdatasync" { c += $2; t += $4 } END { if (c) printf "  fdatasyncs on the three nodes meanwhile: %.0f a second, mean %.0f us\n", c / d, t * 1000 / c }' "$WORK/syncsum.txt"
 		awk '/fdatasync/ { gsub(/[()]/, ""); n++; if ($2 > m) m = $2 } END { printf "  fdatasyncs over 3 ms on the three nodes meanwhile: %d, the longest %.1f ms\n", n, m }' "$WORK/syncs.txt"
 	fi
 	stop_all
