@@ -16,7 +16,9 @@
 # the same 4 s: its WAL appends (per second and mean time, queue + write +
 # fdatasync), the replication rounds it led (send to a follower's durable
 # answer) and the PUTs it answered clients (mean time at the node).
-# Knobs: DURATION, ROUTE, PRODUCERS (16),
+# Knobs: DURATION, ROUTE, PRODUCERS (16), BATCH (1: PUT; more: MPUTs of
+# that many messages, the figures still per message), RATE (msgs/s: an
+# open loop at that rate instead of the closed loop),
 # TRACE_SYNCS=1: also each node's fdatasync calls over those 4 s, how many
 # a second and their mean duration (perf trace, as root).
 # PERF_RECORD=FILE: also record the whole machine's call stacks over those
@@ -33,6 +35,8 @@ WORK=${WORK:-$(mktemp -d /tmp/walrus-percall.XXXXXX)}
 DURATION=${DURATION:-6s}
 ROUTE=${ROUTE:-leader}
 PRODUCERS=${PRODUCERS:-16}
+BATCH=${BATCH:-1}
+RATE=${RATE:-}
 PERF_RECORD=${PERF_RECORD:-}
 TRACE_SYNCS=${TRACE_SYNCS:-}
 # shellcheck source=bench/lib.sh
@@ -45,7 +49,7 @@ if [ -n "$REF" ]; then
 	build_at "$REF" ./cmd/walrus "$WORK/bin/walrus"
 fi
 B=$WORK/bin/walrus-bench
-echo "percall: $(date -u '+%Y-%m-%d %H:%M UTC'), node from ${REF:-the working tree} ($(cd "$ROOT" && git rev-parse --short "${REF:-HEAD}")), route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "percall: $(date -u '+%Y-%m-%d %H:%M UTC'), node from ${REF:-the working tree} ($(cd "$ROOT" && git rev-parse --short "${REF:-HEAD}")), route $ROUTE, batch $BATCH, ${RATE:+open loop at $RATE msgs/s, }load $(cut -d' ' -f1-3 /proc/loadavg)"
 walrus_start always >/dev/null
 "$B" --addr "$(walrus_addrs)" --register --topic percall --producers "$PRODUCERS" --duration 2s --quiet >/dev/null || true
 
@@ -63,14 +67,14 @@ metrics() {
 	local i
 	for i in 1 2 3; do
 		{ curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + i))/metrics" || true; } |
-			awk -v i="$i" '/^walrus_(wal_append|replication_round)_seconds_(sum|count) / || /^walrus_request_seconds_(sum|count)\{command="PUT"\} / {
-				k = $1; sub(/_(sum|count)/, "", k); sub(/\{.*/, "", k); v[k, ($1 ~ /_sum/)] = $2; keys[k] = 1 }
+			awk -v i="$i" '/^walrus_(wal_append|replication_round)_seconds_(sum|count) / || /^walrus_request_seconds_(sum|count)\{command="M?PUT"\} / {
+				k = $1; sub(/_(sum|count)/, "", k); sub(/\{.*/, "", k); v[k, ($1 ~ /_sum/)] += $2; keys[k] = 1 }
 				END { for (k in keys) print i, k, v[k, 1] + 0, v[k, 0] + 0 }'
 	done
 }
 cpu() { awk '/^cpu / { print $5, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; } # idle iowait total
 
-"$B" --addr "$(walrus_addrs)" --route "$ROUTE" --topic percall --producers "$PRODUCERS" --duration "$DURATION" --quiet \
+"$B" --addr "$(walrus_addrs)" --route "$ROUTE" --topic percall --producers "$PRODUCERS" --batch "$BATCH" ${RATE:+--rate "$RATE"} --duration "$DURATION" --quiet \
 	--json-file "$WORK/p.json" >/dev/null &
 bp=$!
 sleep 1
@@ -107,9 +111,9 @@ paste "$WORK/s1" "$WORK/s2" | awk -v m="$m" -v bp="$bp" '{
 	printf "%-16s cpu %5.1f%%  %6.1f us/msg  reads/msg %.2f  writes/msg %.2f  ctx switches/msg %.2f + %.2f involuntary\n",
 		who, ($8 - $2) / 4, ($8 - $2) * 10000 / n, ($9 - $3) / n, ($10 - $4) / n, ($11 - $5) / n, ($12 - $6) / n
 }'
-awk -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
+awk -v b="$BATCH" -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
 		name["walrus_wal_append_seconds"] = "WAL appends"; name["walrus_replication_round_seconds"] = "replication rounds"
-		name["walrus_request_seconds"] = "PUTs answered" }
+		name["walrus_request_seconds"] = (b > 1 ? "MPUTs answered" : "PUTs answered") }
 	NR == FNR { s[$1, $2] = $3; c[$1, $2] = $4; next }
 	{ n = $4 - c[$1, $2]; if (n > 0) line[$1] = line[$1] sprintf("; %s %.0f/s, mean %.0f us", name[$2], n / 4, ($3 - s[$1, $2]) * 1e6 / n) }
 	END { for (i = 1; i <= 3; i++) if (i in line) printf "node %d, pid %s%s\n", i, pid[i], line[i] }' "$WORK/m1" "$WORK/m2"
