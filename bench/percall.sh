@@ -15,7 +15,8 @@
 # share over those 4 s (/proc/stat), and from each node's /metrics over
 # the same 4 s: its WAL appends (per second and mean time, queue + write +
 # fdatasync), the replication rounds it led (send to a follower's durable
-# answer) and the PUTs it answered clients (mean time at the node).
+# answer) and the PUTs (MPUTs with BATCH) it answered clients (mean time
+# at the node).
 # Knobs: DURATION, ROUTE, PRODUCERS (16), BATCH (1: PUT; more: MPUTs of
 # that many messages, the figures still per message), RATE (msgs/s: an
 # open loop at that rate instead of the closed loop),
