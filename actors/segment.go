@@ -940,6 +940,15 @@ func (s *segmentActor) answerRead(m readMsg) {
 		// on in the next segment, not be told EMPTY
 		sealed = true
 	}
+	if !m.raw && s.role == roleLeader && !sealed && m.req.From >= limit && !s.n.lease.valid(s.n.now()) {
+		// Without a lease this node may have been cut off long enough for
+		// the cluster to seal the segment and write on in the next one:
+		// EMPTY would tell the reader the log ends here. Entries below
+		// the end stay safe to serve (acknowledged, never rewritten).
+		m.reply(messages.ReadResp{Err: messages.Err{Code: messages.CodeNotLeader, Leader: s.leaderHint(),
+			Msg: wire.NotLeader(s.topic, s.id).Msg + " (lease expired)"}})
+		return
+	}
 	resp := messages.ReadResp{End: limit, Sealed: sealed}
 	if m.req.From < limit {
 		max := m.req.Max
