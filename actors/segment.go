@@ -912,7 +912,8 @@ func (s *segmentActor) readable(raw bool) uint64 {
 
 func (s *segmentActor) onRead(m readMsg) {
 	limit := s.readable(m.raw)
-	if m.req.From >= limit && m.req.WaitMs > 0 && s.role == roleLeader {
+	if m.req.From >= limit && m.req.WaitMs > 0 && s.role == roleLeader && (m.raw || s.n.lease.valid(s.n.now())) {
+		// (a client's read without a lease is refused at once: answerRead)
 		s.readSeq++
 		id := s.readSeq
 		self := s.self
