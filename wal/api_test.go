@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -575,5 +576,76 @@ func TestOpenOptions(t *testing.T) {
 	w := openWAL(t, "/d", Options{FS: fsys})
 	if len(w.Segments()) != 0 {
 		t.Fatal("unknown file taken for a segment")
+	}
+}
+
+// A sealed file that fails its checks fails Open, unless SetAsideCorrupt:
+// then it is renamed aside and its segment left out, the rest opens, and
+// the next Open does not see it. An open segment's damage stays fatal.
+func TestSetAsideCorruptSealedFile(t *testing.T) {
+	dir := t.TempDir()
+	w := openWAL(t, dir, Options{})
+	k2 := SegmentKey{Topic: "logs", Segment: 2}
+	for _, k := range []SegmentKey{k1, k2} {
+		mustCreate(t, w, k)
+		mustAppend(t, w, k, []byte("one"), []byte("two"))
+	}
+	if err := w.Seal(k1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := filepath.Join(dir, sealedName(k1, 2))
+	b, err := os.ReadFile(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0x40 // inside the last record
+	if err := os.WriteFile(sealed, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open without SetAsideCorrupt: %v, want ErrCorrupt", err)
+	}
+	w = openWAL(t, dir, Options{SetAsideCorrupt: true})
+	if got, want := w.SetAside(), []string{sealedName(k1, 2) + corruptSuffix}; !slices.Equal(got, want) {
+		t.Fatalf("SetAside() = %v, want %v", got, want)
+	}
+	if _, err := w.Info(k1); !errors.Is(err, ErrUnknownSegment) {
+		t.Fatalf("Info(set-aside segment): %v, want ErrUnknownSegment", err)
+	}
+	expectEntries(t, readAll(t, w, k2), [][]byte{[]byte("one"), []byte("two")})
+	if _, err := os.Stat(sealed + corruptSuffix); err != nil {
+		t.Fatalf("the set-aside bytes: %v", err)
+	}
+	// the segment can be filled again from another replica
+	mustCreate(t, w, k1)
+	mustAppend(t, w, k1, []byte("one"), []byte("two"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openWAL(t, dir, Options{})
+	if len(w.SetAside()) != 0 {
+		t.Fatalf("second Open set aside %v", w.SetAside())
+	}
+	expectEntries(t, readAll(t, w, k1), [][]byte{[]byte("one"), []byte("two")})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// an open segment's damage is never set aside
+	open := filepath.Join(dir, openName(k2))
+	b, err = os.ReadFile(open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[3] ^= 0x40 // the header
+	if err := os.WriteFile(open, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{SetAsideCorrupt: true}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open with a corrupt open segment: %v, want ErrCorrupt", err)
 	}
 }

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -9,6 +10,10 @@ import (
 	"sync"
 	"sync/atomic"
 )
+
+// corruptSuffix is appended to a sealed segment file Open sets aside
+// (Options.SetAsideCorrupt); parseName ignores such names.
+const corruptSuffix = ".corrupt"
 
 // recoverBufSize is the read window used to scan files on Open.
 const recoverBufSize = 4 << 20
@@ -65,6 +70,19 @@ func (w *WAL) recover() error {
 	wg.Wait()
 
 	removed := false
+	for _, j := range jobs {
+		if w.opts.SetAsideCorrupt && j.pn.sealed && errors.Is(j.err, ErrCorrupt) {
+			to := j.name + corruptSuffix
+			if rerr := w.fs.Rename(w.path(j.name), w.path(to)); rerr != nil {
+				j.err = fmt.Errorf("%w (could not set it aside: %v)", j.err, rerr)
+				continue
+			}
+			w.log.Error("corrupt sealed segment file set aside; its entries must come from another replica",
+				"file", to, "err", j.err)
+			w.setAside = append(w.setAside, to)
+			j.err, removed = nil, true // the directory changed: synced below
+		}
+	}
 	for _, j := range jobs {
 		if err == nil && j.err != nil {
 			err = j.err

@@ -66,7 +66,15 @@ type Options struct {
 	// appending; BENCHMARKS.md, "Preallocated segment files"). 0 (the
 	// default) appends; a node uses DefaultPrealloc.
 	Prealloc int64
-	Logger   *slog.Logger // default: discard
+	// SetAsideCorrupt makes Open rename a sealed segment file that fails
+	// its checks (a *CorruptError: bad header, bad record, wrong length)
+	// to <name>.corrupt and leave that segment out, instead of failing.
+	// A sealed segment's entries are on its other replicas, which a node
+	// copies them back from; the bytes stay for inspection. Open segment
+	// files are never set aside: what each replica holds of an open
+	// segment decides what recovery keeps. SetAside lists what was.
+	SetAsideCorrupt bool
+	Logger          *slog.Logger // default: discard
 }
 
 // DefaultMaxEntryBytes is Options.MaxEntryBytes' default.
@@ -144,6 +152,8 @@ type WAL struct {
 	fenceCause error
 
 	stats stats
+
+	setAside []string // files Open set aside (Options.SetAsideCorrupt); fixed after Open
 
 	// Committer-owned.
 	spare      []request  // the queue's other buffer
@@ -446,6 +456,10 @@ func (w *WAL) Read(key SegmentKey, from uint64, maxEntries int, maxBytes int) ([
 }
 
 // Info describes one segment.
+// SetAside names the sealed segment files Open set aside as corrupt
+// (Options.SetAsideCorrupt), renamed to end in ".corrupt"; nil if none.
+func (w *WAL) SetAside() []string { return w.setAside }
+
 func (w *WAL) Info(key SegmentKey) (SegmentInfo, error) {
 	s, err := w.lookup(key)
 	if err != nil {
