@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -592,6 +595,76 @@ func TestClusterWipedNodeIsRefilled(t *testing.T) {
 	got := c.client(3).readAll("wipe")
 	if len(got) != 19 {
 		t.Fatalf("read %d entries after refill, want 19", len(got))
+	}
+}
+
+// A node that finds a corrupt sealed segment file refuses its disk; with
+// WALSetAsideCorrupt it starts, sets the file aside and copies the segment
+// back from the other replicas.
+func TestClusterCorruptSealedFileSetAsideAndRefilled(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 4 })
+	a := c.client(1)
+	a.must("REGISTER rot", "OK")
+	for i := 0; i < 19; i++ {
+		a.must(fmt.Sprintf("PUT rot r%02d", i), "OK")
+	}
+	c.waitFor("node 3 holds every sealed segment", 30*time.Second, func() bool {
+		ok, _ := c.holdsAll("rot")
+		return ok
+	})
+	c.stop(3)
+	cfg := c.cfgs[3]
+	walDir := filepath.Join(cfg.NodeDir(), "wal")
+	sealed, err := filepath.Glob(filepath.Join(walDir, "rot.*.sealed"))
+	if err != nil || len(sealed) == 0 {
+		t.Fatalf("no sealed file of rot on node 3 (%v)", err)
+	}
+	b, err := os.ReadFile(sealed[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0x40 // inside its last record
+	if err := os.WriteFile(sealed[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("start on the corrupt file: %v, want a corrupt-file error", err)
+	}
+	cfg.WALSetAsideCorrupt = true
+	c.cfgs[3] = cfg
+	c.start(cfg)
+	if _, err := os.Stat(sealed[0] + ".corrupt"); err != nil {
+		t.Fatalf("the set-aside file: %v", err)
+	}
+	c.waitFor("node 3 holds every sealed segment again", 30*time.Second, func() bool {
+		ok, _ := c.holdsAll("rot")
+		return ok
+	})
+	if ok, why := c.holdsAll("rot"); !ok {
+		t.Fatal(why)
+	}
+	if got := c.client(3).readAll("rot"); len(got) != 19 {
+		t.Fatalf("read %d entries through node 3, want 19", len(got))
+	}
+	// node 3's own copy of every sealed segment, the refilled one
+	// included, holds what node 1's does
+	for _, g := range c.anyNode().State().Topics["rot"].Segments {
+		if !g.Sealed() || g.Count == 0 {
+			continue
+		}
+		key := wal.SegmentKey{Topic: "rot", Segment: g.ID}
+		mine, err := c.nodes[3].wal.Read(key, 0, int(g.Count), 1<<20)
+		if err != nil {
+			t.Fatalf("segment %d on node 3: %v", g.ID, err)
+		}
+		theirs, err := c.nodes[1].wal.Read(key, 0, int(g.Count), 1<<20)
+		if err != nil {
+			t.Fatalf("segment %d on node 1: %v", g.ID, err)
+		}
+		if !slices.EqualFunc(mine, theirs, bytes.Equal) {
+			t.Fatalf("segment %d: node 3 holds %q, node 1 %q", g.ID, mine, theirs)
+		}
 	}
 }
 

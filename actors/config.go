@@ -59,6 +59,11 @@ type Config struct {
 	// written ahead of their records (wal.Options.Prealloc, which refuses
 	// one outside 0..wal.MaxPrealloc); 0: none.
 	WALPrealloc int64
+	// WALSetAsideCorrupt: at start, a sealed segment file that fails its
+	// checks is renamed aside and its entries copied back from the other
+	// replicas (wal.Options.SetAsideCorrupt), instead of the node refusing
+	// its whole disk.
+	WALSetAsideCorrupt bool
 
 	// TrailingReplicaWait: a follower outside a segment's write quorum (the
 	// leader and the first Quorum-1 followers that keep up) gets writes in

@@ -99,7 +99,8 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.wal, err = wal.Open(filepath.Join(cfg.NodeDir(), "wal"), wal.Options{
-		FS: cfg.FS, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Prealloc: cfg.WALPrealloc, Logger: n.log.With("part", "wal"),
+		FS: cfg.FS, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Prealloc: cfg.WALPrealloc,
+		SetAsideCorrupt: cfg.WALSetAsideCorrupt, Logger: n.log.With("part", "wal"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open wal: %w", err)

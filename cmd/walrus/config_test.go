@@ -83,3 +83,27 @@ func TestTrailingReplicaWaitFlag(t *testing.T) {
 		}
 	}
 }
+
+// --wal-set-aside-corrupt reaches the node's config; off by default.
+func TestWALSetAsideCorruptFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"--wal-set-aside-corrupt"}, true},
+	} {
+		f := newNodeFlags()
+		if err := f.fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, closer, err := f.config()
+		closer.Close()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if cfg.WALSetAsideCorrupt != tc.want {
+			t.Errorf("%v: WALSetAsideCorrupt %v, want %v", tc.args, cfg.WALSetAsideCorrupt, tc.want)
+		}
+	}
+}
