@@ -287,7 +287,10 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 		AckBeforeQuorum: o.Plant, RawCrash: o.RawCrash,
 		Net: simnet.Config{Seed: o.Seed, MinLatency: s.MinLat, MaxLatency: s.MaxLat, Idempotent: idempotentKinds,
 			LengthFramedPorts: []string{strconv.Itoa(clientPort)}},
-		Tweak: func(cfg *actors.Config) { cfg.MaxSegmentEntries = s.MaxSegmentEntries }})
+		Tweak: func(cfg *actors.Config) {
+			cfg.MaxSegmentEntries = s.MaxSegmentEntries
+			cfg.WALSetAsideCorrupt = setAsideCorrupt(o.Seed)
+		}})
 	r := &runner{o: o, s: s, c: c, h: h, res: res, start: start, logs: sb}
 	c.Net.SetTap(r.tap)
 	defer func() {
@@ -316,6 +319,9 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 		return res
 	}
 	h.Eventf("harness", "cluster ready")
+	if setAsideCorrupt(o.Seed) {
+		h.Eventf("harness", "nodes set a corrupt sealed file aside (--wal-set-aside-corrupt)")
+	}
 	setup := NewClient(c.Net, "c0", clientAddr(1), 5*time.Second)
 	for _, tp := range s.Topics {
 		if !r.register(setup, tp) {
@@ -787,3 +793,10 @@ func containsNode(ids []raftfsm.NodeID, id uint64) bool {
 	}
 	return false
 }
+
+// setAsideCorrupt: the nodes of even seeds start with WALSetAsideCorrupt,
+// so that a corrupted sealed file is set aside and copied back from the
+// other replicas; odd seeds keep the default, where the node refuses its
+// disk and is replaced. Decided outside the schedule, which stays the
+// same for every seed.
+func setAsideCorrupt(seed int64) bool { return seed%2 == 0 }
