@@ -69,16 +69,7 @@ func TestTrailingReplicaWaitFlag(t *testing.T) {
 		{[]string{"--trailing-replica-wait", "0"}, -1},
 		{[]string{"--trailing-replica-wait", "20ms"}, 20 * time.Millisecond},
 	} {
-		f := newNodeFlags()
-		if err := f.fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		cfg, closer, err := f.config()
-		closer.Close()
-		if err != nil {
-			t.Fatalf("%v: %v", tc.args, err)
-		}
-		if cfg.TrailingReplicaWait != tc.want {
+		if cfg := configOf(t, tc.args); cfg.TrailingReplicaWait != tc.want {
 			t.Errorf("%v: TrailingReplicaWait %v, want %v", tc.args, cfg.TrailingReplicaWait, tc.want)
 		}
 	}
@@ -93,17 +84,24 @@ func TestWALSetAsideCorruptFlag(t *testing.T) {
 		{nil, false},
 		{[]string{"--wal-set-aside-corrupt"}, true},
 	} {
-		f := newNodeFlags()
-		if err := f.fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		cfg, closer, err := f.config()
-		closer.Close()
-		if err != nil {
-			t.Fatalf("%v: %v", tc.args, err)
-		}
-		if cfg.WALSetAsideCorrupt != tc.want {
+		if cfg := configOf(t, tc.args); cfg.WALSetAsideCorrupt != tc.want {
 			t.Errorf("%v: WALSetAsideCorrupt %v, want %v", tc.args, cfg.WALSetAsideCorrupt, tc.want)
 		}
 	}
+}
+
+// configOf is the node configuration the flags args give; it fails the
+// test on a parse or config error.
+func configOf(t *testing.T, args []string) actors.Config {
+	t.Helper()
+	f := newNodeFlags()
+	if err := f.fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	cfg, closer, err := f.config()
+	closer.Close()
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return cfg
 }
