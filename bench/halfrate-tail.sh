@@ -35,6 +35,8 @@ ROUTE=${ROUTE:-any}
 RATE=${RATE:-}
 SLOW_OVER=${SLOW_OVER:-4ms}
 TRACE_SYNCS=${TRACE_SYNCS:-}
+# TRACE_SYNCS sums every fdatasync over the open loop's middle: DURATION - 2 s
+SUM_SECONDS=$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap finish EXIT
@@ -56,7 +58,7 @@ for segs in $SEGMENTS; do
 		# and all of them, summed per thread, over DURATION - 2 s from 1 s
 		# on (inside the open loop, which starts 0.5 s from now)
 		(sleep 1 && perf trace -s -e fdatasync -p "$(paste -sd, "$WORK/pids")" -o "$WORK/syncsum.txt" -- \
-			sleep "$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')" >/dev/null 2>&1) &
+			sleep "$SUM_SECONDS" >/dev/null 2>&1) &
 		summer=$!
 		# every node's fdatasync calls that took over 3 ms, while the open loop runs
 		perf trace -e fdatasync --duration 3 -p "$(paste -sd, "$WORK/pids")" -o "$WORK/syncs.txt" -- \
@@ -77,7 +79,7 @@ for segs in $SEGMENTS; do
 	if [ -n "$tracer" ]; then
 		wait "$tracer" || true
 		wait "$summer" || true
-		awk -v d="$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')" '$1 == "fdatasync" { c += $2; t += $4 } END { if (c) printf "  fdatasyncs on the three nodes meanwhile: %.0f a second, mean %.0f us\n", c / d, t * 1000 / c }' "$WORK/syncsum.txt"
+		awk -v d="$SUM_SECONDS" '$1 == "fdatasync" { c += $2; t += $4 } END { if (c) printf "  fdatasyncs on the three nodes meanwhile: %.0f a second, mean %.0f us\n", c / d, t * 1000 / c }' "$WORK/syncsum.txt"
 		awk '/fdatasync/ { gsub(/[()]/, ""); n++; if ($2 > m) m = $2 } END { printf "  fdatasyncs over 3 ms on the three nodes meanwhile: %d, the longest %.1f ms\n", n, m }' "$WORK/syncs.txt"
 	fi
 	stop_all
