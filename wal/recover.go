@@ -72,18 +72,9 @@ func (w *WAL) recover() error {
 	removed := false
 	for _, j := range jobs {
 		if w.opts.SetAsideCorrupt && j.pn.sealed && errors.Is(j.err, ErrCorrupt) {
-			to := j.name + corruptSuffix
-			if rerr := w.fs.Rename(w.path(j.name), w.path(to)); rerr != nil {
-				j.err = fmt.Errorf("%w (could not set it aside: %v)", j.err, rerr)
-				continue
-			}
-			w.log.Error("corrupt sealed segment file set aside; its entries must come from another replica",
-				"file", to, "err", j.err)
-			w.setAside = append(w.setAside, to)
-			j.err, removed = nil, true // the directory changed: synced below
+			j.err = w.setAsideFile(j.name, j.err)
+			removed = removed || j.err == nil // the directory changed: synced below
 		}
-	}
-	for _, j := range jobs {
 		if err == nil && j.err != nil {
 			err = j.err
 		}
@@ -108,6 +99,20 @@ func (w *WAL) recover() error {
 			return fmt.Errorf("wal: open %s: sync dir: %w", w.dir, err)
 		}
 	}
+	return nil
+}
+
+// setAsideFile renames a corrupt sealed file (cause: why) to end in
+// corruptSuffix, so that Open and later Opens leave its segment out. It
+// returns nil once the file is aside, else cause with the rename's error.
+func (w *WAL) setAsideFile(name string, cause error) error {
+	to := name + corruptSuffix
+	if err := w.fs.Rename(w.path(name), w.path(to)); err != nil {
+		return fmt.Errorf("%w (could not set it aside: %v)", cause, err)
+	}
+	w.log.Error("corrupt sealed segment file set aside; its entries must come from another replica",
+		"file", to, "err", cause)
+	w.setAside = append(w.setAside, to)
 	return nil
 }
 
