@@ -649,3 +649,31 @@ func TestSetAsideCorruptSealedFile(t *testing.T) {
 		t.Fatalf("Open with a corrupt open segment: %v, want ErrCorrupt", err)
 	}
 }
+
+// renameFails is a memFS whose Rename fails (a read-only directory).
+type renameFails struct{ *memFS }
+
+func (renameFails) Rename(string, string) error { return os.ErrPermission }
+
+// When the corrupt sealed file cannot be renamed aside, Open fails as it
+// would without SetAsideCorrupt, saying both what is wrong and why the
+// file is still there.
+func TestSetAsideCorruptRenameFails(t *testing.T) {
+	m := newMemFS()
+	w := openWAL(t, "/d", Options{FS: m})
+	mustCreate(t, w, k1)
+	mustAppend(t, w, k1, []byte("one"))
+	if err := w.Seal(k1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !m.FS.Corrupt(filepath.Join("/d", sealedName(k1, 1)), 3) {
+		t.Fatal("no such file to corrupt")
+	}
+	_, err := Open("/d", Options{FS: renameFails{m}, SetAsideCorrupt: true})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "could not set it aside") {
+		t.Fatalf("Open: %v, want ErrCorrupt that says the file could not be set aside", err)
+	}
+}
