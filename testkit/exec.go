@@ -21,6 +21,9 @@ func (o *Op) Request() []byte {
 		req.Cmd, req.Entries = wire.CmdMPut, [][]byte{[]byte(o.Payload)}
 	case OpGet:
 		req.Cmd = wire.CmdGet
+		if o.Wait > 0 {
+			req.Cmd, req.Wait = wire.CmdGetW, o.Wait
+		}
 	case OpRead:
 		req.Cmd, req.Offset, req.Max = wire.CmdRead, o.Offset, max(o.Max, 1)
 	default:

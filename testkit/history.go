@@ -32,6 +32,7 @@ type Op struct {
 	Payload  string
 	Offset   uint64
 	Max      int
+	Wait     time.Duration // GET: a long poll (GETW) of this length; 0: a plain GET
 	Node     uint64
 	Call     time.Duration
 	Return   time.Duration
@@ -50,6 +51,10 @@ func (o *Op) String() string {
 		fmt.Fprintf(&b, " %s", o.Payload)
 	case OpRead:
 		fmt.Fprintf(&b, " %d %d", o.Offset, o.Max)
+	case OpGet:
+		if o.Wait > 0 {
+			fmt.Fprintf(&b, " wait=%v", o.Wait)
+		}
 	}
 	fmt.Fprintf(&b, " @n%d -> %s", o.Node, o.Status)
 	if o.HasFirst {

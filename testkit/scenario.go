@@ -39,9 +39,10 @@ type scenario struct {
 	r      *runner
 	logs   *syncBuffer
 	topics []string
-	seq    map[string]int     // payload counter per topic
-	cls    map[uint64]*Client // a client per node it talks to
-	names  map[string]uint64  // $name -> node id (set with as=name)
+	seq    map[string]int      // payload counter per topic
+	cls    map[uint64]*Client  // a client per node it talks to
+	names  map[string]uint64   // $name -> node id (set with as=name)
+	async  map[string]*asyncOp // requests in flight (async=name), by name
 	// the raft leadership monitor (the checker's at-least-once window)
 	stopMon, monDone chan struct{}
 }
@@ -56,7 +57,7 @@ func RunScenario(t *testing.T, path string) {
 	defer os.RemoveAll(dir)
 	synctest.Test(t, func(t *testing.T) {
 		sc := &scenario{t: t, dir: dir, seed: 1, seq: map[string]int{}, cls: map[uint64]*Client{},
-			names: map[string]uint64{}}
+			names: map[string]uint64{}, async: map[string]*asyncOp{}}
 		rand.Seed(sc.seed) //nolint:staticcheck // see runBubble
 		cryptotest.SetGlobalRandom(t, uint64(sc.seed))
 		defer sc.close()
@@ -78,6 +79,7 @@ func init() {
 		"put-many":        {(*scenario).cmdPutMany},
 		"replicate-sends": {(*scenario).cmdReplicateSends},
 		"get":             {(*scenario).cmdGet},
+		"await":           {(*scenario).cmdAwait},
 		"read":            {(*scenario).cmdRead},
 		"state":           {(*scenario).cmdState},
 		"crash":           {(*scenario).cmdCrash},
@@ -137,6 +139,9 @@ func (sc *scenario) close() {
 		}
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
+	}
+	for name := range sc.async {
+		sc.t.Errorf("async=%s: sent, never awaited", name)
 	}
 }
 
@@ -228,9 +233,11 @@ func (sc *scenario) node(d *datadriven.TestData, spec string) uint64 {
 	return 0
 }
 
-// meta returns the raft leader's metadata (else a running member's).
-func (sc *scenario) meta(d *datadriven.TestData) *raftfsm.State {
-	if via := sc.arg(d, "via", ""); via != "" {
+// meta returns the raft leader's metadata (else a running member's), or
+// with a node spec via that node's own view. (Not the command's via=: a
+// spec such as leader(t) is resolved with the raft leader's view.)
+func (sc *scenario) meta(d *datadriven.TestData, via string) *raftfsm.State {
+	if via != "" {
 		// that node's own view, however far behind
 		if n := sc.c.Proc(sc.node(d, via)); n != nil {
 			return n.State()
@@ -252,7 +259,7 @@ func (sc *scenario) meta(d *datadriven.TestData) *raftfsm.State {
 }
 
 func (sc *scenario) segment(d *datadriven.TestData, topic, segS string, hasSeg bool) *raftfsm.Segment {
-	t := sc.meta(d).Topics[topic]
+	t := sc.meta(d, "").Topics[topic]
 	if t == nil {
 		d.Fatalf(sc.t, "unknown topic %s", topic)
 	}
@@ -686,7 +693,7 @@ func (sc *scenario) cmdWaitReplicated(d *datadriven.TestData) string {
 	topic := sc.topicArg(d)
 	var short []string
 	ok := WaitFor(30*time.Second, func() bool {
-		st := sc.meta(d)
+		st := sc.meta(d, "")
 		t := st.Topics[topic]
 		short = short[:0]
 		want := min(t.RF, len(sc.c.Members()))
@@ -707,7 +714,7 @@ func (sc *scenario) cmdWaitReplicated(d *datadriven.TestData) string {
 		return len(short) == 0
 	})
 	if ok {
-		return fmt.Sprintf("%s: every sealed segment has %d replicas, all members", topic, min(sc.meta(d).Topics[topic].RF, len(sc.c.Members())))
+		return fmt.Sprintf("%s: every sealed segment has %d replicas, all members", topic, min(sc.meta(d, "").Topics[topic].RF, len(sc.c.Members())))
 	}
 	return "after 30s: " + strings.Join(short, ", ")
 }
@@ -932,31 +939,97 @@ func (sc *scenario) cmdReplicateSends(d *datadriven.TestData) string {
 }
 
 // cmdGet consumes n entries from the shared cursor through a node.
+// wait=<duration> sends long polls (GETW). async=<name> sends one GET on a
+// connection of its own and returns at once; await <name> prints its
+// answer (a GET in flight while other commands run).
 //
 // Example:
 //
 //	get t n=2 via=1
 //	----
 //	t-1 t-2
+//
+//	get t via=raft-leader wait=30s async=poll
+//	----
+//	poll: sent
 func (sc *scenario) cmdGet(d *datadriven.TestData) string {
 	topic := sc.topicArg(d)
 	n := sc.intArg(d, "n", 1)
 	via := sc.node(d, sc.arg(d, "via", "any"))
-	var out []string
-	for i := 0; i < n; i++ {
-		op := sc.r.h.begin(&Op{Client: int(via), Kind: OpGet, Topic: topic, Node: via})
-		op.apply(sc.client(via).Do(op.Request()))
-		sc.r.h.end(op)
-		switch op.Status {
-		case StOK:
-			out = append(out, op.Values[0])
-		case StEmpty:
-			out = append(out, "EMPTY")
-		default:
-			out = append(out, op.Status.String())
+	var wait time.Duration
+	if v := sc.arg(d, "wait", ""); v != "" {
+		var err error
+		if wait, err = time.ParseDuration(v); err != nil || wait <= 0 {
+			d.Fatalf(sc.t, "get wait=%q: want a positive duration", v)
 		}
 	}
+	newOp := func() *Op { return &Op{Client: int(via), Kind: OpGet, Topic: topic, Node: via, Wait: wait} }
+	if name := sc.arg(d, "async", ""); name != "" {
+		if n != 1 {
+			d.Fatalf(sc.t, "get async=: one GET (n=1)")
+		}
+		if sc.async[name] != nil {
+			d.Fatalf(sc.t, "get async=%s: that name is in flight already", name)
+		}
+		op, done := newOp(), make(chan struct{})
+		cl := NewClient(sc.c.Net, "async-"+name, clientAddr(via), wait+5*time.Second)
+		sc.r.h.begin(op)
+		go func() {
+			defer close(done)
+			defer cl.Close()
+			op.apply(cl.Do(op.Request()))
+			sc.r.h.end(op)
+		}()
+		sc.async[name] = &asyncOp{op: op, done: done}
+		return name + ": sent"
+	}
+	var out []string
+	for i := 0; i < n; i++ {
+		op := sc.r.h.begin(newOp())
+		op.apply(sc.client(via).Do(op.Request()))
+		sc.r.h.end(op)
+		out = append(out, getText(op))
+	}
 	return strings.Join(out, " ")
+}
+
+// asyncOp is a request sent by a command with async=, awaited by await.
+type asyncOp struct {
+	op   *Op
+	done chan struct{}
+}
+
+// cmdAwait waits for the answer of a request sent with async=<name> and
+// prints it.
+//
+// Example:
+//
+//	await poll
+//	----
+//	poll: t-4
+func (sc *scenario) cmdAwait(d *datadriven.TestData) string {
+	if len(d.CmdArgs) != 1 {
+		d.Fatalf(sc.t, "await <name>")
+	}
+	name := d.CmdArgs[0].Key
+	a := sc.async[name]
+	if a == nil {
+		d.Fatalf(sc.t, "await %s: nothing sent with async=%s", name, name)
+	}
+	<-a.done
+	delete(sc.async, name)
+	return name + ": " + getText(a.op)
+}
+
+// getText is a GET's outcome: the entry, EMPTY, or the failure class.
+func getText(op *Op) string {
+	switch op.Status {
+	case StOK:
+		return op.Values[0]
+	case StEmpty:
+		return "EMPTY"
+	}
+	return op.Status.String()
 }
 
 // cmdRead reads by offset.
@@ -993,7 +1066,7 @@ func (sc *scenario) cmdRead(d *datadriven.TestData) string {
 //	t/2: open leader=n2 replicas=n2,n3,n1
 func (sc *scenario) cmdState(d *datadriven.TestData) string {
 	topic := sc.topicArg(d)
-	st := sc.meta(d)
+	st := sc.meta(d, sc.arg(d, "via", ""))
 	t := st.Topics[topic]
 	if t == nil {
 		return "unknown topic"
@@ -1029,7 +1102,7 @@ func (sc *scenario) cmdState(d *datadriven.TestData) string {
 //	----
 //	committed position 1
 func (sc *scenario) cmdCursorStatus(d *datadriven.TestData) string {
-	t := sc.meta(d).Topics[sc.topicArg(d)]
+	t := sc.meta(d, "").Topics[sc.topicArg(d)]
 	if t == nil {
 		return "unknown topic"
 	}
