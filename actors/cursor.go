@@ -27,10 +27,13 @@ type (
 		// without a deadline is answered EMPTY.
 		segWait time.Time
 		reply   func(messages.GetResp)
+		seq     uint64 // numbers the GETs in the order the actor got them
 	}
 	cursorMetaMsg struct{ topic *raftfsm.Topic }
 	cursorFetched struct {
 		pos     uint64
+		asked   uint64 // the last GET received when the read was sent
+		parked  bool   // a long poll: the segment leader held it for new entries
 		entries [][]byte
 		end     uint64
 		sealed  bool
@@ -70,8 +73,12 @@ type cursorActor struct {
 	committed uint64
 	proposing bool
 
-	buf      [][]byte // prefetched entries starting at pos
-	fetching bool
+	buf [][]byte // prefetched entries starting at pos
+	// reads in flight: at most one that the segment leader may park (a
+	// long poll) and one that it answers at once
+	fetches  int
+	parked   bool   // the parked read is in flight
+	getSeq   uint64 // GETs received so far (getMsg.seq)
 	queue    []getMsg
 	retryAt  time.Time
 	replica  int // rotates over replicas of sealed segments on failure
@@ -98,6 +105,8 @@ func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor
 func (c *cursorActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case getMsg:
+		c.getSeq++
+		m.seq = c.getSeq
 		c.queue = append(c.queue, m)
 		c.serve(ctx)
 	case cursorMetaMsg:
@@ -172,13 +181,30 @@ func (c *cursorActor) serve(ctx actor.Context) {
 			c.commit(ctx, false)
 			continue
 		}
-		if c.fetching {
-			return
-		}
-		if !c.fetch(ctx) {
+		if !c.needFetch() || !c.fetch(ctx) {
 			return
 		}
 	}
+}
+
+// needFetch says whether the queued GETs need a read sent now: none is in
+// flight, or only a long poll parked at the segment leader while a GET
+// wants its answer now (a plain GET, or a long poll whose time is up),
+// which must not wait for new entries.
+func (c *cursorActor) needFetch() bool {
+	switch {
+	case c.fetches == 0:
+		return true
+	case c.fetches > 1 || !c.parked:
+		return false
+	}
+	now := c.n.now()
+	for _, g := range c.queue {
+		if !now.Before(g.deadline) {
+			return true
+		}
+	}
+	return false
 }
 
 // fetch starts reading the entries at pos from a replica; false when there
@@ -214,17 +240,21 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 	if seg.Sealed() {
 		node = c.n.pickReplica(seg, c.replica)
 	}
-	c.fetching = true
 	wait := int64(0)
-	if !seg.Sealed() {
+	if !seg.Sealed() && c.fetches == 0 {
 		wait = longPollMs(c.queue[0], c.n.now())
+		for _, g := range c.queue[1:] {
+			wait = min(wait, longPollMs(g, c.n.now()))
+		}
 	}
+	c.fetches++
+	c.parked = c.parked || wait > 0
 	req := &messages.ReadReq{Topic: c.topicName, Segment: seg.ID, From: idx, Max: cursorPrefetch, MaxBytes: 4 << 20, WaitMs: wait}
-	self, pos := ctx.Self(), c.pos
+	self, pos, asked := ctx.Self(), c.pos, c.getSeq
 	sealed := seg.Sealed()
 	c.n.goCall(node, messages.KindRead, req, time.Duration(wait)*time.Millisecond+5*time.Second,
 		func() any { return &messages.ReadResp{} }, func(resp any, err error) {
-			m := cursorFetched{pos: pos, err: err, node: node, sealed: sealed}
+			m := cursorFetched{pos: pos, asked: asked, parked: wait > 0, err: err, node: node, sealed: sealed}
 			if r, ok := resp.(*messages.ReadResp); ok {
 				m.entries, m.end = r.Entries, r.End
 				if err == nil {
@@ -237,9 +267,13 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 }
 
 func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
-	c.fetching = false
+	c.fetches--
+	if m.parked {
+		c.parked = false
+	}
 	if m.pos != c.pos {
-		// a seek moved the cursor meanwhile
+		// the other read in flight (or retention) moved the cursor
+		// meanwhile
 		c.serve(ctx)
 		return
 	}
@@ -271,8 +305,23 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 	c.failures = 0
 	c.waitingSeg = false
 	if len(m.entries) == 0 {
-		// at the high-water mark of the active segment
+		// at the high-water mark of the active segment when the read was
+		// sent: that answers the GETs received by then. One received
+		// later may have been sent after a write was acknowledged, which
+		// this read did not see: it needs a read of its own.
+		var later []getMsg
+		for i, g := range c.queue {
+			if g.seq > m.asked {
+				later = append(later, c.queue[i:]...)
+				c.queue = c.queue[:i]
+				break
+			}
+		}
 		c.answerEmpty(ctx)
+		c.queue = append(c.queue, later...)
+		if len(later) > 0 {
+			c.serve(ctx)
+		}
 		return
 	}
 	c.buf = m.entries
