@@ -165,6 +165,15 @@ func (cl *client) send(req string) {
 	}
 }
 
+// sendNow sends req at once (send buffers it until the next recv).
+func (cl *client) sendNow(req string) {
+	cl.t.Helper()
+	cl.send(req)
+	if err := cl.w.Flush(); err != nil {
+		cl.t.Fatal(err)
+	}
+}
+
 func (cl *client) recv() string {
 	cl.t.Helper()
 	if err := cl.w.Flush(); err != nil {
@@ -355,7 +364,7 @@ func TestClusterProtocolAdditions(t *testing.T) {
 	}
 	waiter.must("COMMIT add g2 6", "OK")
 	waiter.must(" \t", "ERR unknown command")
-	waiter.send("GROUPREAD add g2 1 5000")
+	waiter.sendNow("GROUPREAD add g2 1 5000")
 	time.Sleep(100 * time.Millisecond)
 	a.must("PUT add late", "OK")
 	if got := waiter.recv(); got != batch(6, "late") {
@@ -375,11 +384,27 @@ func TestClusterProtocolAdditions(t *testing.T) {
 	if time.Since(start) < 150*time.Millisecond {
 		t.Fatal("GETW returned before its wait")
 	}
-	a.send("GETW add 5000")
+	a.sendNow("GETW add 5000")
 	time.Sleep(100 * time.Millisecond)
 	b.must("PUT add wake", "OK")
 	if got := a.recv(); got != "OK wake" {
 		t.Fatalf("GETW woken by a write: %q", got)
+	}
+	// a plain GET is answered at once while a GETW holds the cursor's
+	// read at the segment leader (it used to wait for the long poll: the
+	// forward timed out after 10 s, a GET at the cursor owner hung)
+	// (an entry first: the cursor then reads the open segment 3 below
+	// its end, not the end of the full segment 2, which is answered at once)
+	b.must("PUT add pad", "OK")
+	a.must("GET add", "OK pad")
+	a.sendNow("GETW add 120000")
+	time.Sleep(100 * time.Millisecond)
+	for _, cl := range []*client{b, c.client(1)} {
+		cl.must("GET add", "EMPTY")
+	}
+	b.must("PUT add wake2", "OK")
+	if got := a.recv(); got != "OK wake2" {
+		t.Fatalf("GETW woken by a write after plain GETs: %q", got)
 	}
 	// bad input for each addition
 	for req, want := range map[string]string{
