@@ -31,10 +31,11 @@ func (k OpKind) IsWrite() bool { return k == OpPut || k == OpMPut }
 type OpPlan struct {
 	Kind    OpKind
 	Topic   string
-	Payload string // writes: unique in the run
-	Offset  uint64 // READ
-	Max     int    // READ
-	Node    uint64 // node the client prefers for this op
+	Payload string        // writes: unique in the run
+	Offset  uint64        // READ
+	Max     int           // READ
+	Wait    time.Duration // GET: a long poll (GETW) of this length; 0: a plain GET
+	Node    uint64        // node the client prefers for this op
 	Think   time.Duration
 }
 
@@ -157,6 +158,9 @@ func DefaultProfile() Profile {
 		MeanFaults: 1500 * time.Millisecond}
 }
 
+// longPollSalt seeds the source of GETs' long polls (Generate).
+const longPollSalt = 0x6c6f6e67706f6c6c
+
 // Generate draws a schedule from seed.
 func Generate(seed int64, p Profile) *Schedule {
 	rng := rand.New(rand.NewSource(seed))
@@ -175,6 +179,9 @@ func Generate(seed int64, p Profile) *Schedule {
 
 	// clients: enough ops to outlast the workload at the mean think time
 	nops := int(p.Workload/max(p.MeanThink, time.Millisecond)) + 20
+	// long polls are drawn from a source of their own, so that adding
+	// them left every other draw of a seed as it was
+	polls := rand.New(rand.NewSource(seed ^ longPollSalt))
 	written := 0
 	for c := 0; c < p.Clients; c++ {
 		cp := ClientPlan{ID: c + 1}
@@ -193,6 +200,9 @@ func Generate(seed int64, p Profile) *Schedule {
 				op.Kind = OpMPut
 			case r < 0.78:
 				op.Kind = OpGet
+				if polls.Float64() < 0.25 {
+					op.Wait = time.Duration(10+polls.Intn(290)) * time.Millisecond
+				}
 			default:
 				op.Kind = OpRead
 				op.Offset = uint64(rng.Intn(written/len(s.Topics) + 2))
@@ -274,8 +284,12 @@ func (s *Schedule) String() string {
 	}
 	for _, c := range s.Clients {
 		for i, op := range c.Ops {
-			fmt.Fprintf(&b, "c%d op %d: %s %s %q off=%d max=%d node=%d think=%v\n", c.ID, i, op.Kind, op.Topic, op.Payload,
-				op.Offset, op.Max, op.Node, op.Think)
+			wait := ""
+			if op.Wait > 0 {
+				wait = fmt.Sprintf(" wait=%v", op.Wait)
+			}
+			fmt.Fprintf(&b, "c%d op %d: %s %s %q off=%d max=%d%s node=%d think=%v\n", c.ID, i, op.Kind, op.Topic, op.Payload,
+				op.Offset, op.Max, wait, op.Node, op.Think)
 		}
 	}
 	return b.String()

@@ -467,7 +467,7 @@ func (r *runner) client(cp ClientPlan, end time.Time) {
 		if !time.Now().Before(end) {
 			return
 		}
-		op := &Op{Client: cp.ID, Kind: p.Kind, Topic: p.Topic, Payload: p.Payload, Offset: p.Offset, Max: p.Max}
+		op := &Op{Client: cp.ID, Kind: p.Kind, Topic: p.Topic, Payload: p.Payload, Offset: p.Offset, Max: p.Max, Wait: p.Wait}
 		node := p.Node
 		cl.Retarget(clientAddr(node))
 		r.h.begin(op)
