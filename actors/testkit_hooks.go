@@ -1,8 +1,10 @@
 package actors
 
+import "fmt"
+
 // Hooks for the testkit's simulation (testkit/). Nothing in the node calls
-// them: two read-only views of raft, and HaltActors for a crash that takes
-// no time.
+// them: two read-only views of raft, HaltActors for a crash that takes no
+// time, and a raft leadership transfer.
 
 // RaftTerm is the node's current raft term.
 func (n *Node) RaftTerm() uint64 { return n.host.r.CurrentTerm() }
@@ -21,4 +23,20 @@ func (n *Node) HaltActors() {
 	if n.root != nil {
 		_ = n.system.Root.StopFuture(n.root).Wait()
 	}
+}
+
+// TransferRaftLeadership hands raft leadership to node id; this node must
+// lead. (Raft's own transfer: the target is brought up to date, then told
+// to start an election at once.)
+func (n *Node) TransferRaftLeadership(id uint64) error {
+	cf := n.host.r.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return err
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.ID == serverID(id) {
+			return n.host.r.LeadershipTransferToServer(s.ID, s.Address).Error()
+		}
+	}
+	return fmt.Errorf("node %d is not a raft member", id)
 }

@@ -73,34 +73,35 @@ var scenarioCommands map[string]scenarioCmd
 
 func init() {
 	scenarioCommands = map[string]scenarioCmd{
-		"cluster":         {(*scenario).cmdCluster},
-		"register":        {(*scenario).cmdRegister},
-		"put":             {(*scenario).cmdPut},
-		"put-many":        {(*scenario).cmdPutMany},
-		"replicate-sends": {(*scenario).cmdReplicateSends},
-		"get":             {(*scenario).cmdGet},
-		"await":           {(*scenario).cmdAwait},
-		"read":            {(*scenario).cmdRead},
-		"state":           {(*scenario).cmdState},
-		"crash":           {(*scenario).cmdCrash},
-		"stop":            {(*scenario).cmdStop},
-		"restart":         {(*scenario).cmdRestart},
-		"partition":       {(*scenario).cmdPartition},
-		"heal":            {(*scenario).cmdHeal},
-		"slow-link":       {(*scenario).cmdSlowLink},
-		"hold-syncs":      {(*scenario).cmdHoldSyncs},
-		"disk-full":       {(*scenario).cmdDiskFull},
-		"free-disk":       {(*scenario).cmdFreeDisk},
-		"remove":          {(*scenario).cmdRemove},
-		"add-node":        {(*scenario).cmdAddNode},
-		"sleep":           {(*scenario).cmdSleep},
-		"wait-settled":    {(*scenario).cmdWaitSettled},
-		"wait-sealed":     {(*scenario).cmdWaitSealed},
-		"wait-replicated": {(*scenario).cmdWaitReplicated},
-		"log-contains":    {(*scenario).cmdLogContains},
-		"check":           {(*scenario).cmdCheck},
-		"known-bugs":      {(*scenario).cmdKnownBugs},
-		"cursor-status":   {(*scenario).cmdCursorStatus},
+		"cluster":                  {(*scenario).cmdCluster},
+		"register":                 {(*scenario).cmdRegister},
+		"put":                      {(*scenario).cmdPut},
+		"put-many":                 {(*scenario).cmdPutMany},
+		"replicate-sends":          {(*scenario).cmdReplicateSends},
+		"get":                      {(*scenario).cmdGet},
+		"await":                    {(*scenario).cmdAwait},
+		"read":                     {(*scenario).cmdRead},
+		"state":                    {(*scenario).cmdState},
+		"crash":                    {(*scenario).cmdCrash},
+		"stop":                     {(*scenario).cmdStop},
+		"restart":                  {(*scenario).cmdRestart},
+		"partition":                {(*scenario).cmdPartition},
+		"heal":                     {(*scenario).cmdHeal},
+		"transfer-raft-leadership": {(*scenario).cmdTransferRaftLeadership},
+		"slow-link":                {(*scenario).cmdSlowLink},
+		"hold-syncs":               {(*scenario).cmdHoldSyncs},
+		"disk-full":                {(*scenario).cmdDiskFull},
+		"free-disk":                {(*scenario).cmdFreeDisk},
+		"remove":                   {(*scenario).cmdRemove},
+		"add-node":                 {(*scenario).cmdAddNode},
+		"sleep":                    {(*scenario).cmdSleep},
+		"wait-settled":             {(*scenario).cmdWaitSettled},
+		"wait-sealed":              {(*scenario).cmdWaitSealed},
+		"wait-replicated":          {(*scenario).cmdWaitReplicated},
+		"log-contains":             {(*scenario).cmdLogContains},
+		"check":                    {(*scenario).cmdCheck},
+		"known-bugs":               {(*scenario).cmdKnownBugs},
+		"cursor-status":            {(*scenario).cmdCursorStatus},
 	}
 }
 
@@ -486,6 +487,31 @@ func (sc *scenario) cmdPartition(d *datadriven.TestData) string {
 	sc.c.Net.Partition([]string{NodeHost(id)}, sc.c.Hosts())
 	sc.r.h.Eventf("scenario", "partition n%d", id)
 	return fmt.Sprintf("n%d cut off from the other nodes", id)
+}
+
+// cmdTransferRaftLeadership has the raft leader hand leadership to the
+// node to= (raft's leadership transfer) and waits until that node leads.
+//
+// Example:
+//
+//	transfer-raft-leadership to=3
+//	----
+//	raft leader n1 -> n3
+func (sc *scenario) cmdTransferRaftLeadership(d *datadriven.TestData) string {
+	to := sc.node(d, sc.arg(d, "to", ""))
+	from := sc.node(d, "raft-leader")
+	n := sc.c.Proc(from)
+	if n == nil {
+		d.Fatalf(sc.t, "raft leader n%d is not running", from)
+	}
+	if err := n.TransferRaftLeadership(to); err != nil {
+		return fmt.Sprintf("transfer n%d -> n%d failed: %v", from, to, err)
+	}
+	if !WaitFor(10*time.Second, func() bool { return sc.c.Leader() == to }) {
+		return fmt.Sprintf("n%d does not lead raft after the transfer (leader: n%d)", to, sc.c.Leader())
+	}
+	sc.r.h.Eventf("scenario", "raft leadership n%d -> n%d", from, to)
+	return fmt.Sprintf("raft leader n%d -> n%d", from, to)
 }
 
 // cmdHeal removes every network cut.
