@@ -30,7 +30,12 @@ type (
 		seq     uint64 // numbers the GETs in the order the actor got them
 	}
 	cursorMetaMsg struct{ topic *raftfsm.Topic }
+	// The replies to a cursor's own requests name the instance that sent
+	// them: a cursor stopped on a leadership change (or restarted) and
+	// the one started after it have the same PID, and a reply to the old
+	// one must not count as the answer to the new one's request.
 	cursorFetched struct {
+		from    *cursorActor
 		pos     uint64
 		asked   uint64 // the last GET received when the read was sent
 		parked  bool   // a long poll: the segment leader held it for new entries
@@ -41,11 +46,12 @@ type (
 		node    uint64
 	}
 	cursorCommitted struct {
-		pos uint64
-		err error
+		from *cursorActor
+		pos  uint64
+		err  error
 	}
 	cursorWake     struct{}
-	cursorRecommit struct{}
+	cursorRecommit struct{ from *cursorActor }
 	// flushMsg asks for the position to be committed; reply runs once it is
 	// (or the commit failed).
 	flushMsg struct{ reply func(error) }
@@ -118,7 +124,9 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 		}
 		c.serve(ctx)
 	case cursorFetched:
-		c.onFetched(ctx, m)
+		if m.from == c {
+			c.onFetched(ctx, m)
+		}
 	case flushMsg:
 		if c.pos == c.committed && !c.proposing {
 			m.reply(nil)
@@ -127,6 +135,9 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 		c.flushers = append(c.flushers, m.reply)
 		c.commit(ctx, false)
 	case cursorCommitted:
+		if m.from != c {
+			return
+		}
 		c.proposing = false
 		if m.err == nil && m.pos > c.committed {
 			c.committed = m.pos
@@ -143,13 +154,16 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 			c.n.log.Warn("cursor commit failed; will retry", "topic", c.topicName, "group", c.group, "err", m.err)
 			c.proposing = true // no other commit meanwhile
 			self := ctx.Self()
-			c.n.cfg.Clock.AfterFunc(100*time.Millisecond, func() { c.n.system.Root.Send(self, cursorRecommit{}) })
+			c.n.cfg.Clock.AfterFunc(100*time.Millisecond, func() { c.n.system.Root.Send(self, cursorRecommit{from: c}) })
 			return
 		}
 		if c.pos != c.committed {
 			c.commit(ctx, false)
 		}
 	case cursorRecommit:
+		if m.from != c {
+			return
+		}
 		c.proposing = false
 		c.commit(ctx, false)
 	case cursorWake:
@@ -254,7 +268,7 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 	sealed := seg.Sealed()
 	c.n.goCall(node, messages.KindRead, req, time.Duration(wait)*time.Millisecond+5*time.Second,
 		func() any { return &messages.ReadResp{} }, func(resp any, err error) {
-			m := cursorFetched{pos: pos, asked: asked, parked: wait > 0, err: err, node: node, sealed: sealed}
+			m := cursorFetched{from: c, pos: pos, asked: asked, parked: wait > 0, err: err, node: node, sealed: sealed}
 			if r, ok := resp.(*messages.ReadResp); ok {
 				m.entries, m.end = r.Entries, r.End
 				if err == nil {
@@ -421,7 +435,7 @@ func (c *cursorActor) commit(ctx actor.Context, force bool) {
 	c.proposing = true
 	pos := c.pos
 	c.n.proposeAsync(ctx.Self(), &raftfsm.CommitCursor{Topic: c.topicName, Group: c.group, Offset: pos}, 5*time.Second,
-		func(err error) any { return cursorCommitted{pos: pos, err: err} })
+		func(err error) any { return cursorCommitted{from: c, pos: pos, err: err} })
 }
 
 // flush commits the position synchronously while stopping (graceful
