@@ -346,7 +346,7 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 // between leaders: failover under way (fenced), or its leader restarting.
 // The entries exist but their end is not known until the seal commits or
 // the leader serves, soon; readers wait for that (bounded by fencedWait)
-// rather than being told EMPTY.
+// rather than being told EMPTY, and past that bound get an error.
 func (c *cursorActor) waitForSegment(ctx actor.Context) {
 	until := c.n.now().Add(fencedWait)
 	for i := range c.queue {
@@ -358,7 +358,8 @@ func (c *cursorActor) waitForSegment(ctx actor.Context) {
 	if !c.n.now().Before(c.retryAt) {
 		c.retryAt = c.n.now().Add(20 * time.Millisecond)
 	}
-	c.answerEmpty(ctx)
+	c.holdOrAnswer(ctx, messages.GetResp{Err: messages.Err{Code: messages.CodeUnavailable,
+		Msg: "data unavailable: the segment has no serving leader yet (failover or restart)"}})
 }
 
 // holdUntil is how long a queued GET may stay unanswered: its long poll,
@@ -382,16 +383,22 @@ func longPollMs(g getMsg, now time.Time) int64 {
 	return max(0, g.deadline.Sub(now).Milliseconds())
 }
 
-// answerEmpty answers EMPTY to the GETs that do not wait, and arms a wake-up
-// for those that do.
+// answerEmpty: the last read found the end of what is acknowledged, so
+// the GETs whose time is up (all that do not wait) are answered EMPTY.
 func (c *cursorActor) answerEmpty(ctx actor.Context) {
+	c.holdOrAnswer(ctx, messages.GetResp{First: c.pos})
+}
+
+// holdOrAnswer answers resp to the queued GETs whose time is up and keeps
+// the others, with a wake-up armed for the earliest of them.
+func (c *cursorActor) holdOrAnswer(ctx actor.Context, resp messages.GetResp) {
 	now := c.n.now()
 	keep := c.queue[:0]
 	var next time.Time
 	for _, g := range c.queue {
 		until := holdUntil(g, c.waitingSeg)
 		if !now.Before(until) {
-			g.reply(messages.GetResp{First: c.pos})
+			g.reply(resp)
 			continue
 		}
 		keep = append(keep, g)
@@ -408,22 +415,15 @@ func (c *cursorActor) answerEmpty(ctx actor.Context) {
 	}
 }
 
-// answerUnavailable fails the GETs that do not wait; waiting ones retry.
+// answerUnavailable: the segment could not be read, so the GETs whose
+// time is up (all that do not wait) get an error, not EMPTY: there is data
+// the cursor cannot reach. Waiting ones retry.
 func (c *cursorActor) answerUnavailable(ctx actor.Context, err error) {
 	msg := "data unavailable: no replica answered"
 	if err != nil {
 		msg += ": " + err.Error()
 	}
-	keep := c.queue[:0]
-	for _, g := range c.queue {
-		if holdUntil(g, c.waitingSeg).IsZero() {
-			g.reply(messages.GetResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: msg}})
-			continue
-		}
-		keep = append(keep, g)
-	}
-	c.queue = keep
-	c.answerEmpty(ctx)
+	c.holdOrAnswer(ctx, messages.GetResp{Err: messages.Err{Code: messages.CodeUnavailable, Msg: msg}})
 }
 
 // commit proposes the current position (one proposal in flight; the next
