@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/walrus-go/walrus/internal/buildinputs"
 )
 
 // repoRoot is the module root (the tests run in deploy/).
@@ -74,6 +76,11 @@ func dockerBuilt(t *testing.T, pkg string) string {
 	}
 	run, out, err := df.buildCommand(pkg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// the binary's sources are this test's inputs (go test's cache cannot
+	// see what the build command reads)
+	if _, err := buildinputs.Declare(repoRoot, pkg); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(binDir, filepath.Base(pkg))

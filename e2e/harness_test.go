@@ -191,6 +191,9 @@ func (c *cluster) spawn(nd *node) *process {
 	if nd.proc != nil {
 		c.t.Fatalf("node %d is already running (pid %d)", nd.id, nd.proc.pid())
 	}
+	if err := declareInputs(); err != nil {
+		c.t.Fatal(err)
+	}
 	nd.launches++
 	logf, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

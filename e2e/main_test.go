@@ -7,13 +7,25 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/internal/buildinputs"
 )
 
 // walrusBin is the node binary TestMain builds for the whole run.
 var walrusBin string
+
+// declareInputs makes the binary's sources inputs of this run for go
+// test's cache, which cannot see what TestMain's go build read. It runs
+// from a test (spawn): go test records the files a run consults only
+// once m.Run has begun.
+var declareInputs = sync.OnceValue(func() error {
+	_, err := buildinputs.Declare(".", "github.com/walrus-go/walrus/cmd/walrus")
+	return err
+})
 
 func TestMain(m *testing.M) {
 	flag.Parse()
