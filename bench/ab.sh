@@ -16,6 +16,8 @@
 #   mput      MPUT batches of 100, one in flight, closed loop
 #   half-put  PUT in open loop at half of this round's put msgs/s
 #   half-mput MPUT in open loop at half of this round's mput msgs/s
+#   get       GET, PRODUCERS consumers sharing the cursor of the topic the
+#             mput run wrote (list mput first), one GET in flight each
 #
 # The open-loop runs write to the topics the closed-loop runs warmed up:
 # the first writes to a freshly registered topic wait for its segment
@@ -78,6 +80,7 @@ one() { # VARIANT ROUND
 			--rate "$(awk -v m="$(json_field "$WORK/logs/$v-$r-put.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
 		half-mput) bench "$name" --topic "ab-mput-$r" --producers "$PRODUCERS" --size "$SIZE" --batch 100 \
 			--rate "$(awk -v m="$(json_field "$WORK/logs/$v-$r-mput.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
+		get) bench "$name" --topic "ab-mput-$r" --producers 0 --consumers "$PRODUCERS" --consume get --duration "$DURATION" ;;
 		esac
 	done
 	stop_all
