@@ -45,7 +45,9 @@ func Declare(dir string, pkgs ...string) ([]string, error) {
 			files = append(files, filepath.Join(parts[0], f))
 		}
 	}
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	env := exec.Command("go", "env", "GOMOD")
+	env.Dir = dir // the module of dir, as for go list above
+	gomod, err := env.Output()
 	if err != nil {
 		return nil, fmt.Errorf("go env GOMOD: %w", err)
 	}
