@@ -41,7 +41,8 @@ type (
 		parked  bool   // a long poll: the segment leader held it for new entries
 		entries [][]byte
 		end     uint64
-		sealed  bool
+		sealed  bool // this node's metadata had the segment sealed
+		final   bool // the replica said its end is final (ReadResp.Sealed)
 		err     error
 		node    uint64
 	}
@@ -91,8 +92,13 @@ type cursorActor struct {
 	failures int
 	armed    bool
 	flushers []func(error)
-	// waitingSeg: the last fetch found the segment between leaders
+	// waitingSeg: the last fetch found the segment between leaders;
+	// waitWhy says why (the error held GETs get once their wait is over)
 	waitingSeg bool
+	waitWhy    string
+	// heldMeta: the newest metadata while the testkit holds it back
+	// (Node.HoldCursorMeta); nil otherwise
+	heldMeta *raftfsm.Topic
 }
 
 func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor {
@@ -109,6 +115,11 @@ func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor
 }
 
 func (c *cursorActor) Receive(ctx actor.Context) {
+	if c.heldMeta != nil && !c.n.holdCursorMeta.Load() {
+		t := c.heldMeta
+		c.heldMeta = nil
+		c.onMeta(ctx, t)
+	}
 	switch m := ctx.Message().(type) {
 	case getMsg:
 		c.getSeq++
@@ -116,13 +127,11 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 		c.queue = append(c.queue, m)
 		c.serve(ctx)
 	case cursorMetaMsg:
-		c.topic = m.topic
-		if first := m.topic.FirstOffset(); c.pos < first {
-			// retention dropped what the cursor (and its prefetch) held
-			c.pos, c.buf = first, nil
-			c.commit(ctx, false)
+		if c.n.holdCursorMeta.Load() {
+			c.heldMeta = m.topic
+			return
 		}
-		c.serve(ctx)
+		c.onMeta(ctx, m.topic)
 	case cursorFetched:
 		if m.from == c {
 			c.onFetched(ctx, m)
@@ -239,12 +248,12 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 		return false
 	}
 	if seg.State == raftfsm.SegFenced {
-		c.waitForSegment(ctx)
+		c.waitForSegment(ctx, "")
 		return false
 	}
 	if c.n.now().Before(c.retryAt) {
 		if c.waitingSeg {
-			c.waitForSegment(ctx)
+			c.waitForSegment(ctx, c.waitWhy)
 		} else {
 			c.answerUnavailable(ctx, nil)
 		}
@@ -270,7 +279,7 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 		func() any { return &messages.ReadResp{} }, func(resp any, err error) {
 			m := cursorFetched{from: c, pos: pos, asked: asked, parked: wait > 0, err: err, node: node, sealed: sealed}
 			if r, ok := resp.(*messages.ReadResp); ok {
-				m.entries, m.end = r.Entries, r.End
+				m.entries, m.end, m.final = r.Entries, r.End, r.Sealed
 				if err == nil {
 					m.err = r.Err.AsError()
 				}
@@ -278,6 +287,16 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 			c.n.system.Root.Send(self, m)
 		})
 	return true
+}
+
+func (c *cursorActor) onMeta(ctx actor.Context, t *raftfsm.Topic) {
+	c.topic = t
+	if first := t.FirstOffset(); c.pos < first {
+		// retention dropped what the cursor (and its prefetch) held
+		c.pos, c.buf = first, nil
+		c.commit(ctx, false)
+	}
+	c.serve(ctx)
 }
 
 func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
@@ -295,7 +314,7 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 		// the active segment's leader is not serving yet (just opened,
 		// restarting, or its segment is about to be fenced): wait for it,
 		// bounded
-		c.waitForSegment(ctx)
+		c.waitForSegment(ctx, "")
 		return
 	}
 	if m.err != nil || (m.sealed && len(m.entries) == 0) {
@@ -318,6 +337,14 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 	}
 	c.failures = 0
 	c.waitingSeg = false
+	if len(m.entries) == 0 && m.final && !m.sealed {
+		// The segment is full and its end final, but this node's metadata
+		// still has it open: the seal and the next segment are committed
+		// or on their way, and a write may already be acknowledged in the
+		// next segment. EMPTY could be false; wait for the metadata.
+		c.waitForSegment(ctx, "the segment is full and its successor is not in this node's metadata yet")
+		return
+	}
 	if len(m.entries) == 0 {
 		// at the high-water mark of the active segment when the read was
 		// sent: that answers the GETs received by then. One received
@@ -343,11 +370,17 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 }
 
 // waitForSegment parks the queued GETs while the segment they read is
-// between leaders: failover under way (fenced), or its leader restarting.
-// The entries exist but their end is not known until the seal commits or
-// the leader serves, soon; readers wait for that (bounded by fencedWait)
-// rather than being told EMPTY, and past that bound get an error.
-func (c *cursorActor) waitForSegment(ctx actor.Context) {
+// between leaders: failover under way (fenced), or its leader restarting,
+// or full with its successor not yet in this node's metadata (why says
+// which, when it is not the first two). The entries exist but their end is
+// not known until the seal commits or the leader serves, soon; readers
+// wait for that (bounded by fencedWait) rather than being told EMPTY, and
+// past that bound get an error.
+func (c *cursorActor) waitForSegment(ctx actor.Context, why string) {
+	if why == "" {
+		why = "the segment has no serving leader yet (failover or restart)"
+	}
+	c.waitWhy = why
 	until := c.n.now().Add(fencedWait)
 	for i := range c.queue {
 		if c.queue[i].segWait.IsZero() {
@@ -359,7 +392,7 @@ func (c *cursorActor) waitForSegment(ctx actor.Context) {
 		c.retryAt = c.n.now().Add(20 * time.Millisecond)
 	}
 	c.holdOrAnswer(ctx, messages.GetResp{Err: messages.Err{Code: messages.CodeUnavailable,
-		Msg: "data unavailable: the segment has no serving leader yet (failover or restart)"}})
+		Msg: "data unavailable: " + why}})
 }
 
 // holdUntil is how long a queued GET may stay unanswered: its long poll,

@@ -4,7 +4,7 @@ import "fmt"
 
 // Hooks for the testkit's simulation (testkit/). Nothing in the node calls
 // them: two read-only views of raft, HaltActors for a crash that takes no
-// time, and a raft leadership transfer.
+// time, a raft leadership transfer, and a hold on the cursors' metadata.
 
 // RaftTerm is the node's current raft term.
 func (n *Node) RaftTerm() uint64 { return n.host.r.CurrentTerm() }
@@ -40,3 +40,10 @@ func (n *Node) TransferRaftLeadership(id uint64) error {
 	}
 	return fmt.Errorf("node %d is not a raft member", id)
 }
+
+// HoldCursorMeta makes this node's cursors keep the topic metadata they
+// have (hold true) until it is lifted (hold false): what a cursor sees when
+// its node applies raft entries late. A held update is kept and taken at
+// the cursor's next message once lifted (a cursor holding GETs wakes at
+// least every 50 ms).
+func (n *Node) HoldCursorMeta(hold bool) { n.holdCursorMeta.Store(hold) }

@@ -88,6 +88,8 @@ func init() {
 		"partition":                {(*scenario).cmdPartition},
 		"heal":                     {(*scenario).cmdHeal},
 		"transfer-raft-leadership": {(*scenario).cmdTransferRaftLeadership},
+		"hold-cursor-meta":         {(*scenario).cmdHoldCursorMeta},
+		"release-cursor-meta":      {(*scenario).cmdReleaseCursorMeta},
 		"slow-link":                {(*scenario).cmdSlowLink},
 		"hold-syncs":               {(*scenario).cmdHoldSyncs},
 		"disk-full":                {(*scenario).cmdDiskFull},
@@ -512,6 +514,41 @@ func (sc *scenario) cmdTransferRaftLeadership(d *datadriven.TestData) string {
 	}
 	sc.r.h.Eventf("scenario", "raft leadership n%d -> n%d", from, to)
 	return fmt.Sprintf("raft leader n%d -> n%d", from, to)
+}
+
+// cmdHoldCursorMeta makes a node's cursors keep the topic metadata they
+// have: what they see when the node applies raft entries late.
+//
+// Example:
+//
+//	hold-cursor-meta node=raft-leader
+//	----
+//	n1: cursors' metadata held
+func (sc *scenario) cmdHoldCursorMeta(d *datadriven.TestData) string {
+	return sc.cursorMeta(d, true, "held")
+}
+
+// cmdReleaseCursorMeta ends hold-cursor-meta: the node's cursors take the
+// newest metadata at their next message.
+//
+// Example:
+//
+//	release-cursor-meta node=raft-leader
+//	----
+//	n1: cursors' metadata released
+func (sc *scenario) cmdReleaseCursorMeta(d *datadriven.TestData) string {
+	return sc.cursorMeta(d, false, "released")
+}
+
+func (sc *scenario) cursorMeta(d *datadriven.TestData, hold bool, what string) string {
+	id := sc.node(d, sc.arg(d, "node", ""))
+	n := sc.c.Proc(id)
+	if n == nil {
+		d.Fatalf(sc.t, "n%d is not running", id)
+	}
+	n.HoldCursorMeta(hold)
+	sc.r.h.Eventf("scenario", "n%d cursors' metadata %s", id, what)
+	return fmt.Sprintf("n%d: cursors' metadata %s", id, what)
 }
 
 // cmdHeal removes every network cut.
