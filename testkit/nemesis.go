@@ -328,6 +328,18 @@ func (nm *Nemesis) Apply(f FaultPlan) {
 			}
 			nm.restart(id)
 		})
+	case FaultMetaLag:
+		n := c.Proc(id)
+		if n == nil {
+			skip("down")
+			return
+		}
+		nm.h.Eventf("nemesis", "%s", desc)
+		n.HoldCursorMeta(true)
+		nm.later(f.Dur, "meta", func() {
+			n.HoldCursorMeta(false) // the process it held (a restart starts a new one, not held)
+			nm.h.Eventf("nemesis", "n%d cursors' metadata released", id)
+		})
 	case FaultFrameChaos:
 		s := nm.sched
 		nm.h.Eventf("nemesis", "%s drop=%.3f dup=%.3f reorder=%.3f", desc, s.DropFrame, s.DupFrame, s.ReorderFrame)

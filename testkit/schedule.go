@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand"
+	"sort"
 	"strings"
 	"time"
 )
@@ -60,11 +61,12 @@ const (
 	FaultDiskFull                    // disk of Target full for Dur
 	FaultSyncFail                    // fsyncs of Target fail for Dur, then crash+restart
 	FaultFrameChaos                  // drop/duplicate/reorder RPC frames for Dur
+	FaultMetaLag                     // Target's cursors keep their topic metadata for Dur (it applies raft late)
 )
 
 func (k FaultKind) String() string {
 	return [...]string{"crash", "stop", "pause", "partition", "split", "reset-link", "slow-link", "corrupt",
-		"disk-full", "sync-fail", "frame-chaos"}[k]
+		"disk-full", "sync-fail", "frame-chaos", "meta-lag"}[k]
 }
 
 // TargetRole picks a fault's node when it fires.
@@ -158,8 +160,12 @@ func DefaultProfile() Profile {
 		MeanFaults: 1500 * time.Millisecond}
 }
 
-// longPollSalt seeds the source of GETs' long polls (Generate).
-const longPollSalt = 0x6c6f6e67706f6c6c
+// longPollSalt seeds the source of GETs' long polls, metaLagSalt that of
+// the metadata lags (Generate).
+const (
+	longPollSalt = 0x6c6f6e67706f6c6c
+	metaLagSalt  = 0x6d6574616c6167
+)
 
 // Generate draws a schedule from seed.
 func Generate(seed int64, p Profile) *Schedule {
@@ -270,6 +276,17 @@ func Generate(seed int64, p Profile) *Schedule {
 			s.ReorderFrame = 0.02 + 0.1*rng.Float64()
 		}
 		s.Faults = append(s.Faults, f)
+	}
+	if p.Kinds == nil {
+		// metadata lags at the cursor owner, drawn from a source of their
+		// own so that adding them left every other draw of a seed as it was
+		lags := rand.New(rand.NewSource(seed ^ metaLagSalt))
+		for range lags.Intn(3) {
+			s.Faults = append(s.Faults, FaultPlan{Kind: FaultMetaLag, Role: RoleRaftLeader,
+				At:     500*time.Millisecond + time.Duration(lags.Int63n(int64(max(p.Workload-500*time.Millisecond, 1)))),
+				Target: 1 + uint64(lags.Intn(p.Nodes)), Dur: 20*time.Millisecond + time.Duration(lags.ExpFloat64()*float64(300*time.Millisecond))})
+		}
+		sort.SliceStable(s.Faults, func(i, j int) bool { return s.Faults[i].At < s.Faults[j].At })
 	}
 	return s
 }
