@@ -96,9 +96,6 @@ type cursorActor struct {
 	// waitWhy says why (the error held GETs get once their wait is over)
 	waitingSeg bool
 	waitWhy    string
-	// heldMeta: the newest metadata while the testkit holds it back
-	// (Node.HoldCursorMeta); nil otherwise
-	heldMeta *raftfsm.Topic
 }
 
 func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor {
@@ -115,11 +112,6 @@ func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor
 }
 
 func (c *cursorActor) Receive(ctx actor.Context) {
-	if c.heldMeta != nil && !c.n.holdCursorMeta.Load() {
-		t := c.heldMeta
-		c.heldMeta = nil
-		c.onMeta(ctx, t)
-	}
 	switch m := ctx.Message().(type) {
 	case getMsg:
 		c.getSeq++
@@ -127,10 +119,6 @@ func (c *cursorActor) Receive(ctx actor.Context) {
 		c.queue = append(c.queue, m)
 		c.serve(ctx)
 	case cursorMetaMsg:
-		if c.n.holdCursorMeta.Load() {
-			c.heldMeta = m.topic
-			return
-		}
 		c.onMeta(ctx, m.topic)
 	case cursorFetched:
 		if m.from == c {

@@ -64,7 +64,7 @@ type Node struct {
 	rootPID           atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
 	listenerPID       atomic.Pointer[actor.PID] // the client connections' parent
 	caughtUp          atomic.Bool
-	holdCursorMeta    atomic.Bool // testkit only (HoldCursorMeta): cursors keep their metadata as it is
+	holdMeta          atomic.Bool // testkit only (HoldMetadata): the root does not fan metadata out
 	ctx               context.Context
 	cancel            context.CancelFunc
 	wg                sync.WaitGroup

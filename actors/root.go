@@ -45,6 +45,9 @@ type rootActor struct {
 	controller *actor.PID
 	caughtUp   bool
 	stopping   bool // see topicActor.stopping
+	// heldAll: a fan-out of every topic was skipped while the testkit held
+	// the metadata (Node.HoldMetadata)
+	heldAll bool
 }
 
 // onCaughtUp runs once this node's metadata has caught up with the leader.
@@ -78,7 +81,9 @@ func (r *rootActor) Receive(ctx actor.Context) {
 		r.controller = ctx.SpawnPrefix(actor.PropsFromProducer(func() actor.Actor { return newController(r.n) }), "controller")
 	case metaChangedMsg:
 		r.n.metaPending.Store(false)
-		r.fanOut(ctx, false)
+		all := r.heldAll
+		r.heldAll = false
+		r.fanOut(ctx, all)
 	case caughtUpMsg:
 		r.onCaughtUp()
 		r.fanOut(ctx, true)
@@ -131,6 +136,10 @@ func (r *rootActor) onLeaderChanged(ctx actor.Context) {
 // actor, spawning actors for new topics.
 func (r *rootActor) fanOut(ctx actor.Context, all bool) {
 	if r.stopping {
+		return
+	}
+	if r.n.holdMeta.Load() {
+		r.heldAll = r.heldAll || all
 		return
 	}
 	st := r.n.host.State()

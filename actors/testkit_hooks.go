@@ -4,7 +4,8 @@ import "fmt"
 
 // Hooks for the testkit's simulation (testkit/). Nothing in the node calls
 // them: two read-only views of raft, HaltActors for a crash that takes no
-// time, a raft leadership transfer, and a hold on the cursors' metadata.
+// time, a raft leadership transfer, and a hold on the
+// metadata its actors see.
 
 // RaftTerm is the node's current raft term.
 func (n *Node) RaftTerm() uint64 { return n.host.r.CurrentTerm() }
@@ -41,9 +42,14 @@ func (n *Node) TransferRaftLeadership(id uint64) error {
 	return fmt.Errorf("node %d is not a raft member", id)
 }
 
-// HoldCursorMeta makes this node's cursors keep the topic metadata they
-// have (hold true) until it is lifted (hold false): what a cursor sees when
-// its node applies raft entries late. A held update is kept and taken at
-// the cursor's next message once lifted (a cursor holding GETs wakes at
-// least every 50 ms).
-func (n *Node) HoldCursorMeta(hold bool) { n.holdCursorMeta.Store(hold) }
+// HoldMetadata makes this node's actors keep the metadata they have (hold
+// true) until it is lifted (hold false): the root fans no change out to the
+// topic, segment and cursor actors or the controller, as when its mailbox
+// falls behind raft's applies. Raft, the lease and whatever reads the FSM
+// directly go on. Lifting it fans out the newest metadata at once.
+func (n *Node) HoldMetadata(hold bool) {
+	n.holdMeta.Store(hold)
+	if root := n.rootPID.Load(); !hold && root != nil {
+		n.system.Root.Send(root, metaChangedMsg{})
+	}
+}

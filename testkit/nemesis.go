@@ -335,10 +335,10 @@ func (nm *Nemesis) Apply(f FaultPlan) {
 			return
 		}
 		nm.h.Eventf("nemesis", "%s", desc)
-		n.HoldCursorMeta(true)
+		n.HoldMetadata(true)
 		nm.later(f.Dur, "meta", func() {
-			n.HoldCursorMeta(false) // the process it held (a restart starts a new one, not held)
-			nm.h.Eventf("nemesis", "n%d cursors' metadata released", id)
+			n.HoldMetadata(false) // the process it held (a restart starts a new one, not held)
+			nm.h.Eventf("nemesis", "n%d metadata released", id)
 		})
 	case FaultFrameChaos:
 		s := nm.sched

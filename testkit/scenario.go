@@ -88,8 +88,8 @@ func init() {
 		"partition":                {(*scenario).cmdPartition},
 		"heal":                     {(*scenario).cmdHeal},
 		"transfer-raft-leadership": {(*scenario).cmdTransferRaftLeadership},
-		"hold-cursor-meta":         {(*scenario).cmdHoldCursorMeta},
-		"release-cursor-meta":      {(*scenario).cmdReleaseCursorMeta},
+		"hold-metadata":            {(*scenario).cmdHoldMetadata},
+		"release-metadata":         {(*scenario).cmdReleaseMetadata},
 		"slow-link":                {(*scenario).cmdSlowLink},
 		"hold-syncs":               {(*scenario).cmdHoldSyncs},
 		"disk-full":                {(*scenario).cmdDiskFull},
@@ -516,39 +516,40 @@ func (sc *scenario) cmdTransferRaftLeadership(d *datadriven.TestData) string {
 	return fmt.Sprintf("raft leader n%d -> n%d", from, to)
 }
 
-// cmdHoldCursorMeta makes a node's cursors keep the topic metadata they
-// have: what they see when the node applies raft entries late.
+// cmdHoldMetadata makes a node's actors keep the metadata they have (its
+// root fans no change out): what they see when the node applies raft
+// entries late.
 //
 // Example:
 //
-//	hold-cursor-meta node=raft-leader
+//	hold-metadata node=raft-leader
 //	----
-//	n1: cursors' metadata held
-func (sc *scenario) cmdHoldCursorMeta(d *datadriven.TestData) string {
-	return sc.cursorMeta(d, true, "held")
+//	n1: metadata held
+func (sc *scenario) cmdHoldMetadata(d *datadriven.TestData) string {
+	return sc.holdMetadata(d, true, "held")
 }
 
-// cmdReleaseCursorMeta ends hold-cursor-meta: the node's cursors take the
-// newest metadata at their next message.
+// cmdReleaseMetadata ends hold-metadata: the node's actors get the newest
+// metadata at once.
 //
 // Example:
 //
-//	release-cursor-meta node=raft-leader
+//	release-metadata node=raft-leader
 //	----
-//	n1: cursors' metadata released
-func (sc *scenario) cmdReleaseCursorMeta(d *datadriven.TestData) string {
-	return sc.cursorMeta(d, false, "released")
+//	n1: metadata released
+func (sc *scenario) cmdReleaseMetadata(d *datadriven.TestData) string {
+	return sc.holdMetadata(d, false, "released")
 }
 
-func (sc *scenario) cursorMeta(d *datadriven.TestData, hold bool, what string) string {
+func (sc *scenario) holdMetadata(d *datadriven.TestData, hold bool, what string) string {
 	id := sc.node(d, sc.arg(d, "node", ""))
 	n := sc.c.Proc(id)
 	if n == nil {
 		d.Fatalf(sc.t, "n%d is not running", id)
 	}
-	n.HoldCursorMeta(hold)
-	sc.r.h.Eventf("scenario", "n%d cursors' metadata %s", id, what)
-	return fmt.Sprintf("n%d: cursors' metadata %s", id, what)
+	n.HoldMetadata(hold)
+	sc.r.h.Eventf("scenario", "n%d metadata %s", id, what)
+	return fmt.Sprintf("n%d: metadata %s", id, what)
 }
 
 // cmdHeal removes every network cut.

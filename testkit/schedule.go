@@ -61,7 +61,7 @@ const (
 	FaultDiskFull                    // disk of Target full for Dur
 	FaultSyncFail                    // fsyncs of Target fail for Dur, then crash+restart
 	FaultFrameChaos                  // drop/duplicate/reorder RPC frames for Dur
-	FaultMetaLag                     // Target's cursors keep their topic metadata for Dur (it applies raft late)
+	FaultMetaLag                     // Target's actors keep the metadata they have for Dur (its root fans nothing out)
 )
 
 func (k FaultKind) String() string {
@@ -278,13 +278,18 @@ func Generate(seed int64, p Profile) *Schedule {
 		s.Faults = append(s.Faults, f)
 	}
 	if p.Kinds == nil {
-		// metadata lags at the cursor owner, drawn from a source of their
+		// metadata lags (half of them at the raft leader, the cursor
+		// owner), drawn from a source of their
 		// own so that adding them left every other draw of a seed as it was
 		lags := rand.New(rand.NewSource(seed ^ metaLagSalt))
 		for range lags.Intn(3) {
-			s.Faults = append(s.Faults, FaultPlan{Kind: FaultMetaLag, Role: RoleRaftLeader,
+			f := FaultPlan{Kind: FaultMetaLag, Role: RoleRaftLeader,
 				At:     500*time.Millisecond + time.Duration(lags.Int63n(int64(max(p.Workload-500*time.Millisecond, 1)))),
-				Target: 1 + uint64(lags.Intn(p.Nodes)), Dur: 20*time.Millisecond + time.Duration(lags.ExpFloat64()*float64(300*time.Millisecond))})
+				Target: 1 + uint64(lags.Intn(p.Nodes)), Dur: 20*time.Millisecond + time.Duration(lags.ExpFloat64()*float64(300*time.Millisecond))}
+			if lags.Intn(2) == 0 {
+				f.Role = RoleNode
+			}
+			s.Faults = append(s.Faults, f)
 		}
 		sort.SliceStable(s.Faults, func(i, j int) bool { return s.Faults[i].At < s.Faults[j].At })
 	}
