@@ -91,6 +91,7 @@ func (nm *Nemesis) HealAll() {
 	for _, id := range nm.c.IDs() {
 		nd := nm.c.Nodes[id]
 		nd.FS.Unstall()
+		nd.FS.ReleaseSyncs()
 		nd.FS.SetQuota(0)
 		nd.FS.FailSyncs(false)
 		nm.c.Net.Resume(nd.Host)
@@ -339,6 +340,16 @@ func (nm *Nemesis) Apply(f FaultPlan) {
 		nm.later(f.Dur, "meta", func() {
 			n.HoldMetadata(false) // the process it held (a restart starts a new one, not held)
 			nm.h.Eventf("nemesis", "n%d metadata released", id)
+		})
+	case FaultSlowSync:
+		nm.h.Eventf("nemesis", "%s", desc)
+		nd.FS.HoldSyncs()
+		// The disk ends the wait, not the nemesis's timeline: a restart of
+		// this node (another fault's) waits for its recovery's fsyncs, and
+		// would hold up the timeline, and with it a release queued there.
+		time.AfterFunc(f.Dur, func() {
+			nd.FS.ReleaseSyncs()
+			nm.h.Eventf("nemesis", "fsyncs of n%d go on", id)
 		})
 	case FaultFrameChaos:
 		s := nm.sched

@@ -62,11 +62,12 @@ const (
 	FaultSyncFail                    // fsyncs of Target fail for Dur, then crash+restart
 	FaultFrameChaos                  // drop/duplicate/reorder RPC frames for Dur
 	FaultMetaLag                     // Target's actors keep the metadata they have for Dur (its root fans nothing out)
+	FaultSlowSync                    // Target's fsyncs wait for Dur (writes go on)
 )
 
 func (k FaultKind) String() string {
 	return [...]string{"crash", "stop", "pause", "partition", "split", "reset-link", "slow-link", "corrupt",
-		"disk-full", "sync-fail", "frame-chaos", "meta-lag"}[k]
+		"disk-full", "sync-fail", "frame-chaos", "meta-lag", "slow-sync"}[k]
 }
 
 // TargetRole picks a fault's node when it fires.
@@ -161,10 +162,11 @@ func DefaultProfile() Profile {
 }
 
 // longPollSalt seeds the source of GETs' long polls, metaLagSalt that of
-// the metadata lags (Generate).
+// the metadata lags, slowSyncSalt that of the slow fsyncs (Generate).
 const (
 	longPollSalt = 0x6c6f6e67706f6c6c
 	metaLagSalt  = 0x6d6574616c6167
+	slowSyncSalt = 0x736c6f7773796e63
 )
 
 // Generate draws a schedule from seed.
@@ -287,6 +289,18 @@ func Generate(seed int64, p Profile) *Schedule {
 				At:     500*time.Millisecond + time.Duration(lags.Int63n(int64(max(p.Workload-500*time.Millisecond, 1)))),
 				Target: 1 + uint64(lags.Intn(p.Nodes)), Dur: 20*time.Millisecond + time.Duration(lags.ExpFloat64()*float64(300*time.Millisecond))}
 			if lags.Intn(2) == 0 {
+				f.Role = RoleNode
+			}
+			s.Faults = append(s.Faults, f)
+		}
+		// a slow disk in half the runs (fsyncs wait, writes land), from a
+		// source of its own too
+		slow := rand.New(rand.NewSource(seed ^ slowSyncSalt))
+		if slow.Intn(2) == 0 {
+			f := FaultPlan{Kind: FaultSlowSync, Role: RoleSegmentLeader, Topic: s.Topics[slow.Intn(len(s.Topics))],
+				At:     500*time.Millisecond + time.Duration(slow.Int63n(int64(max(p.Workload-500*time.Millisecond, 1)))),
+				Target: 1 + uint64(slow.Intn(p.Nodes)), Dur: 50*time.Millisecond + time.Duration(slow.ExpFloat64()*float64(800*time.Millisecond))}
+			if slow.Intn(2) == 0 {
 				f.Role = RoleNode
 			}
 			s.Faults = append(s.Faults, f)
