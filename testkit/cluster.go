@@ -61,8 +61,11 @@ type Node struct {
 	FS   *simfs.FS
 	Cfg  actors.Config
 	N    *actors.Node // nil while down
-	// dying is closed once the last process's teardown finished.
-	dying chan struct{}
+	// dying is closed once the last process's teardown finished; until
+	// then stopping is that process (a graceful stop can take a while, and
+	// meanwhile it may lead raft and serve the cursors)
+	dying    chan struct{}
+	stopping *actors.Node
 	// Refused holds the last start error (a corrupt WAL, say).
 	Refused error
 	Removed bool
@@ -72,7 +75,7 @@ type Node struct {
 // inside a testing/synctest bubble; every method runs on the caller's
 // goroutine unless it says otherwise.
 type Cluster struct {
-	mu    sync.Mutex // guards Node.N of every node
+	mu    sync.Mutex // guards Node.N and Node.stopping of every node
 	cfg   ClusterConfig
 	Net   *simnet.Network
 	Nodes map[uint64]*Node
@@ -325,12 +328,20 @@ func (c *Cluster) teardown(id uint64, graceful bool) {
 	c.mu.Lock()
 	n := nd.N
 	nd.N = nil
+	nd.stopping = n
 	c.mu.Unlock()
 	done := make(chan struct{})
 	nd.dying = done
 	raw := c.cfg.RawCrash
 	go func() {
 		defer close(done)
+		defer func() {
+			c.mu.Lock()
+			if nd.stopping == n {
+				nd.stopping = nil
+			}
+			c.mu.Unlock()
+		}()
 		if graceful {
 			n.Stop()
 			return
@@ -414,6 +425,23 @@ func (c *Cluster) Leader() uint64 {
 		}
 	}
 	return leader
+}
+
+// Procs returns every node process that runs, including those whose
+// teardown has begun but not ended, by node id (a node may have one of
+// each). Safe to call from any goroutine.
+func (c *Cluster) Procs() map[uint64][]*actors.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[uint64][]*actors.Node{}
+	for id, nd := range c.Nodes {
+		for _, n := range []*actors.Node{nd.N, nd.stopping} {
+			if n != nil {
+				out[id] = append(out[id], n)
+			}
+		}
+	}
+	return out
 }
 
 // Proc returns node id's running process (nil while down). Safe to call

@@ -428,7 +428,9 @@ func (r *runner) tap(e simnet.FrameEvent) {
 		Leader: req.Leader, First: req.First, Values: vals})
 }
 
-// monitor samples raft leadership every 10ms of virtual time.
+// monitor samples raft leadership every 10ms of virtual time, in every
+// process that runs: one being stopped gracefully may lead raft (and serve
+// cursors) for a while after the harness took it out of the cluster.
 func (r *runner) monitor(stop chan struct{}) {
 	var lastLeader, lastTerm uint64
 	for {
@@ -438,14 +440,13 @@ func (r *runner) monitor(stop chan struct{}) {
 		case <-time.After(10 * time.Millisecond):
 		}
 		var leader, term uint64
-		for _, id := range r.c.Up() {
-			n := r.c.Proc(id)
-			if n == nil {
-				continue
-			}
-			if n.IsRaftLeader() {
-				if tm := n.RaftTerm(); tm >= term {
-					leader, term = id, tm
+		procs := r.c.Procs()
+		for _, id := range r.c.IDs() {
+			for _, n := range procs[id] {
+				if n.IsRaftLeader() {
+					if tm := n.RaftTerm(); tm >= term {
+						leader, term = id, tm
+					}
 				}
 			}
 		}
