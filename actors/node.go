@@ -217,6 +217,12 @@ func (n *Node) stop(graceful bool) {
 				n.log.Warn("actors did not stop in time", "err", err, "alive", n.liveActors())
 			}
 		}
+		if graceful && n.host != nil && n.host.IsLeader() {
+			// hand raft leadership to the most up-to-date follower, so the
+			// cluster has its next leader (and cursor owner) at once, not
+			// after an election timeout
+			n.host.transferLeadership(n.cfg.RaftHeartbeat)
+		}
 		n.cancel()
 		if n.host != nil {
 			n.host.shutdown()

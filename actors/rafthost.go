@@ -634,6 +634,25 @@ func raftStateName(s raft.RaftState) string {
 	}
 }
 
+// transferLeadership hands raft leadership to the most up-to-date
+// follower and waits until this node no longer leads, at most max (raft
+// gives up after an election timeout). It watches the leadership rather
+// than raft's future: a future raft never got to before it shut down is
+// never answered, and a goroutine waiting on it would never end.
+func (h *raftHost) transferLeadership(max time.Duration) {
+	_ = h.r.LeadershipTransfer()
+	deadline := h.n.now().Add(max)
+	for h.IsLeader() {
+		if !h.n.now().Before(deadline) {
+			h.n.log.Warn("graceful stop: raft leadership not handed over (no follower took it in time)", "waited", max)
+			return
+		}
+		<-h.n.after(5 * time.Millisecond)
+	}
+	leader, _ := h.Leader()
+	h.n.log.Info("graceful stop: raft leadership handed over", "to", leader)
+}
+
 func (h *raftHost) shutdown() {
 	if err := h.r.Shutdown().Error(); err != nil {
 		h.n.log.Warn("raft shutdown", "err", err)

@@ -88,6 +88,7 @@ func init() {
 		"partition":                {(*scenario).cmdPartition},
 		"heal":                     {(*scenario).cmdHeal},
 		"transfer-raft-leadership": {(*scenario).cmdTransferRaftLeadership},
+		"raft-leader":              {(*scenario).cmdRaftLeader},
 		"hold-metadata":            {(*scenario).cmdHoldMetadata},
 		"release-metadata":         {(*scenario).cmdReleaseMetadata},
 		"slow-link":                {(*scenario).cmdSlowLink},
@@ -514,6 +515,27 @@ func (sc *scenario) cmdTransferRaftLeadership(d *datadriven.TestData) string {
 	}
 	sc.r.h.Eventf("scenario", "raft leadership n%d -> n%d", from, to)
 	return fmt.Sprintf("raft leader n%d -> n%d", from, to)
+}
+
+// cmdRaftLeader says which node leads raft, waiting up to within (virtual
+// time, default 0: now) for one to.
+//
+// Example:
+//
+//	raft-leader within=50ms
+//	----
+//	n2 leads raft
+func (sc *scenario) cmdRaftLeader(d *datadriven.TestData) string {
+	within, err := time.ParseDuration(sc.arg(d, "within", "0s"))
+	if err != nil {
+		d.Fatalf(sc.t, "within: %v", err)
+	}
+	var leader uint64
+	WaitFor(within, func() bool { leader = sc.c.Leader(); return leader != 0 })
+	if leader == 0 {
+		return fmt.Sprintf("no raft leader within %v", within)
+	}
+	return fmt.Sprintf("n%d leads raft", leader)
 }
 
 // cmdHoldMetadata makes a node's actors keep the metadata they have (its
