@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -401,4 +402,42 @@ func stateKept(beforeJSON, afterJSON string, total int64) error {
 		return fail("cursor moved from %v to %v", before.get("cursor"), after.get("cursor"))
 	}
 	return nil
+}
+
+// A raft leader stopped with SIGTERM (a rolling restart) commits the
+// shared cursor and hands raft leadership to a follower before it exits
+// (its log says so; without the hand-over the others elect a leader once
+// their election timeout has passed), and GETs go on through the others
+// from where the cursor was.
+func TestGracefulStopHandsOverRaftLeadership(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	leader := c.raftLeader(1)
+	if leader == 0 {
+		t.Fatal("no raft leader in METRICS")
+	}
+	via := leader%3 + 1
+	a := c.dial(via)
+	a.mustDo("REGISTER g", "OK")
+	for _, p := range []string{"g1", "g2", "g3"} {
+		a.mustDo("PUT g "+p, "OK")
+	}
+	a.mustDo("GET g", "OK g1")
+
+	c.stop(leader)
+	b, err := os.ReadFile(c.node(leader).logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "raft leadership handed over") {
+		t.Fatalf("node %d's log does not say it handed raft leadership over:\n%s", leader, lastLines(string(b), 20))
+	}
+	c.waitFor("a running node to lead raft", readyTimeout, func() error {
+		if l := c.raftLeader(via); l == 0 || l == leader {
+			return fmt.Errorf("node %d: current_leader %d", via, l)
+		}
+		return nil
+	})
+	a = c.dial(via)
+	a.mustDo("GET g", "OK g2")
+	a.mustDo("GET g", "OK g3")
 }
