@@ -280,34 +280,35 @@ func Generate(seed int64, p Profile) *Schedule {
 		s.Faults = append(s.Faults, f)
 	}
 	if p.Kinds == nil {
-		// metadata lags (half of them at the raft leader, the cursor
-		// owner), drawn from a source of their
-		// own so that adding them left every other draw of a seed as it was
+		// Metadata lags (up to two; half at the raft leader, the cursor
+		// owner) and, in half the runs, a slow disk (half at a segment
+		// leader), each drawn from a source of its own so that adding them
+		// left every other draw of a seed as it was.
 		lags := rand.New(rand.NewSource(seed ^ metaLagSalt))
 		for range lags.Intn(3) {
-			f := FaultPlan{Kind: FaultMetaLag, Role: RoleRaftLeader,
-				At:     500*time.Millisecond + time.Duration(lags.Int63n(int64(max(p.Workload-500*time.Millisecond, 1)))),
-				Target: 1 + uint64(lags.Intn(p.Nodes)), Dur: 20*time.Millisecond + time.Duration(lags.ExpFloat64()*float64(300*time.Millisecond))}
-			if lags.Intn(2) == 0 {
-				f.Role = RoleNode
-			}
-			s.Faults = append(s.Faults, f)
+			s.Faults = append(s.Faults, extraFault(lags, p, FaultMetaLag, RoleRaftLeader, "", 20*time.Millisecond, 300*time.Millisecond))
 		}
-		// a slow disk in half the runs (fsyncs wait, writes land), from a
-		// source of its own too
 		slow := rand.New(rand.NewSource(seed ^ slowSyncSalt))
 		if slow.Intn(2) == 0 {
-			f := FaultPlan{Kind: FaultSlowSync, Role: RoleSegmentLeader, Topic: s.Topics[slow.Intn(len(s.Topics))],
-				At:     500*time.Millisecond + time.Duration(slow.Int63n(int64(max(p.Workload-500*time.Millisecond, 1)))),
-				Target: 1 + uint64(slow.Intn(p.Nodes)), Dur: 50*time.Millisecond + time.Duration(slow.ExpFloat64()*float64(800*time.Millisecond))}
-			if slow.Intn(2) == 0 {
-				f.Role = RoleNode
-			}
-			s.Faults = append(s.Faults, f)
+			topic := s.Topics[slow.Intn(len(s.Topics))]
+			s.Faults = append(s.Faults, extraFault(slow, p, FaultSlowSync, RoleSegmentLeader, topic, 50*time.Millisecond, 800*time.Millisecond))
 		}
 		sort.SliceStable(s.Faults, func(i, j int) bool { return s.Faults[i].At < s.Faults[j].At })
 	}
 	return s
+}
+
+// extraFault draws a fault of kind from rng: at a uniform time past the
+// first 500 ms of the workload, lasting min plus an exponential of mean,
+// targeting role or (half of the time) a random node.
+func extraFault(rng *rand.Rand, p Profile, kind FaultKind, role TargetRole, topic string, min, mean time.Duration) FaultPlan {
+	f := FaultPlan{Kind: kind, Role: role, Topic: topic,
+		At:     500*time.Millisecond + time.Duration(rng.Int63n(int64(max(p.Workload-500*time.Millisecond, 1)))),
+		Target: 1 + uint64(rng.Intn(p.Nodes)), Dur: min + time.Duration(rng.ExpFloat64()*float64(mean))}
+	if rng.Intn(2) == 0 {
+		f.Role = RoleNode
+	}
+	return f
 }
 
 // String describes the schedule, one line per client op and fault.
