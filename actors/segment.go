@@ -934,6 +934,15 @@ func (s *segmentActor) answerRead(m readMsg) {
 		return
 	}
 	limit := s.readable(m.raw)
+	if !m.raw && s.role == roleSealed && s.meta != nil && m.req.From >= limit && limit < s.meta.Count {
+		// This replica holds fewer entries than the seal counted (its
+		// disk lags: a slow fsync, a trailing copy); the rest are on the
+		// replicas the seal found them on. An empty answer would read as
+		// the segment's end to a node that still thinks it active.
+		m.reply(messages.ReadResp{Err: messages.Err{Code: messages.CodeUnavailable,
+			Msg: fmt.Sprintf("segment %s/%d: this replica holds %d of its %d entries yet", s.topic, s.id, limit, s.meta.Count)}})
+		return
+	}
 	sealed := s.role == roleSealed && s.meta != nil && s.durable >= s.meta.Count
 	if !m.raw && s.role == roleLeader && s.ld != nil && s.ld.Full() && limit == s.ld.Next() {
 		// full, and every entry it took is on a quorum: its end is final
