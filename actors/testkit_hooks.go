@@ -4,8 +4,8 @@ import "fmt"
 
 // Hooks for the testkit's simulation (testkit/). Nothing in the node calls
 // them: two read-only views of raft, HaltActors for a crash that takes no
-// time, a raft leadership transfer, and a hold on the
-// metadata its actors see.
+// time, a raft leadership transfer, and a hold on the metadata its actors
+// see.
 
 // RaftTerm is the node's current raft term.
 func (n *Node) RaftTerm() uint64 { return n.host.r.CurrentTerm() }
