@@ -92,10 +92,10 @@ type cursorActor struct {
 	failures int
 	armed    bool
 	flushers []func(error)
-	// waitingSeg: the last fetch found the segment between leaders;
-	// waitWhy says why (the error held GETs get once their wait is over)
-	waitingSeg bool
-	waitWhy    string
+	// waitingSeg: why the last fetch found the segment not readable yet
+	// (waitBetweenLeaders, waitSuccessor; the error held GETs get once
+	// their wait is over), "" when it did not
+	waitingSeg string
 }
 
 func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor {
@@ -236,12 +236,12 @@ func (c *cursorActor) fetch(ctx actor.Context) bool {
 		return false
 	}
 	if seg.State == raftfsm.SegFenced {
-		c.waitForSegment(ctx, "")
+		c.waitForSegment(ctx, waitBetweenLeaders)
 		return false
 	}
 	if c.n.now().Before(c.retryAt) {
-		if c.waitingSeg {
-			c.waitForSegment(ctx, c.waitWhy)
+		if c.waitingSeg != "" {
+			c.waitForSegment(ctx, c.waitingSeg)
 		} else {
 			c.answerUnavailable(ctx, nil)
 		}
@@ -302,7 +302,7 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 		// the active segment's leader is not serving yet (just opened,
 		// restarting, or its segment is about to be fenced): wait for it,
 		// bounded
-		c.waitForSegment(ctx, "")
+		c.waitForSegment(ctx, waitBetweenLeaders)
 		return
 	}
 	if m.err != nil || (m.sealed && len(m.entries) == 0) {
@@ -324,13 +324,13 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 		return
 	}
 	c.failures = 0
-	c.waitingSeg = false
+	c.waitingSeg = ""
 	if len(m.entries) == 0 && m.final && !m.sealed {
 		// The segment is full and its end final, but this node's metadata
 		// still has it open: the seal and the next segment are committed
 		// or on their way, and a write may already be acknowledged in the
 		// next segment. EMPTY could be false; wait for the metadata.
-		c.waitForSegment(ctx, "the segment is full and its successor is not in this node's metadata yet")
+		c.waitForSegment(ctx, waitSuccessor)
 		return
 	}
 	if len(m.entries) == 0 {
@@ -357,25 +357,26 @@ func (c *cursorActor) onFetched(ctx actor.Context, m cursorFetched) {
 	c.serve(ctx)
 }
 
+// Why a cursor's GETs wait for the segment they read (waitForSegment).
+const (
+	waitBetweenLeaders = "the segment has no serving leader yet (failover or restart)"
+	waitSuccessor      = "the segment is full and its successor is not in this node's metadata yet"
+)
+
 // waitForSegment parks the queued GETs while the segment they read is
-// between leaders: failover under way (fenced), or its leader restarting,
-// or full with its successor not yet in this node's metadata (why says
-// which, when it is not the first two). The entries exist but their end is
-// not known until the seal commits or the leader serves, soon; readers
-// wait for that (bounded by fencedWait) rather than being told EMPTY, and
-// past that bound get an error.
+// between leaders (failover under way, or its leader restarting), or full
+// with its successor not yet in this node's metadata: why says which. The
+// entries exist but their end is not known until the seal commits or the
+// leader serves, soon; readers wait for that (bounded by fencedWait)
+// rather than being told EMPTY, and past that bound get an error.
 func (c *cursorActor) waitForSegment(ctx actor.Context, why string) {
-	if why == "" {
-		why = "the segment has no serving leader yet (failover or restart)"
-	}
-	c.waitWhy = why
 	until := c.n.now().Add(fencedWait)
 	for i := range c.queue {
 		if c.queue[i].segWait.IsZero() {
 			c.queue[i].segWait = until
 		}
 	}
-	c.waitingSeg = true
+	c.waitingSeg = why
 	if !c.n.now().Before(c.retryAt) {
 		c.retryAt = c.n.now().Add(20 * time.Millisecond)
 	}
@@ -417,7 +418,7 @@ func (c *cursorActor) holdOrAnswer(ctx actor.Context, resp messages.GetResp) {
 	keep := c.queue[:0]
 	var next time.Time
 	for _, g := range c.queue {
-		until := holdUntil(g, c.waitingSeg)
+		until := holdUntil(g, c.waitingSeg != "")
 		if !now.Before(until) {
 			g.reply(resp)
 			continue
