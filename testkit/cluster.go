@@ -412,36 +412,38 @@ func (c *Cluster) Shutdown(graceful bool) (hung []uint64) {
 	return hung
 }
 
-// Leader returns the id of a live node that believes it leads raft (0 if
-// none does).
+// Leader returns the node whose running process leads raft (0 if none);
+// a deposed leader may not know yet, so the highest term wins.
 func (c *Cluster) Leader() uint64 {
-	var leader, term uint64
-	for _, id := range c.IDs() {
-		if n := c.Proc(id); n != nil && n.IsRaftLeader() {
-			// a deposed leader may not know yet: the highest term wins
-			if t := n.RaftTerm(); leader == 0 || t > term {
-				leader, term = id, t
-			}
-		}
-	}
-	return leader
+	id, _ := c.raftLeader(false)
+	return id
 }
 
-// Procs returns every node process that runs, including those whose
-// teardown has begun but not ended, by node id (a node may have one of
-// each). Safe to call from any goroutine.
-func (c *Cluster) Procs() map[uint64][]*actors.Node {
+// raftLeader returns the node leading raft and its term, the highest term
+// among the processes that claim to lead. withStopping counts processes
+// whose teardown has begun but not ended too: a graceful stop can take a
+// while, and meanwhile the process may lead raft and serve the cursors.
+func (c *Cluster) raftLeader(withStopping bool) (leader, term uint64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[uint64][]*actors.Node{}
+	var procs []*actors.Node
+	var ids []uint64
 	for id, nd := range c.Nodes {
 		for _, n := range []*actors.Node{nd.N, nd.stopping} {
-			if n != nil {
-				out[id] = append(out[id], n)
+			if n != nil && (n == nd.N || withStopping) {
+				procs, ids = append(procs, n), append(ids, id)
 			}
 		}
 	}
-	return out
+	c.mu.Unlock()
+	for i, n := range procs {
+		if !n.IsRaftLeader() {
+			continue
+		}
+		if t := n.RaftTerm(); leader == 0 || t > term || t == term && ids[i] < leader {
+			leader, term = ids[i], t
+		}
+	}
+	return leader, term
 }
 
 // Proc returns node id's running process (nil while down). Safe to call

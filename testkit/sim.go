@@ -439,17 +439,7 @@ func (r *runner) monitor(stop chan struct{}) {
 			return
 		case <-time.After(10 * time.Millisecond):
 		}
-		var leader, term uint64
-		procs := r.c.Procs()
-		for _, id := range r.c.IDs() {
-			for _, n := range procs[id] {
-				if n.IsRaftLeader() {
-					if tm := n.RaftTerm(); tm >= term {
-						leader, term = id, tm
-					}
-				}
-			}
-		}
+		leader, term := r.c.raftLeader(true)
 		if leader != 0 && (leader != lastLeader || term != lastTerm) {
 			r.h.term(leader, term)
 			lastLeader, lastTerm = leader, term
