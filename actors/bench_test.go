@@ -10,25 +10,43 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wal"
 )
 
 // benchCluster starts a 3-node in-process cluster (real TCP on loopback,
 // real raft and WAL files, fsync on every batch) with one topic.
-func benchCluster(b *testing.B, topic string) *testCluster {
-	c := newTestCluster(b, 3, func(cfg *Config) { cfg.MaxSegmentEntries = 1 << 40 })
+// walMode picks how segment files are written: "append" (no zeros written
+// ahead), "prealloc" (a node's default, --wal-prealloc) or "direct"
+// (prealloc and --wal-direct).
+func benchCluster(b *testing.B, topic, walMode string) *testCluster {
+	c := newTestCluster(b, 3, func(cfg *Config) {
+		cfg.MaxSegmentEntries = 1 << 40
+		if walMode != "append" {
+			cfg.WALPrealloc = wal.DefaultPrealloc
+		}
+		cfg.WALDirect = walMode == "direct"
+	})
 	c.client(1).must("REGISTER "+topic, "OK")
 	return c
 }
 
 // BenchmarkClusterPut measures acknowledged PUTs (RF 3, fsync always) with
 // 16 connections, one request in flight each, spread over the 3 nodes.
-func BenchmarkClusterPut(b *testing.B) { benchPut(b, 16, 1, 128) }
+func BenchmarkClusterPut(b *testing.B) { benchWALModes(b, 16, 1, 128) }
 
 // BenchmarkClusterMPut100 is the same with MPUT batches of 100 entries.
-func BenchmarkClusterMPut100(b *testing.B) { benchPut(b, 16, 100, 128) }
+func BenchmarkClusterMPut100(b *testing.B) { benchWALModes(b, 16, 100, 128) }
 
-func benchPut(b *testing.B, conns, batchN, size int) {
-	c := benchCluster(b, "bench")
+// benchWALModes runs benchPut once for each way of writing segment files
+// (benchCluster's walMode).
+func benchWALModes(b *testing.B, conns, batchN, size int) {
+	for _, mode := range []string{"append", "prealloc", "direct"} {
+		b.Run("wal="+mode, func(b *testing.B) { benchPut(b, mode, conns, batchN, size) })
+	}
+}
+
+func benchPut(b *testing.B, walMode string, conns, batchN, size int) {
+	c := benchCluster(b, "bench", walMode)
 	payload := strings.Repeat("x", size)
 	var req string
 	if batchN == 1 {
@@ -92,7 +110,7 @@ func cpuTime() time.Duration {
 
 // BenchmarkClusterPutSerial is one connection, one request at a time: the
 // latency of one acknowledged PUT.
-func BenchmarkClusterPutSerial(b *testing.B) { benchPut(b, 1, 1, 128) }
+func BenchmarkClusterPutSerial(b *testing.B) { benchWALModes(b, 1, 1, 128) }
 
 // BenchmarkProposeOnLeader measures metadata proposals/s committed through
 // raft on the leader (16 proposers, CommitCursor commands).
@@ -103,7 +121,7 @@ func BenchmarkProposeOnLeader(b *testing.B) { benchPropose(b, true) }
 func BenchmarkProposeForwarded(b *testing.B) { benchPropose(b, false) }
 
 func benchPropose(b *testing.B, onLeader bool) {
-	c := benchCluster(b, "meta")
+	c := benchCluster(b, "meta", "append")
 	var n *Node
 	for _, x := range c.nodes {
 		if x.IsRaftLeader() == onLeader {
