@@ -16,15 +16,13 @@ import (
 // benchCluster starts a 3-node in-process cluster (real TCP on loopback,
 // real raft and WAL files, fsync on every batch) with one topic.
 // walMode picks how segment files are written: "append" (no zeros written
-// ahead), "prealloc" (a node's default, --wal-prealloc) or "direct"
-// (prealloc and --wal-direct).
+// ahead) or "prealloc" (a node's default, --wal-prealloc).
 func benchCluster(b *testing.B, topic, walMode string) *testCluster {
 	c := newTestCluster(b, 3, func(cfg *Config) {
 		cfg.MaxSegmentEntries = 1 << 40
 		if walMode != "append" {
 			cfg.WALPrealloc = wal.DefaultPrealloc
 		}
-		cfg.WALDirect = walMode == "direct"
 	})
 	c.client(1).must("REGISTER "+topic, "OK")
 	return c
@@ -40,7 +38,7 @@ func BenchmarkClusterMPut100(b *testing.B) { benchWALModes(b, 16, 100, 128) }
 // benchWALModes runs benchPut once for each way of writing segment files
 // (benchCluster's walMode).
 func benchWALModes(b *testing.B, conns, batchN, size int) {
-	for _, mode := range []string{"append", "prealloc", "direct"} {
+	for _, mode := range []string{"append", "prealloc"} {
 		b.Run("wal="+mode, func(b *testing.B) { benchPut(b, mode, conns, batchN, size) })
 	}
 }

@@ -59,9 +59,6 @@ type Config struct {
 	// written ahead of their records (wal.Options.Prealloc, which refuses
 	// one outside 0..wal.MaxPrealloc); 0: none.
 	WALPrealloc int64
-	// WALDirect writes appends through O_DIRECT|O_DSYNC descriptors
-	// (wal.DirectFS) instead of write+fdatasync. Real files only (FS nil).
-	WALDirect bool
 	// WALSetAsideCorrupt: at start, a sealed segment file that fails its
 	// checks is renamed aside and its entries copied back from the other
 	// replicas (wal.Options.SetAsideCorrupt), instead of the node refusing

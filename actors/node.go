@@ -99,18 +99,8 @@ func Start(cfg Config) (n *Node, err error) {
 	if err := os.MkdirAll(cfg.NodeDir(), 0o755); err != nil {
 		return nil, err
 	}
-	walDir := filepath.Join(cfg.NodeDir(), "wal")
-	walFS := cfg.FS
-	if cfg.WALDirect {
-		if walFS != nil {
-			return nil, errors.New("WALDirect writes the operating system's files: leave FS nil")
-		}
-		if walFS, err = wal.DirectFS(walDir); err != nil {
-			return nil, err
-		}
-	}
-	n.wal, err = wal.Open(walDir, wal.Options{
-		FS: walFS, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Prealloc: cfg.WALPrealloc,
+	n.wal, err = wal.Open(filepath.Join(cfg.NodeDir(), "wal"), wal.Options{
+		FS: cfg.FS, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Prealloc: cfg.WALPrealloc,
 		SetAsideCorrupt: cfg.WALSetAsideCorrupt, Logger: n.log.With("part", "wal"),
 	})
 	if err != nil {

@@ -3,7 +3,6 @@ package wal
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,23 +24,11 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// directFlag runs the tests that open their WAL with openWAL on the
-// operating system's files through DirectFS (go test ./wal -args
-// -wal.direct; .ci/run does).
-var directFlag = flag.Bool("wal.direct", false, "open test WALs on real files with DirectFS (O_DIRECT|O_DSYNC appends)")
-
 // openWAL opens a WAL and closes it at the end of the test (if still open).
 func openWAL(t testing.TB, dir string, opts Options) *WAL {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
-	}
-	if *directFlag && opts.FS == nil {
-		fs, err := DirectFS(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.FS = fs
 	}
 	w, err := Open(dir, opts)
 	if err != nil {

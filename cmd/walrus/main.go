@@ -54,7 +54,6 @@ type nodeFlags struct {
 	syncMode                          string
 	maxFrame                          int
 	walPrealloc                       int64
-	walDirect                         bool
 	walSetAsideCorrupt                bool
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
@@ -87,7 +86,6 @@ func newNodeFlags() *nodeFlags {
 	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
 	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
-	fs.BoolVar(&f.walDirect, "wal-direct", false, "write appends O_DIRECT|O_DSYNC instead of write+fdatasync (Linux; needs --fsync always and --wal-prealloc > 0)")
 	fs.BoolVar(&f.walSetAsideCorrupt, "wal-set-aside-corrupt", false, "at start, rename a corrupt sealed segment file aside and copy it back from the other replicas, instead of refusing the whole disk")
 	fs.DurationVar(&f.trailingWait, "trailing-replica-wait", actors.DefaultTrailingReplicaWait,
 		"a follower outside the write quorum gets writes in batches at most this late (0: every write to every follower at once)")
@@ -176,12 +174,6 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 		return cfg, closer, fmt.Errorf("--wal-prealloc %d: must be 0 (append) or a number of bytes up to %d", f.walPrealloc, wal.MaxPrealloc)
 	}
 	cfg.WALPrealloc = f.walPrealloc
-	if f.walDirect && (cfg.Sync != wal.SyncEveryBatch || cfg.WALPrealloc == 0) {
-		// direct writes wait for the device (pointless when --fsync is lazy)
-		// and go direct only into zeros written ahead
-		return cfg, closer, fmt.Errorf("--wal-direct needs --fsync always and --wal-prealloc > 0")
-	}
-	cfg.WALDirect = f.walDirect
 	cfg.WALSetAsideCorrupt = f.walSetAsideCorrupt
 	if f.trailingWait < 0 {
 		return cfg, closer, fmt.Errorf("--trailing-replica-wait %v: must be 0 (off) or positive", f.trailingWait)
