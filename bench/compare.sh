@@ -32,6 +32,12 @@
 # plus, for Walrus, (a) and (b) in open loop at half the throughput just
 # measured (latency from the scheduled send time).
 #
+# Before and after, the machine's own baselines: the disk's fdatasync rate
+# (fsyncrate) and a loopback round trip (the transport package's
+# ReplicationRound benchmark: socket sends and wake-ups, what a
+# one-in-flight write is made of besides the disk), so that runs on
+# machines that differ can be told apart.
+#
 # Everything is printed and kept under $WORK (default a new /tmp dir);
 # raw tool outputs are in $WORK/logs. What the servers stored is deleted
 # when the script ends (KEEP_DATA=1 keeps it). MB/s is msgs/s x payload size / 10^6
@@ -297,8 +303,9 @@ echo "walrus compare: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && g
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ { print $2 }') GiB RAM, $(uname -sr), $(df -T "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')"
 echo "versions: $(go version | cut -d' ' -f3-4), $("$NATS_SERVER" --version), nats CLI $("$NATS" --version 2>&1), $(redis-server --version | cut -d' ' -f1-3)"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other engineers share these 2 cores)"
-log "disk baseline"
+log "disk and kernel baselines"
 fsync_baseline 3s | tee "$WORK/logs/fsync-start.txt"
+kernel_baseline | tee "$WORK/logs/kernel-start.txt"
 
 for size in $SIZES; do
 	log "Walrus --fsync always, $size B"
@@ -328,8 +335,9 @@ for size in $SIZES; do
 	stop_all
 done
 
-log "disk baseline again"
+log "disk and kernel baselines again"
 fsync_baseline 3s | tee "$WORK/logs/fsync-end.txt"
+kernel_baseline | tee "$WORK/logs/kernel-end.txt"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Walrus's default is fsync always: table 2 compares the same measurements
@@ -345,4 +353,6 @@ targets
 echo
 echo "disk: $(grep '^fdatasync' "$WORK/logs/fsync-start.txt" | cut -d: -f2- | sed 's/^ //') (start)"
 echo "      $(grep '^fdatasync' "$WORK/logs/fsync-end.txt" | cut -d: -f2- | sed 's/^ //') (end)"
+echo "kernel: $(cut -d: -f2- "$WORK/logs/kernel-start.txt" | sed 's/^ //') (start)"
+echo "        $(cut -d: -f2- "$WORK/logs/kernel-end.txt" | sed 's/^ //') (end)"
 echo "raw outputs: $WORK/logs"

@@ -48,7 +48,8 @@ build_walrus() {
 	(cd "$ROOT" && go build -o "$WORK/bin/walrus" ./cmd/walrus &&
 		go build -o "$WORK/bin/walrus-bench" ./cmd/walrus-bench &&
 		go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate &&
-		go build -o "$WORK/bin/redisread" ./bench/redisread)
+		go build -o "$WORK/bin/redisread" ./bench/redisread &&
+		go test -c -o "$WORK/bin/transport.test" ./transport)
 }
 
 # build_at REF PKG OUT: build Go package PKG (./cmd/walrus, ...) as it is
@@ -68,6 +69,18 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]
 # fsync_baseline: the disk's append+fdatasync rate in $WORK.
 fsync_baseline() {
 	run "$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --duration "${1:-3s}"
+}
+
+# kernel_baseline: what a loopback round trip costs on this machine (a
+# replication round without the WAL, 1 entry, 1 in flight: two socket
+# sends and two wake-ups), the kernel paths a one-in-flight write is made
+# of; with whether the kernel isolates page tables (every system call
+# and interrupt dearer).
+kernel_baseline() {
+	local out
+	out=$("$WORK/bin/transport.test" -test.run '^$' -test.bench '^BenchmarkReplicationRound$/^entries=1$/^inflight=1$' -test.benchtime 3000x 2>&1 |
+		awk '/^BenchmarkReplicationRound/ { for (i = 1; i < NF; i++) if ($(i + 1) == "ns/op") printf "%.1f", $i / 1000 }')
+	echo "kernel baseline: loopback round trip ${out:-?} µs (transport ReplicationRound, 1 entry, 1 in flight); page-table isolation: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown 2>/dev/null || echo unknown)"
 }
 
 # walrus_start FSYNC: a 3-node cluster as `walrus dev` starts it (node 1
