@@ -33,9 +33,10 @@
 // With --sync dsync each block is written to a file opened O_DSYNC, the
 // write itself durable (one system call, no fdatasync); with --sync direct
 // also O_DIRECT, each write rewriting the 4 KiB-aligned blocks it touches
-// (the page cache bypassed). Both were measured against a WAL's
-// write+fdatasync and not taken up (BENCHMARKS.md, "Durable writes without
-// fdatasync").
+// (the page cache bypassed); the line then starts "durable-write
+// baseline". Both were measured against a WAL's write+fdatasync and not
+// taken up (BENCHMARKS.md, "Durable writes without fdatasync", and
+// "O_DIRECT appends, built and measured, not kept").
 package main
 
 import (
@@ -147,15 +148,15 @@ func main() {
 	if *rate > 0 {
 		shared += fmt.Sprintf(", paced at %.0f a second each", *rate)
 	}
-	how := "+ fdatasync"
+	label, how := "fdatasync baseline", "+ fdatasync"
 	switch *syncMode {
 	case "dsync":
-		how = "O_DSYNC"
+		label, how = "durable-write baseline", "O_DSYNC"
 	case "direct":
-		how = "O_DIRECT|O_DSYNC"
+		label, how = "durable-write baseline", "O_DIRECT|O_DSYNC"
 	}
-	fmt.Printf("fdatasync baseline (%s, %d writer(s)%s): %d x (%s %d B %s) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms, %d over %v; cpu %.1f µs per cycle\n",
-		abs, *writers, shared, n, what, *block, how, el.Seconds(), float64(n)/el.Seconds(), float64(sum.Microseconds())/float64(n),
+	fmt.Printf("%s (%s, %d writer(s)%s): %d x (%s %d B %s) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms, %d over %v; cpu %.1f µs per cycle\n",
+		label, abs, *writers, shared, n, what, *block, how, el.Seconds(), float64(n)/el.Seconds(), float64(sum.Microseconds())/float64(n),
 		pct(0.5), pct(0.99), pct(0.999), float64(all[n-1].Microseconds())/1000, slow, *slowOver, float64(cpu.Microseconds())/float64(n))
 }
 
