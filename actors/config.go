@@ -59,6 +59,9 @@ type Config struct {
 	// written ahead of their records (wal.Options.Prealloc, which refuses
 	// one outside 0..wal.MaxPrealloc); 0: none.
 	WALPrealloc int64
+	// WALDropBehind is wal.Options.DropBehind: the page cache kept behind
+	// each segment's synced end; 0: all (walrus --wal-drop-behind).
+	WALDropBehind int64
 	// WALSetAsideCorrupt: at start, a sealed segment file that fails its
 	// checks is renamed aside and its entries copied back from the other
 	// replicas (wal.Options.SetAsideCorrupt), instead of the node refusing

@@ -100,7 +100,7 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.wal, err = wal.Open(filepath.Join(cfg.NodeDir(), "wal"), wal.Options{
-		FS: cfg.FS, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Prealloc: cfg.WALPrealloc,
+		FS: cfg.FS, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Prealloc: cfg.WALPrealloc, DropBehind: cfg.WALDropBehind,
 		SetAsideCorrupt: cfg.WALSetAsideCorrupt, Logger: n.log.With("part", "wal"),
 	})
 	if err != nil {

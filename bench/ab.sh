@@ -18,6 +18,9 @@
 #   half-mput MPUT in open loop at half of this round's mput msgs/s
 #   get       GET, PRODUCERS consumers sharing the cursor of the topic the
 #             mput run wrote (list mput first), one GET in flight each
+#   read      one reader reading everything the mput run wrote from offset
+#             0, READ batches of 1000 (list mput first; as compare.sh's (c))
+#   read16    the same with PRODUCERS readers splitting the offsets
 #
 # The open-loop runs write to the topics the closed-loop runs warmed up:
 # the first writes to a freshly registered topic wait for its segment
@@ -81,6 +84,8 @@ one() { # VARIANT ROUND
 		half-mput) bench "$name" --topic "ab-mput-$r" --producers "$PRODUCERS" --size "$SIZE" --batch 100 \
 			--rate "$(awk -v m="$(json_field "$WORK/logs/$v-$r-mput.json" msgs_per_s)" 'BEGIN { printf "%d", m / 2 }')" --duration "$DURATION" ;;
 		get) bench "$name" --topic "ab-mput-$r" --producers 0 --consumers "$PRODUCERS" --consume get --duration "$DURATION" ;;
+		read) bench "$name" --topic "ab-mput-$r" --producers 0 --consumers 1 --consume read --read-max 1000 --from start --duration 120s ;;
+		read16) bench "$name" --topic "ab-mput-$r" --producers 0 --consumers "$PRODUCERS" --consume read --read-max 1000 --from start --duration 120s ;;
 		esac
 	done
 	stop_all

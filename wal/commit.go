@@ -465,7 +465,30 @@ func (w *WAL) syncOne(s *segment) error {
 		return w.fence(fmt.Errorf("sync %s: %w", s.path, err))
 	}
 	s.dirty, s.synced = false, s.size
+	w.dropBehind(s)
 	return nil
+}
+
+// dropStep is the least a dropBehind call evicts.
+const dropStep = 1 << 20
+
+// dropBehind evicts s's durable bytes more than Options.DropBehind behind
+// what was synced, dropStep at a time. A hint: a read of a dropped range
+// comes from the disk. Committer only, after a sync.
+func (w *WAL) dropBehind(s *segment) {
+	window := w.opts.DropBehind
+	if window <= 0 {
+		return
+	}
+	s.dropped = min(s.dropped, s.size) // the file was cut back
+	end := (s.synced - window) &^ (dropStep - 1)
+	if end-s.dropped < dropStep {
+		return
+	}
+	if d, ok := s.f.(cacheDropper); ok {
+		_ = d.DropCache(s.dropped, end-s.dropped)
+	}
+	s.dropped = end
 }
 
 // preallocate makes s's file at least need bytes long before a round

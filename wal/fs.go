@@ -101,6 +101,12 @@ type writebacker interface {
 	StartWriteback(off, n int64) error
 }
 
+// cacheDropper is a File that can evict a range from the page cache
+// (osFile on Linux). Optional, and a hint only.
+type cacheDropper interface {
+	DropCache(off, n int64) error
+}
+
 // osFile is an *os.File whose Sync is fdatasync where the platform has it.
 type osFile struct {
 	*os.File

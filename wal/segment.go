@@ -61,6 +61,7 @@ type segment struct {
 	size         int64  // bytes written to the file (the end of its records)
 	alloc        int64  // the file's length: size, or more when zeros were written ahead (Options.Prealloc)
 	synced       int64  // the end of the records the last completed sync covered
+	dropped      int64  // Options.DropBehind: the page cache below this offset was dropped
 	wbFrom       int64  // SyncInterval, SyncNever: where the next StartWriteback begins (see startWriteback)
 	sinceEntries int    // entries since the last index point
 	sinceBytes   int64  // bytes since the last index point

@@ -66,6 +66,15 @@ type Options struct {
 	// appending; BENCHMARKS.md, "Preallocated segment files"). 0 (the
 	// default) appends; a node uses DefaultPrealloc.
 	Prealloc int64
+	// DropBehind evicts from the page cache what a segment's syncs made
+	// durable more than this many bytes behind its end (POSIX_FADV_DONTNEED
+	// on Linux, dropStep at a time; a hint, ignored elsewhere), so that new
+	// writes take pages the kernel just freed instead of fresh ones, which
+	// on a virtual machine that hands free memory back to its host cost a
+	// fault each (BENCHMARKS.md, "Dropping written pages behind the
+	// writer"); reads of older bytes come from the disk. 0 (the default,
+	// and a node's) keeps everything cached.
+	DropBehind int64
 	// SetAsideCorrupt makes Open rename a sealed segment file that fails
 	// its checks (a *CorruptError: bad header, bad record, wrong length)
 	// to <name>.corrupt and leave that segment out, instead of failing.
@@ -245,6 +254,9 @@ func Open(dir string, opts Options) (*WAL, error) {
 	}
 	if opts.Prealloc < 0 || opts.Prealloc > MaxPrealloc {
 		return nil, fmt.Errorf("wal: open %s: Prealloc %d is outside 0..%d", dir, opts.Prealloc, MaxPrealloc)
+	}
+	if opts.DropBehind < 0 {
+		return nil, fmt.Errorf("wal: open %s: DropBehind %d is negative", dir, opts.DropBehind)
 	}
 	w := &WAL{
 		dir:     dir,

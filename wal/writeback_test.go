@@ -10,40 +10,59 @@ import (
 	"time"
 )
 
-// writebackFS wraps memFS so that its files record StartWriteback calls.
-type writebackFS struct {
+// hintFS wraps memFS so that its files record the hints the committer
+// gives them: StartWriteback and DropCache calls.
+type hintFS struct {
 	*memFS
-	mu    sync.Mutex
-	calls map[string][][2]int64 // file name -> (off, n) per call
+	mu         sync.Mutex
+	writebacks map[string][][2]int64 // file name -> (off, n) per StartWriteback
+	drops      map[string][][3]int64 // file name -> (off, n, the file's size then) per DropCache
 }
 
-type writebackFile struct {
+func newHintFS() *hintFS {
+	return &hintFS{memFS: newMemFS(), writebacks: map[string][][2]int64{}, drops: map[string][][3]int64{}}
+}
+
+type hintFile struct {
 	File
-	fs   *writebackFS
+	fs   *hintFS
 	name string
 }
 
-func (f *writebackFile) StartWriteback(off, n int64) error {
+func (f *hintFile) StartWriteback(off, n int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	f.fs.calls[f.name] = append(f.fs.calls[f.name], [2]int64{off, n})
+	f.fs.writebacks[f.name] = append(f.fs.writebacks[f.name], [2]int64{off, n})
 	return nil
 }
 
-func (w *writebackFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+func (f *hintFile) DropCache(off, n int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	f.fs.drops[f.name] = append(f.fs.drops[f.name], [3]int64{off, n, fi.Size()})
+	return nil
+}
+
+func (w *hintFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	f, err := w.memFS.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &writebackFile{File: f, fs: w, name: name}, nil
+	return &hintFile{File: f, fs: w, name: name}, nil
 }
 
-func (w *writebackFS) callsFor(suffix string) [][2]int64 {
+// callsFor returns the calls recorded in calls (writebacks or drops) for
+// the file whose name ends in suffix.
+func callsFor[C any](w *hintFS, calls map[string][]C, suffix string) []C {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for name, c := range w.calls {
+	for name, c := range calls {
 		if strings.HasSuffix(name, suffix) {
-			return append([][2]int64(nil), c...)
+			return append([]C(nil), c...)
 		}
 	}
 	return nil
@@ -58,14 +77,14 @@ func (w *writebackFS) callsFor(suffix string) [][2]int64 {
 func TestLazySyncStartsWritebackAsItWrites(t *testing.T) {
 	entry := bytes.Repeat([]byte("w"), 64<<10)
 	for _, mode := range []SyncMode{SyncInterval, SyncNever, SyncEveryBatch} {
-		fsys := &writebackFS{memFS: newMemFS(), calls: map[string][][2]int64{}}
+		fsys := newHintFS()
 		w := openWAL(t, "/d", Options{FS: fsys, Sync: mode, SyncInterval: time.Hour})
 		mustCreate(t, w, k1)
 		for range 80 { // 5 MiB of records
 			mustAppend(t, w, k1, entry)
 		}
 		size := int64(len(w.fileBytesForTest(t, k1)))
-		calls := fsys.callsFor(openName(k1))
+		calls := callsFor(fsys, fsys.writebacks, openName(k1))
 		w.Close()
 		if mode == SyncEveryBatch {
 			if len(calls) != 0 {

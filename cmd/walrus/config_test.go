@@ -31,6 +31,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{[]string{"--fsync", "sometimes"}, "--fsync"},
 		{[]string{"--wal-prealloc", "-1"}, "--wal-prealloc"},
 		{[]string{"--wal-prealloc", "67108865"}, "--wal-prealloc"},
+		{[]string{"--wal-drop-behind", "-1"}, "--wal-drop-behind"},
 		{[]string{"--trailing-replica-wait", "-1ms"}, "--trailing-replica-wait"},
 	} {
 		f := newNodeFlags()
@@ -45,6 +46,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 	}
 	// the documented defaults and special values still pass
 	for _, args := range [][]string{nil, {"--http-port", "0"}, {"--client-port", "0"}, {"--replication-factor", "1"}, {"--wal-prealloc", "0"}, {"--wal-prealloc", "67108864"},
+		{"--wal-drop-behind", "0"}, {"--wal-drop-behind", "1048576"},
 		{"--trailing-replica-wait", "0"}, {"--trailing-replica-wait", "20ms"}} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(args); err != nil {
@@ -71,6 +73,23 @@ func TestTrailingReplicaWaitFlag(t *testing.T) {
 	} {
 		if cfg := configOf(t, tc.args); cfg.TrailingReplicaWait != tc.want {
 			t.Errorf("%v: TrailingReplicaWait %v, want %v", tc.args, cfg.TrailingReplicaWait, tc.want)
+		}
+	}
+}
+
+// --wal-drop-behind reaches the node's config; off (0, keep all) unless
+// given.
+func TestWALDropBehindFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{nil, 0},
+		{[]string{"--wal-drop-behind", "0"}, 0},
+		{[]string{"--wal-drop-behind", "8388608"}, 8 << 20},
+	} {
+		if cfg := configOf(t, tc.args); cfg.WALDropBehind != tc.want {
+			t.Errorf("%v: WALDropBehind %d, want %d", tc.args, cfg.WALDropBehind, tc.want)
 		}
 	}
 }

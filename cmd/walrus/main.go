@@ -54,6 +54,7 @@ type nodeFlags struct {
 	syncMode                          string
 	maxFrame                          int
 	walPrealloc                       int64
+	walDropBehind                     int64
 	walSetAsideCorrupt                bool
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
@@ -85,6 +86,7 @@ func newNodeFlags() *nodeFlags {
 	fs.IntVar(&f.rf, "replication-factor", 3, "default replication factor of new topics (capped by live nodes)")
 	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
 	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
+	fs.Int64Var(&f.walDropBehind, "wal-drop-behind", 0, "bytes behind each segment's synced end kept in the page cache; older bytes are evicted (0: keep all)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
 	fs.BoolVar(&f.walSetAsideCorrupt, "wal-set-aside-corrupt", false, "at start, rename a corrupt sealed segment file aside and copy it back from the other replicas, instead of refusing the whole disk")
 	fs.DurationVar(&f.trailingWait, "trailing-replica-wait", actors.DefaultTrailingReplicaWait,
@@ -174,6 +176,10 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 		return cfg, closer, fmt.Errorf("--wal-prealloc %d: must be 0 (append) or a number of bytes up to %d", f.walPrealloc, wal.MaxPrealloc)
 	}
 	cfg.WALPrealloc = f.walPrealloc
+	if f.walDropBehind < 0 {
+		return cfg, closer, fmt.Errorf("--wal-drop-behind %d: must be 0 (keep all) or a number of bytes", f.walDropBehind)
+	}
+	cfg.WALDropBehind = f.walDropBehind
 	cfg.WALSetAsideCorrupt = f.walSetAsideCorrupt
 	if f.trailingWait < 0 {
 		return cfg, closer, fmt.Errorf("--trailing-replica-wait %v: must be 0 (off) or positive", f.trailingWait)

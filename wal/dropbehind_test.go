@@ -1,0 +1,108 @@
+package wal
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+)
+
+// TestDropBehindEvictsWhatSyncsMadeDurable: with Options.DropBehind the
+// committer hands each file's bytes to DropCache in whole dropSteps,
+// contiguously from the start, never within DropBehind of the file's end
+// when it calls (what a tailing reader reads stays cached), and without
+// skipping a step; after a Truncate it goes on from the cut. Without the
+// option it drops nothing.
+func TestDropBehindEvictsWhatSyncsMadeDurable(t *testing.T) {
+	const window = 1 << 20
+	entry := bytes.Repeat([]byte("d"), 64<<10)
+	for _, dropBehind := range []int64{0, window} {
+		fsys := newHintFS()
+		w := openWAL(t, "/d", Options{FS: fsys, DropBehind: dropBehind})
+		mustCreate(t, w, k1)
+		for range 96 { // 6 MiB of records, each append synced
+			mustAppend(t, w, k1, entry)
+		}
+		size := int64(len(w.fileBytesForTest(t, k1)))
+		calls := callsFor(fsys, fsys.drops, openName(k1))
+		if dropBehind == 0 {
+			if len(calls) != 0 {
+				t.Fatalf("DropBehind 0 dropped %v", calls)
+			}
+			w.Close()
+			continue
+		}
+		next := int64(0)
+		for _, c := range calls {
+			off, n, sizeThen := c[0], c[1], c[2]
+			if off != next || n < dropStep || (off+n)%dropStep != 0 || off+n > sizeThen-window {
+				t.Fatalf("drop (%d, %d) of a %d-byte file after %d: want contiguous whole steps of %d ending %d or more before the end; all: %v",
+					off, n, sizeThen, next, dropStep, window, calls)
+			}
+			next = off + n
+		}
+		if size-window-next >= dropStep {
+			t.Fatalf("dropped up to %d of %d bytes with a window of %d: a step was skipped", next, size, window)
+		}
+
+		// cut back below what was dropped: the drops go on from the cut
+		if err := w.Truncate(k1, 8); err != nil {
+			t.Fatal(err)
+		}
+		cut := int64(len(w.fileBytesForTest(t, k1)))
+		for range 48 {
+			mustAppend(t, w, k1, entry)
+		}
+		after := callsFor(fsys, fsys.drops, openName(k1))[len(calls):]
+		if len(after) == 0 || after[0][0] > cut || after[0][0] < cut-dropStep {
+			t.Fatalf("after a cut to %d bytes and 3 MiB more, drops %v: want the first to start at the cut", cut, after)
+		}
+		want := make([][]byte, 8+48)
+		for i := range want {
+			want[i] = entry
+		}
+		expectEntries(t, readAll(t, w, k1), want)
+		w.Close()
+	}
+}
+
+// TestDropBehindOnRealFiles: on the operating system's files (where the
+// platform has the hint) the pages a sync made durable more than
+// DropBehind ago leave the page cache, the recent ones stay, and every
+// entry still reads back, from the disk, before and after a reopen.
+func TestDropBehindOnRealFiles(t *testing.T) {
+	const window = 1 << 20
+	dir := t.TempDir()
+	w := openWAL(t, dir, Options{DropBehind: window})
+	mustCreate(t, w, k1)
+	var want [][]byte
+	for i := range 96 { // 6 MiB
+		e := bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10)
+		mustAppend(t, w, k1, e)
+		want = append(want, e)
+	}
+	s, err := w.lookup(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.f.(cacheDropper); ok {
+		resident := residentPages(t, filepath.Join(dir, openName(k1)))
+		pages := int64(len(resident))
+		page := int64(len(want[0])) * int64(len(want)) / pages // ~4 KiB; only the proportions matter
+		dropped := (pages*page - window - dropStep) / page     // pages surely below the last drop
+		for i := int64(0); i < dropped; i++ {
+			if resident[i] {
+				t.Fatalf("page %d of %d is still cached: the drop did not reach the kernel", i, pages)
+			}
+		}
+		if !resident[pages-1] {
+			t.Fatalf("the last page of %d, within the window, is not cached (mincore not answering?)", pages)
+		}
+	}
+	expectEntries(t, readAll(t, w, k1), want)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openWAL(t, dir, Options{DropBehind: window})
+	expectEntries(t, readAll(t, w, k1), want)
+	w.Close()
+}
