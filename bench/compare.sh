@@ -33,7 +33,9 @@
 # measured (latency from the scheduled send time).
 #
 # Before and after, the machine's own baselines: the disk's fdatasync rate
-# (fsyncrate) and a loopback round trip (the transport package's
+# (fsyncrate), alone and with three files synced at once (as the three
+# nodes sync on this one disk; its p99 and stalls over 3 ms bound a
+# cluster's tail), and a loopback round trip (the transport package's
 # ReplicationRound benchmark: socket sends and wake-ups, what a
 # one-in-flight write is made of besides the disk), so that runs on
 # machines that differ can be told apart.
@@ -168,7 +170,7 @@ nats_bench() { # LOGNAME ARGS...: run nats bench, show its aggregate lines
 	local name=$1
 	shift
 	printf '$ nats --server %s bench %s\n' "$(nats_urls)" "$*"
-	"$NATS" --server "$(nats_urls)" bench "$@" --no-progress >"$WORK/logs/$name.txt" 2>&1
+	with_freezes "$name" "$NATS" --server "$(nats_urls)" bench "$@" --no-progress >"$WORK/logs/$name.txt" 2>&1
 	grep -E "stats:|latencies per operation" "$WORK/logs/$name.txt" | sed 's/^ */  /'
 }
 
@@ -215,11 +217,11 @@ redis_suite() { # TABLE SYSTEM SIZE
 	local table=$1 sys=$2 size=$3 key="bench$3" value
 	value=$(head -c "$size" /dev/zero | tr '\0' 'x')
 	printf '$ redis-benchmark -p %s -c %s -n %s -P 1 XADD %s * v <%s bytes>\n' "$REDIS_PORT" "$PRODUCERS" "$REDIS_MSGS" "$key" "$size"
-	redis-benchmark -p "$REDIS_PORT" -c "$PRODUCERS" -n "$REDIS_MSGS" -P 1 XADD "$key" '*' v "$value" >"$WORK/logs/$sys-a-$size.txt" 2>&1
+	with_freezes "$sys-a-$size" redis-benchmark -p "$REDIS_PORT" -c "$PRODUCERS" -n "$REDIS_MSGS" -P 1 XADD "$key" '*' v "$value" >"$WORK/logs/$sys-a-$size.txt" 2>&1
 	tr '\r' '\n' <"$WORK/logs/$sys-a-$size.txt" | grep -A3 "throughput summary" | sed 's/^/  /'
 	record "$table" "$sys" a "$size" $(redis_parse "$WORK/logs/$sys-a-$size.txt")
 	printf '$ redis-benchmark -p %s -c %s -n %s -P 100 XADD %s * v <%s bytes>\n' "$REDIS_PORT" "$PRODUCERS" "$REDIS_PIPE_MSGS" "$key" "$size"
-	redis-benchmark -p "$REDIS_PORT" -c "$PRODUCERS" -n "$REDIS_PIPE_MSGS" -P 100 XADD "$key" '*' v "$value" >"$WORK/logs/$sys-b-$size.txt" 2>&1
+	with_freezes "$sys-b-$size" redis-benchmark -p "$REDIS_PORT" -c "$PRODUCERS" -n "$REDIS_PIPE_MSGS" -P 100 XADD "$key" '*' v "$value" >"$WORK/logs/$sys-b-$size.txt" 2>&1
 	tr '\r' '\n' <"$WORK/logs/$sys-b-$size.txt" | grep -A3 "throughput summary" | sed 's/^/  /'
 	record "$table" "$sys" b "$size" $(redis_parse "$WORK/logs/$sys-b-$size.txt")
 	run "$WORK/bin/redisread" --addr "127.0.0.1:$REDIS_PORT" --key "$key" --count 1000 | tee "$WORK/logs/$sys-c1-$size.txt"
@@ -305,6 +307,7 @@ echo "versions: $(go version | cut -d' ' -f3-4), $("$NATS_SERVER" --version), na
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other engineers share these 2 cores)"
 log "disk and kernel baselines"
 fsync_baseline 3s | tee "$WORK/logs/fsync-start.txt"
+fsync3_baseline 3s | tee "$WORK/logs/fsync3-start.txt"
 kernel_baseline | tee "$WORK/logs/kernel-start.txt"
 
 for size in $SIZES; do
@@ -337,6 +340,7 @@ done
 
 log "disk and kernel baselines again"
 fsync_baseline 3s | tee "$WORK/logs/fsync-end.txt"
+fsync3_baseline 3s | tee "$WORK/logs/fsync3-end.txt"
 kernel_baseline | tee "$WORK/logs/kernel-end.txt"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -351,8 +355,16 @@ echo "Walrus open loop at half its closed-loop maximum (latency from the schedul
 awk -F'\t' 'function commas(n,   s, out) { s = sprintf("%d", n + 0.5); out = ""; while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out } $1 == 1 && $2 ~ /^walrus(-leader-route)?$/ && $3 ~ /^half/ { printf "  %s%s %d B: %s msgs/s, p50 %s p99 %s p99.9 %s ms\n", $3, ($2 == "walrus" ? "" : ", routed to the leader"), $4, commas($5), $6, $7, $8 }' "$RESULTS"
 targets
 echo
+echo "machine freezes during each write run (bench/freezeprobe: a real-time 1 ms sleeper waking over 3 ms late, i.e. nothing ran; R near 1: on the beat of a 100 ms clock):"
+for f in "$WORK"/logs/*-{a,al,b,bl,ha,hal,hb,hbl}-*.freezes; do
+	[ -s "$f" ] || continue
+	printf '  %-32s %s\n' "$(basename "$f" .freezes)" "$(sed -E 's/^freezes: //; s/ \(a 1 ms sleeper at [^)]*\)//' "$f")"
+done
+echo
 echo "disk: $(grep '^fdatasync' "$WORK/logs/fsync-start.txt" | cut -d: -f2- | sed 's/^ //') (start)"
 echo "      $(grep '^fdatasync' "$WORK/logs/fsync-end.txt" | cut -d: -f2- | sed 's/^ //') (end)"
+echo "disk, 3 files at once: $(grep '^fdatasync' "$WORK/logs/fsync3-start.txt" | cut -d: -f2- | sed 's/^ //') (start)"
+echo "                       $(grep '^fdatasync' "$WORK/logs/fsync3-end.txt" | cut -d: -f2- | sed 's/^ //') (end)"
 echo "kernel: $(cut -d: -f2- "$WORK/logs/kernel-start.txt" | sed 's/^ //') (start)"
 echo "        $(cut -d: -f2- "$WORK/logs/kernel-end.txt" | sed 's/^ //') (end)"
 echo "raw outputs: $WORK/logs"

@@ -20,9 +20,15 @@
 # --route, as the Go client routes writes); RATE (msgs/s) runs the open
 # loop at that rate instead of FRACTION of the maximum, for comparing
 # settings that move the maximum at one load.
+# Beside the open loop, bench/freezeprobe counts the machine's freezes
+# (a real-time 1 ms sleeper waking over 3 ms late: nothing on the machine
+# ran meanwhile) and how regularly they come (R on a 100 ms circle).
+# BATCH (100) sets the entries per request (1: PUT instead of MPUT).
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
 # calls during the open loop (perf trace): all of them (a second, mean
-# duration) and those over 3 ms.
+# duration) and those over 3 ms, with how regularly those end: R, the
+# length of the mean of their end times as angles on a 100 ms circle (1:
+# all end at the same phase of a 100 ms clock; near 0: no such clock).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +37,7 @@ SEGMENTS=${SEGMENTS:-1000000 100000000 1000000 100000000}
 DURATION=${DURATION:-8s}
 FRACTION=${FRACTION:-0.5}
 SIZE=${SIZE:-128}
+BATCH=${BATCH:-100}
 ROUTE=${ROUTE:-any}
 RATE=${RATE:-}
 SLOW_OVER=${SLOW_OVER:-4ms}
@@ -44,11 +51,11 @@ trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench
 
-echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at ${RATE:-$FRACTION of the maximum}${RATE:+ msgs/s}, $SIZE B, route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at ${RATE:-$FRACTION of the maximum}${RATE:+ msgs/s}, $SIZE B, batch $BATCH, route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for segs in $SEGMENTS; do
 	export WALRUS_MAX_SEGMENT_ENTRIES=$segs
 	walrus_start always >/dev/null
-	"$B" --addr "$(walrus_addrs)" --register --topic h --producers 16 --size "$SIZE" --batch 100 --route "$ROUTE" --duration 6s --quiet \
+	"$B" --addr "$(walrus_addrs)" --register --topic h --producers 16 --size "$SIZE" --batch "$BATCH" --route "$ROUTE" --duration 6s --quiet \
 		--json-file "$WORK/max.json" >/dev/null || true
 	max=$(json_field "$WORK/max.json" msgs_per_s)
 	half=$(awk -v m="$max" -v f="$FRACTION" 'BEGIN { printf "%d", m * f }')
@@ -66,7 +73,9 @@ for segs in $SEGMENTS; do
 		tracer=$!
 		sleep 0.5
 	fi
-	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --size "$SIZE" --batch 100 --route "$ROUTE" --rate "$half" --duration "$DURATION" --quiet \
+	"$WORK/bin/freezeprobe" --duration "$DURATION" >"$WORK/freezes.txt" &
+	probe=$!
+	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --size "$SIZE" --batch "$BATCH" --route "$ROUTE" --rate "$half" --duration "$DURATION" --quiet \
 		--json-file "$WORK/half.json" --slow-log "$WORK/slow.txt" --slow-over "$SLOW_OVER" >/dev/null || true
 	printf 'segment entries %-10s closed loop %8.0f msgs/s; open loop at %8.0f msgs/s: p50 %s p99 %s p99.9 %s max %s ms\n' \
 		"$segs" "$max" "$(json_field "$WORK/half.json" msgs_per_s)" "$(json_field "$WORK/half.json" p50)" \
@@ -76,11 +85,14 @@ for segs in $SEGMENTS; do
 	awk -v over="$SLOW_OVER" -v n="$(json_field "$WORK/half.json" count)" '{ w = int($1 / 20000); if (!((w, $3) in seen)) { seen[w, $3] = 1; prods[w]++ }; reqs[w]++; total++ }
 		END { for (w in prods) if (prods[w] >= 8) { stalls++; inside += reqs[w] }
 			printf "  requests over %s: %d of %d; %d stalls (20 ms windows where >= 8 producers were slow) hold %d of them\n", over, total, n, stalls, inside }' "$WORK/slow.txt"
+	wait "$probe" || true
+	echo "  machine $(cat "$WORK/freezes.txt")"
 	if [ -n "$tracer" ]; then
 		wait "$tracer" || true
 		wait "$summer" || true
 		awk -v d="$SUM_SECONDS" '$1 == "fdatasync" { c += $2; t += $4 } END { if (c) printf "  fdatasyncs on the three nodes meanwhile: %.0f a second, mean %.0f us\n", c / d, t * 1000 / c }' "$WORK/syncsum.txt"
-		awk '/fdatasync/ { gsub(/[()]/, ""); n++; if ($2 > m) m = $2 } END { printf "  fdatasyncs over 3 ms on the three nodes meanwhile: %d, the longest %.1f ms\n", n, m }' "$WORK/syncs.txt"
+		awk '/fdatasync/ { gsub(/[()]/, ""); n++; if ($2 > m) m = $2; a = 2 * 3.14159265 * ($1 + $2) / 100; c += cos(a); s += sin(a) }
+			END { printf "  fdatasyncs over 3 ms on the three nodes meanwhile: %d, the longest %.1f ms; their ends on a 100 ms circle: R %.2f\n", n, m, n ? sqrt(c * c + s * s) / n : 0 }' "$WORK/syncs.txt"
 	fi
 	stop_all
 done

@@ -34,8 +34,23 @@ walrus_bench() {
 	mkdir -p "$WORK/logs"
 	rm -f "$WORK/logs/$name.json"
 	# a run with errors exits 1: its report says so; carry on
-	{ run "$WORK/bin/walrus-bench" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } |
+	{ with_freezes "$name" run "$WORK/bin/walrus-bench" --addr "$(walrus_addrs)" --quiet --json-file "$WORK/logs/$name.json" "$@" || true; } |
 		tee "$WORK/logs/$name.txt"
+}
+
+# with_freezes NAME CMD...: run CMD with bench/freezeprobe beside it for as
+# long as it runs (how often the whole machine stopped meanwhile); the
+# probe's line goes to $WORK/logs/NAME.freezes. CMD's exit status is kept.
+with_freezes() {
+	local name=$1 probe rc=0
+	shift
+	mkdir -p "$WORK/logs"
+	"$WORK/bin/freezeprobe" --duration 1h >"$WORK/logs/$name.freezes" 2>&1 &
+	probe=$!
+	"$@" || rc=$?
+	kill -TERM "$probe" 2>/dev/null || true
+	wait "$probe" 2>/dev/null || true
+	return "$rc"
 }
 
 walrus_addrs() {
@@ -48,6 +63,7 @@ build_walrus() {
 	(cd "$ROOT" && go build -o "$WORK/bin/walrus" ./cmd/walrus &&
 		go build -o "$WORK/bin/walrus-bench" ./cmd/walrus-bench &&
 		go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate &&
+		go build -o "$WORK/bin/freezeprobe" ./bench/freezeprobe &&
 		go build -o "$WORK/bin/redisread" ./bench/redisread)
 }
 
@@ -68,6 +84,14 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]
 # fsync_baseline: the disk's append+fdatasync rate in $WORK.
 fsync_baseline() {
 	run "$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --duration "${1:-3s}"
+}
+
+# fsync3_baseline: the same with three files synced at once, each into
+# zeros written ahead, as three nodes of a cluster on this one disk sync
+# their copies of a segment: its tail (p99, over 3 ms) bounds the
+# cluster's.
+fsync3_baseline() {
+	run "$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --writers 3 --zero-ahead --duration "${1:-3s}"
 }
 
 # kernel_baseline: what a loopback round trip costs on this machine (a
