@@ -74,12 +74,7 @@ func TestDropBehindOnRealFiles(t *testing.T) {
 	dir := t.TempDir()
 	w := openWAL(t, dir, Options{DropBehind: window})
 	mustCreate(t, w, k1)
-	var want [][]byte
-	for i := range 96 { // 6 MiB
-		e := bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10)
-		mustAppend(t, w, k1, e)
-		want = append(want, e)
-	}
+	want := appendLettered(t, w, k1, 96) // 6 MiB
 	s, err := w.lookup(k1)
 	if err != nil {
 		t.Fatal(err)

@@ -134,16 +134,25 @@ func TestLazySyncWritebackOnRealFiles(t *testing.T) {
 	f.Close()
 	w := openWAL(t, dir, Options{Sync: SyncInterval, SyncInterval: time.Hour})
 	mustCreate(t, w, k1)
-	var want [][]byte
-	for i := range 48 { // 3 MiB
-		e := bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10)
-		mustAppend(t, w, k1, e)
-		want = append(want, e)
-	}
+	want := appendLettered(t, w, k1, 48) // 3 MiB
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	w = openWAL(t, dir, Options{})
 	expectEntries(t, readAll(t, w, k1), want)
 	w.Close()
+}
+
+// appendLettered appends n 64 KiB entries to key, one append (and, under
+// SyncEveryBatch, one sync) each, the i-th filled with the letter 'a'+i%26
+// so that a misplaced block shows, and returns them.
+func appendLettered(t *testing.T, w *WAL, key SegmentKey, n int) [][]byte {
+	t.Helper()
+	var entries [][]byte
+	for i := range n {
+		e := bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10)
+		mustAppend(t, w, key, e)
+		entries = append(entries, e)
+	}
+	return entries
 }
