@@ -568,6 +568,9 @@ func TestOpenOptions(t *testing.T) {
 			t.Fatalf("Prealloc %d: %v, want an error naming it", p, err)
 		}
 	}
+	if _, err := Open("/d", Options{FS: newMemFS(), DropBehind: -1}); err == nil || !strings.Contains(err.Error(), "DropBehind") {
+		t.Fatalf("DropBehind -1: %v, want an error naming it", err)
+	}
 	// Unknown files in the directory are left alone.
 	fsys := newMemFS()
 	_ = fsys.MkdirAll("/d", 0o755)
