@@ -355,7 +355,7 @@ echo "Walrus open loop at half its closed-loop maximum (latency from the schedul
 awk -F'\t' 'function commas(n,   s, out) { s = sprintf("%d", n + 0.5); out = ""; while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out } $1 == 1 && $2 ~ /^walrus(-leader-route)?$/ && $3 ~ /^half/ { printf "  %s%s %d B: %s msgs/s, p50 %s p99 %s p99.9 %s ms\n", $3, ($2 == "walrus" ? "" : ", routed to the leader"), $4, commas($5), $6, $7, $8 }' "$RESULTS"
 targets
 echo
-echo "machine freezes during each write run (bench/freezeprobe: a real-time 1 ms sleeper waking over 3 ms late, i.e. nothing ran; R near 1: on the beat of a 100 ms clock):"
+echo "machine freezes during each write run (bench/freezeprobe: a real-time sleeper waking over 3 ms late, i.e. nothing ran; R near 1: on the beat of a 100 ms clock):"
 for f in "$WORK"/logs/*-{a,al,b,bl,ha,hal,hb,hbl}-*.freezes; do
 	[ -s "$f" ] || continue
 	printf '  %-32s %s\n' "$(basename "$f" .freezes)" "$(sed -E 's/^freezes: //; s/ \(a 1 ms sleeper at [^)]*\)//' "$f")"

@@ -21,7 +21,7 @@
 # loop at that rate instead of FRACTION of the maximum, for comparing
 # settings that move the maximum at one load.
 # Beside the open loop, bench/freezeprobe counts the machine's freezes
-# (a real-time 1 ms sleeper waking over 3 ms late: nothing on the machine
+# (a real-time sleeper waking over 3 ms late: nothing on the machine
 # ran meanwhile) and how regularly they come (R on a 100 ms circle).
 # BATCH (100) sets the entries per request (1: PUT instead of MPUT).
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
