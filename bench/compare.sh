@@ -358,7 +358,7 @@ echo
 echo "machine freezes during each write run (bench/freezeprobe: a real-time sleeper waking over 3 ms late, i.e. nothing ran; R near 1: on the beat of a 100 ms clock):"
 for f in "$WORK"/logs/*-{a,al,b,bl,ha,hal,hb,hbl}-*.freezes; do
 	[ -s "$f" ] || continue
-	printf '  %-32s %s\n' "$(basename "$f" .freezes)" "$(sed -E 's/^freezes: //; s/ \(a 1 ms sleeper at [^)]*\)//' "$f")"
+	printf '  %-32s %s\n' "$(basename "$f" .freezes)" "$(sed -E 's/^freezes: //; s/ \(a [^ ]* sleeper at [^)]*\)//' "$f")"
 done
 echo
 echo "disk: $(grep '^fdatasync' "$WORK/logs/fsync-start.txt" | cut -d: -f2- | sed 's/^ //') (start)"
