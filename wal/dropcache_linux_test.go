@@ -13,22 +13,21 @@ import (
 const canDropCache = true
 
 // dropCache evicts the page-cache pages of every file in dir (they are
-// clean: the WAL synced them) with posix_fadvise(POSIX_FADV_DONTNEED), so
-// the next read comes from the disk. Only this benchmark's own files are
-// touched.
+// clean: the WAL synced them) with the WAL's own osFile.DropCache
+// (POSIX_FADV_DONTNEED, a length of 0 reaching to the end), so the next
+// read comes from the disk. Only this benchmark's own files are touched.
 func dropCache(b *testing.B, dir string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, e := range ents {
-		f, err := os.Open(filepath.Join(dir, e.Name()))
+		f, err := OSFS().OpenFile(filepath.Join(dir, e.Name()), os.O_RDONLY, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
-		const posixFadvDontneed = 4
-		if _, _, errno := syscall.Syscall6(syscall.SYS_FADVISE64, f.Fd(), 0, 0, posixFadvDontneed, 0, 0); errno != 0 {
-			b.Fatal(errno)
+		if err := f.(cacheDropper).DropCache(0, 0); err != nil {
+			b.Fatal(err)
 		}
 		_ = f.Close()
 	}
