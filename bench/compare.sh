@@ -38,7 +38,9 @@
 # cluster's tail), and a loopback round trip (the transport package's
 # ReplicationRound benchmark: socket sends and wake-ups, what a
 # one-in-flight write is made of besides the disk), so that runs on
-# machines that differ can be told apart.
+# machines that differ can be told apart. Beside every run of every
+# system, bench/freezeprobe counts the machine's pauses (FREEZES=1; the
+# probe costs each system alike, ~3 % of one CPU), listed at the end.
 #
 # Everything is printed and kept under $WORK (default a new /tmp dir);
 # raw tool outputs are in $WORK/logs. What the servers stored is deleted
@@ -54,6 +56,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/walrus-compare.XXXXXX)}
 TOOLS=${TOOLS:-/tmp/walrus-bench-tools}
+export FREEZES=1
 SIZES=${SIZES:-128 1024}
 PRODUCERS=${PRODUCERS:-16}
 DURATION=${DURATION:-8s}
@@ -224,7 +227,7 @@ redis_suite() { # TABLE SYSTEM SIZE
 	with_freezes "$sys-b-$size" redis-benchmark -p "$REDIS_PORT" -c "$PRODUCERS" -n "$REDIS_PIPE_MSGS" -P 100 XADD "$key" '*' v "$value" >"$WORK/logs/$sys-b-$size.txt" 2>&1
 	tr '\r' '\n' <"$WORK/logs/$sys-b-$size.txt" | grep -A3 "throughput summary" | sed 's/^/  /'
 	record "$table" "$sys" b "$size" $(redis_parse "$WORK/logs/$sys-b-$size.txt")
-	run "$WORK/bin/redisread" --addr "127.0.0.1:$REDIS_PORT" --key "$key" --count 1000 | tee "$WORK/logs/$sys-c1-$size.txt"
+	with_freezes "$sys-c1-$size" run "$WORK/bin/redisread" --addr "127.0.0.1:$REDIS_PORT" --key "$key" --count 1000 | tee "$WORK/logs/$sys-c1-$size.txt"
 	local l
 	l=$(grep "^redisread:" "$WORK/logs/$sys-c1-$size.txt")
 	record "$table" "$sys" c "$size" \

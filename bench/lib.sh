@@ -38,12 +38,18 @@ walrus_bench() {
 		tee "$WORK/logs/$name.txt"
 }
 
-# with_freezes NAME CMD...: run CMD with bench/freezeprobe beside it for as
-# long as it runs (how often the whole machine stopped meanwhile); the
-# probe's line goes to $WORK/logs/NAME.freezes. CMD's exit status is kept.
+# with_freezes NAME CMD...: with FREEZES=1 (bench/compare.sh, which
+# reports it), run CMD with bench/freezeprobe beside it for as long as it
+# runs (how often the whole machine stopped meanwhile; the probe costs ~3 %
+# of one CPU); the probe's line goes to $WORK/logs/NAME.freezes. Without,
+# just CMD. CMD's exit status is kept.
 with_freezes() {
 	local name=$1 probe rc=0
 	shift
+	if [ "${FREEZES:-}" != 1 ]; then
+		"$@"
+		return
+	fi
 	mkdir -p "$WORK/logs"
 	"$WORK/bin/freezeprobe" --duration 1h >"$WORK/logs/$name.freezes" 2>&1 &
 	probe=$!
