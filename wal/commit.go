@@ -273,16 +273,16 @@ func (w *WAL) writeRound(reqs []request) {
 		if s.bBytes == 0 {
 			continue
 		}
+		if err := w.preallocate(s, s.size+int64(s.bBytes)); err != nil {
+			s.bErr = w.writeFailed(s, err)
+			continue
+		}
 		if _, err := s.f.WriteAt(buf[s.bStart:s.bStart+s.bBytes], s.size); err != nil {
 			s.bErr = w.writeFailed(s, err)
 			continue
 		}
 		s.size += int64(s.bBytes)
 		s.alloc = max(s.alloc, s.size)
-		if err := w.preallocate(s, s.bBytes); err != nil {
-			s.bErr = w.writeFailed(s, err) // fences: not ENOSPC, which preallocate handles
-			continue
-		}
 		s.count += s.bEntries
 		s.dirty = true
 		if w.opts.Sync != SyncEveryBatch {
@@ -491,27 +491,21 @@ func (w *WAL) dropBehind(s *segment) {
 	s.dropped = end
 }
 
-// preallocate writes zeros after s's records once a round of round bytes
-// has been written up to s.size, when none are left ahead of them: from
-// the records' end to the next multiple of Options.Prealloc past it, so
-// that the syncs of the rounds that follow write only data (the file's
-// length, and with it its inode, changes once per step). The zeros go
-// after the round, never under it: bytes the round writes would reach
-// the page cache twice. A round of a step or more writes none: the next
-// such round would pass their end anyway, so they would only reach the
-// disk twice, as zeros and then under records (16 appenders of 100-entry
-// batches, ~230 KiB rounds against the node's 64 KiB step, wrote 11 %
-// fewer bytes to the disk without them: BenchmarkAppendBatches with the
-// device's sector count around it). The zeros reach the disk with the
-// next sync; a crash before that leaves the file shorter, which recovery
-// handles as any end. When they do not fit (ENOSPC), the file is cut back to its
-// records: the disk is full only if the records themselves do not fit.
-func (w *WAL) preallocate(s *segment, round int) error {
+// preallocate makes s's file at least need bytes long before a round
+// writes up to there: it writes zeros from the file's end to the next
+// multiple of Options.Prealloc past need, so that the syncs of the rounds
+// that follow write only data (the file's length, and with it its inode,
+// changes once per step). The zeros reach the disk with the next sync; a
+// crash before that leaves the file shorter, which recovery handles as
+// any end. When the zeros do not fit (ENOSPC), the file is cut back to
+// its records and the round appends as without preallocation: the disk
+// is full only if the records themselves do not fit.
+func (w *WAL) preallocate(s *segment, need int64) error {
 	step := w.opts.Prealloc
-	if step <= 0 || s.alloc > s.size || int64(round) >= step {
+	if step <= 0 || need <= s.alloc {
 		return nil
 	}
-	to := (s.size/step + 1) * step
+	to := (need + step - 1) / step * step
 	for at := s.alloc; at < to; {
 		n := min(to-at, int64(len(w.zeros)))
 		if _, err := s.f.WriteAt(w.zeros[:n], at); err != nil {
