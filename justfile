@@ -33,6 +33,10 @@ bench-compare:
 bench-halfrate:
     bench/halfrate-tail.sh
 
+# when the host pauses the machine: the freeze probe beside busy CPUs, fdatasync streams and Redis
+bench-pauses:
+    bench/pauses.sh
+
 # writes through any node vs. to the segment leader (--route), alternated
 bench-route:
     bench/route.sh
