@@ -5,7 +5,7 @@
 #
 # Starts a 3-node cluster (--fsync always, rf=3, loopback), writes 2 s to
 # warm a topic, then runs 16 producers of 128 B PUTs, one in flight each,
-# for DURATION (6s) with --route ROUTE (leader), and samples every node
+# for DURATION (8s) with --route ROUTE (leader), and samples every node
 # and the load generator 1 s into the run and 4 s later: CPU time
 # (/proc/<pid>/stat), read and write system calls (/proc/<pid>/io syscr,
 # syscw: sockets and files alike) and voluntary and involuntary context
@@ -33,7 +33,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REF=${1:-}
 WORK=${WORK:-$(mktemp -d /tmp/walrus-percall.XXXXXX)}
-DURATION=${DURATION:-6s}
+DURATION=${DURATION:-8s}
 ROUTE=${ROUTE:-leader}
 PRODUCERS=${PRODUCERS:-16}
 BATCH=${BATCH:-1}
