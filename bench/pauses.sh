@@ -4,23 +4,25 @@
 #   bench/pauses.sh
 #
 # Runs bench/freezeprobe (a real-time sleeper counting wake-ups over 3 ms
-# late: nothing on the machine ran meanwhile) for DURATION (6s) beside
-# each of these loads, one at a time, and prints one line per load:
+# late: nothing on the machine ran meanwhile) for DURATION (6s, whole
+# seconds) beside each of these loads, one at a time, and prints one line
+# per load:
 #
-#   idle                       nothing
-#   N busy                     N shell busy loops (N CPUs busy, no I/O)
-#   [N busy +] W writer(s)     fsyncrate --writers W --zero-ahead: W files,
-#                              each appended 4 KiB and fdatasynced, as fast
-#                              as the disk goes, or --rate R a second each
-#                              ("paced R/s")
-#   redis always               one Redis, appendfsync always, taking XADDs
-#                              of 128 B from 16 clients (redis-benchmark -P 1)
+#   idle           nothing
+#   busyN          N shell busy loops (N CPUs busy, no I/O)
+#   wW             fsyncrate --writers W --zero-ahead: W files, each
+#                  appended 4 KiB and fdatasynced, as fast as the disk goes
+#   wW@R           the same paced to R cycles a second per writer
+#   busyN+wW[@R]   both at once
+#   redis          one Redis, appendfsync always, taking XADDs of 128 B
+#                  from 16 clients (redis-benchmark -P 1)
 #
-# with the fdatasyncs a second of each writer load and the machine's busy
-# share over the run (/proc/stat: neither idle nor waiting for the disk).
-# LOADS (space-separated names from the list below) picks a subset.
-# The probe wants root (SCHED_FIFO); without it, it says so and its
-# figures mix in CPU contention.
+# with the fdatasyncs a second of each writer load (XADDs a second for
+# Redis) and the machine's busy share over the run (/proc/stat: neither
+# idle nor waiting for the disk). LOADS (space-separated names as above)
+# picks the loads; the default runs the table in BENCHMARKS.md ("What
+# brings the host's pauses on"). The probe wants root (SCHED_FIFO);
+# without it, it says so and its figures mix in CPU contention.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +43,10 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$WORK/bin" "$WORK/disk"
 (cd "$ROOT" && go build -o "$WORK/bin/freezeprobe" ./bench/freezeprobe && go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate)
+if [[ ! $DURATION =~ ^[1-9][0-9]*s$ ]]; then
+	echo "pauses: DURATION must be whole seconds, like 6s (got $DURATION)" >&2
+	exit 2
+fi
 secs=${DURATION%s}
 echo "pauses: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $DURATION a load"
 
