@@ -34,8 +34,7 @@
 #
 # Before and after, the machine's own baselines: the disk's fdatasync rate
 # (fsyncrate), alone and with three files synced at once (as the three
-# nodes sync on this one disk; its p99 and stalls over 3 ms bound a
-# cluster's tail), and a loopback round trip (the transport package's
+# nodes sync on this one disk), and a loopback round trip (the transport package's
 # ReplicationRound benchmark: socket sends and wake-ups, what a
 # one-in-flight write is made of besides the disk), so that runs on
 # machines that differ can be told apart. Beside every run of every

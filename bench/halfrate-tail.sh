@@ -73,9 +73,7 @@ for segs in $SEGMENTS; do
 		tracer=$!
 		sleep 0.5
 	fi
-	"$WORK/bin/freezeprobe" --duration "$DURATION" >"$WORK/freezes.txt" &
-	probe=$!
-	"$B" --addr "$(walrus_addrs)" --topic h --producers 16 --size "$SIZE" --batch "$BATCH" --route "$ROUTE" --rate "$half" --duration "$DURATION" --quiet \
+	FREEZES=1 with_freezes half "$B" --addr "$(walrus_addrs)" --topic h --producers 16 --size "$SIZE" --batch "$BATCH" --route "$ROUTE" --rate "$half" --duration "$DURATION" --quiet \
 		--json-file "$WORK/half.json" --slow-log "$WORK/slow.txt" --slow-over "$SLOW_OVER" >/dev/null || true
 	printf 'segment entries %-10s closed loop %8.0f msgs/s; open loop at %8.0f msgs/s: p50 %s p99 %s p99.9 %s max %s ms\n' \
 		"$segs" "$max" "$(json_field "$WORK/half.json" msgs_per_s)" "$(json_field "$WORK/half.json" p50)" \
@@ -85,8 +83,7 @@ for segs in $SEGMENTS; do
 	awk -v over="$SLOW_OVER" -v n="$(json_field "$WORK/half.json" count)" '{ w = int($1 / 20000); if (!((w, $3) in seen)) { seen[w, $3] = 1; prods[w]++ }; reqs[w]++; total++ }
 		END { for (w in prods) if (prods[w] >= 8) { stalls++; inside += reqs[w] }
 			printf "  requests over %s: %d of %d; %d stalls (20 ms windows where >= 8 producers were slow) hold %d of them\n", over, total, n, stalls, inside }' "$WORK/slow.txt"
-	wait "$probe" || true
-	echo "  machine $(cat "$WORK/freezes.txt")"
+	echo "  machine $(cat "$WORK/logs/half.freezes")"
 	if [ -n "$tracer" ]; then
 		wait "$tracer" || true
 		wait "$summer" || true

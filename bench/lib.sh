@@ -94,8 +94,8 @@ fsync_baseline() {
 
 # fsync3_baseline: the same with three files synced at once, each into
 # zeros written ahead, as three nodes of a cluster on this one disk sync
-# their copies of a segment: its tail (p99, over 3 ms) bounds the
-# cluster's.
+# their copies of a segment (the disk's own tail at that load; what the
+# host's pauses add when the CPUs are busy too is bench/pauses.sh's).
 fsync3_baseline() {
 	run "$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --writers 3 --zero-ahead --duration "${1:-3s}"
 }

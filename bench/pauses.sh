@@ -41,29 +41,39 @@ stop_loops() {
 trap 'stop_loops; finish' EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$WORK/bin" "$WORK/disk"
-(cd "$ROOT" && go build -o "$WORK/bin/freezeprobe" ./bench/freezeprobe && go build -o "$WORK/bin/fsyncrate" ./bench/fsyncrate)
 if [[ ! $DURATION =~ ^[1-9][0-9]*s$ ]]; then
 	echo "pauses: DURATION must be whole seconds, like 6s (got $DURATION)" >&2
 	exit 2
 fi
 secs=${DURATION%s}
+
+# parse LOAD: sets nbusy, writers, rate and redis from a load's name, or fails
+parse() {
+	local rest=$1
+	nbusy=0 writers=0 rate='' redis=''
+	case $rest in
+	idle) return 0 ;;
+	redis) redis=1 && return 0 ;;
+	esac
+	if [[ $rest =~ ^busy([0-9]+)\+?(.*)$ ]]; then nbusy=${BASH_REMATCH[1]} rest=${BASH_REMATCH[2]}; fi
+	if [[ $rest =~ ^w([1-9][0-9]*)(@([1-9][0-9]*))?$ ]]; then
+		writers=${BASH_REMATCH[1]} rate=${BASH_REMATCH[3]}
+	elif [ -n "$rest" ]; then
+		return 1
+	fi
+}
+for load in $LOADS; do
+	parse "$load" || { echo "pauses: unknown load $load (see the header of bench/pauses.sh)" >&2; exit 2; }
+done
+
+build_walrus
+mkdir -p "$WORK/disk"
 echo "pauses: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $DURATION a load"
 
 busy() { awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; } # idle+iowait total
 
 for load in $LOADS; do
-	nbusy=0 writers=0 rate= redis=
-	case $load in
-	idle) ;;
-	redis) redis=1 ;;
-	*)
-		rest=$load
-		if [[ $rest =~ ^busy([0-9]+)\+?(.*)$ ]]; then nbusy=${BASH_REMATCH[1]} rest=${BASH_REMATCH[2]}; fi
-		if [[ $rest =~ ^w([0-9]+)(@([0-9]+))?$ ]]; then writers=${BASH_REMATCH[1]} rate=${BASH_REMATCH[3]}
-		elif [ -n "$rest" ]; then echo "pauses: unknown load $load" >&2; exit 2; fi
-		;;
-	esac
+	parse "$load"
 	for _ in $(seq "$nbusy"); do
 		(end=$((SECONDS + secs + 2)); while [ $SECONDS -lt $end ]; do :; done) &
 		loops+=($!)
@@ -73,23 +83,21 @@ for load in $LOADS; do
 		value=$(head -c 128 /dev/zero | tr '\0' v)
 	fi
 	read -r i1 t1 <<<"$(busy)"
-	"$WORK/bin/freezeprobe" --duration "$DURATION" >"$WORK/probe.txt" 2>&1 &
-	probe=$!
 	what=
+	# the probe runs beside each load for as long as it does (with_freezes)
 	if [ "$writers" -gt 0 ]; then
-		"$WORK/bin/fsyncrate" --dir "$WORK/disk" --writers "$writers" --zero-ahead ${rate:+--rate "$rate"} --duration "$DURATION" >"$WORK/load.txt" 2>&1
+		FREEZES=1 with_freezes "$load" "$WORK/bin/fsyncrate" --dir "$WORK/disk" --writers "$writers" --zero-ahead ${rate:+--rate "$rate"} --duration "$DURATION" >"$WORK/load.txt" 2>&1
 		what=$(grep -o '= [0-9]* syncs/s' "$WORK/load.txt" | tr -d '=' || true)
 	elif [ -n "$redis" ]; then
-		timeout $((secs + 5)) redis-benchmark -p "$REDIS_PORT" -c 16 -n 10000000 -P 1 XADD k '*' v "$value" >"$WORK/load.txt" 2>&1 || true
+		FREEZES=1 with_freezes "$load" timeout "$secs" redis-benchmark -p "$REDIS_PORT" -c 16 -n 100000000 -P 1 XADD k '*' v "$value" >"$WORK/load.txt" 2>&1 || true
 		what="$(tr '\r' '\n' <"$WORK/load.txt" | grep -o 'rps=[0-9.]* (overall: [0-9.]*' | tail -1 | sed 's/.*overall: //') XADD/s"
 	else
-		sleep "$secs"
+		FREEZES=1 with_freezes "$load" sleep "$secs"
 	fi
-	wait "$probe" || true
 	read -r i2 t2 <<<"$(busy)"
 	stop_loops
-	if [ -n "$redis" ]; then stop_all; : >"$WORK/pids"; fi
+	if [ -n "$redis" ]; then stop_all; fi
 	printf '%-14s busy %3.0f %%  %-16s %s\n' "$load" "$(awk -v a="$i1" -v b="$i2" -v t="$((t2 - t1))" 'BEGIN { print 100 - (b - a) * 100 / t }')" "$what" \
-		"$(sed 's/^freezes: //; s/ (a 5ms sleeper at SCHED_FIFO)//' "$WORK/probe.txt")"
+		"$(sed -E 's/^freezes: //; s/ \(a [^ ]* sleeper at SCHED_FIFO\)//' "$WORK/logs/$load.freezes")"
 done
 rm -rf "$WORK/disk"
