@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -38,6 +39,7 @@ func TestBenchModes(t *testing.T) {
 		}},
 		{"open-loop", func(c *Config) { c.Producers, c.Consumers, c.Rate, c.Inflight = 4, 1, 2000, 4 }},
 		{"open-loop-mput", func(c *Config) { c.Producers, c.Rate, c.Batch, c.Inflight = 2, 20000, 100, 2 }},
+		{"open-loop-one-in-flight", func(c *Config) { c.Producers, c.Consumers, c.Rate = 4, 1, 2000 }},
 		{"leader-route", func(c *Config) { c.Producers, c.Consumers, c.Route, c.LeaderTTL = 4, 1, "leader", 200*time.Millisecond }},
 		{"message-count", func(c *Config) {
 			c.Producers, c.Consumers, c.Batch, c.Inflight, c.Messages, c.Duration = 4, 2, 10, 3, 1001, 0
@@ -267,12 +269,16 @@ func TestBenchNodeThatNeverReplies(t *testing.T) {
 			go func() { _, _ = io.Copy(io.Discard, c) }() // reads, never replies
 		}
 	}()
-	// one in flight runs the closed loop's single-goroutine session, more
-	// the writer/reader pair: both must give up on the node
-	for _, inflight := range []int{1, 3} {
-		t.Run("inflight="+strconv.Itoa(inflight), func(t *testing.T) {
+	// one in flight runs the single-goroutine session (closed loop or
+	// open), more the writer/reader pair: each must give up on the node
+	for _, tc := range []struct {
+		inflight int
+		rate     float64
+	}{{1, 0}, {1, 100}, {3, 0}} {
+		t.Run(fmt.Sprintf("inflight=%d/rate=%v", tc.inflight, tc.rate), func(t *testing.T) {
 			cfg := Config{Addrs: []string{ln.Addr().String()}, Prefix: "mute", Topics: 1, Producers: 2, Messages: 4,
-				Size: 16, Batch: 1, Inflight: inflight, Consume: "read", ReadMax: 1, DrainTimeout: 100 * time.Millisecond}
+				Size: 16, Batch: 1, Inflight: tc.inflight, Rate: tc.rate, Consume: "read", ReadMax: 1,
+				DrainTimeout: 100 * time.Millisecond}
 			done := make(chan *Report, 1)
 			go func() {
 				rep, err := Run(context.Background(), cfg)

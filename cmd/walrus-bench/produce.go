@@ -86,8 +86,8 @@ func leaderOf(ctx context.Context, addr, topic string) (string, error) {
 func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec *worker,
 	next time.Time, interval time.Duration, until time.Time) (time.Time, bool) {
 	cfg := p.b.cfg
-	if cfg.Inflight == 1 && interval == 0 {
-		return next, p.closedSession(issue, hard, c, fr, rec, until)
+	if cfg.Inflight == 1 {
+		return p.oneInFlightSession(issue, hard, c, fr, rec, next, interval, until)
 	}
 	tokens := make(chan struct{}, cfg.Inflight)
 	for range cfg.Inflight {
@@ -220,12 +220,16 @@ loop:
 	return next, broke
 }
 
-// closedSession is session for a closed loop with one request in flight:
-// this goroutine writes each request and reads its reply itself. The
-// general session's writer and reader goroutines hand every request over
-// twice through channels, which at one in flight is all cost (a wake-up
-// per hand-off, on a machine whose cores the nodes need).
-func (p *producer) closedSession(issue, hard context.Context, c *conn, fr *frames, rec *worker, until time.Time) (broke bool) {
+// oneInFlightSession is session for one request in flight, closed loop or
+// open: this goroutine waits for each request's slot (open loop), writes
+// it and reads its reply itself. The general session's writer and reader
+// goroutines hand every request over twice through channels and arm a
+// new timer per slot, which at one in flight is all cost (a wake-up per
+// hand-off, on a machine whose cores the nodes need). The schedule is the
+// same: a reply later than the next slot delays that request, whose
+// latency still counts from its slot.
+func (p *producer) oneInFlightSession(issue, hard context.Context, c *conn, fr *frames, rec *worker,
+	next time.Time, interval time.Duration, until time.Time) (_ time.Time, broke bool) {
 	cfg := p.b.cfg
 	var gaveUp atomic.Bool
 	stop := context.AfterFunc(hard, func() {
@@ -234,22 +238,49 @@ func (p *producer) closedSession(issue, hard context.Context, c *conn, fr *frame
 	})
 	defer stop()
 	defer c.close()
+	var slot *time.Timer // the open loop's one timer, reset for each slot
+	defer func() {
+		if slot != nil {
+			slot.Stop()
+		}
+	}()
 	for issue.Err() == nil {
 		if !until.IsZero() && time.Now().After(until) {
-			return false // time to ask where the leader is now
+			return next, false // time to ask where the leader is now
 		}
 		n := p.b.claim(cfg.Batch)
 		if n == 0 {
-			return false
+			return next, false
 		}
 		sched := time.Now()
+		if interval > 0 {
+			sched, next = next, next.Add(interval)
+			if cfg.Duration > 0 && !sched.Before(p.b.start.Add(cfg.Duration)) {
+				// the schedule ends with the run (as in session)
+				p.b.unclaim(n)
+				return next, false
+			}
+			if wait := time.Until(sched); wait > 0 {
+				if slot == nil {
+					slot = time.NewTimer(wait)
+				} else {
+					slot.Reset(wait)
+				}
+				select {
+				case <-slot.C:
+				case <-issue.Done():
+					p.b.unclaim(n)
+					return next, false
+				}
+			}
+		}
 		rec.sent(n)
 		// a node that stops reading or never replies must not hang the
 		// run: the write and the reply get the time the run gives replies
-		_ = c.c.SetDeadline(sched.Add(cfg.DrainTimeout))
+		_ = c.c.SetDeadline(time.Now().Add(cfg.DrainTimeout))
 		if _, err := c.c.Write(fr.frame(n)); err != nil {
 			rec.fail("conn: "+netKind(err), n)
-			return true
+			return next, true
 		}
 		body, err := c.fr.ReadFrame()
 		now := time.Now()
@@ -259,11 +290,11 @@ func (p *producer) closedSession(issue, hard context.Context, c *conn, fr *frame
 				dead = "timeout: no reply"
 			}
 			rec.fail(dead, n)
-			return true
+			return next, true
 		}
 		p.onReply(rec, body, pending{sched: sched, n: n}, now)
 	}
-	return false
+	return next, false
 }
 
 // onReply accounts one reply to a PUT or MPUT of pd.n messages.
