@@ -6,7 +6,8 @@
 # Starts a 3-node cluster (--fsync always, rf=3, loopback), writes 2 s to
 # warm a topic, then runs 16 producers of 128 B PUTs, one in flight each,
 # for DURATION (8s) with --route ROUTE (leader), and samples every node
-# and the load generator 1 s into the run and 4 s later: CPU time
+# and the load generator 1 s into the run and after 4 s more (the samples'
+# own time, ~0.4 s each on a busy machine, counted in the rates): CPU time
 # (/proc/<pid>/stat), read and write system calls (/proc/<pid>/io syscr,
 # syscw: sockets and files alike) and voluntary and involuntary context
 # switches (summed over /proc/<pid>/task/*/status). Printed per
@@ -73,6 +74,8 @@ metrics() {
 				END { for (k in keys) print i, k, v[k, 1] + 0, v[k, 0] + 0 }'
 	done
 }
+now() { date +%s.%N; }
+mid() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a + b) / 2 }'; }
 cpu() { awk '/^cpu / { print $5, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; } # idle iowait total
 
 "$B" --addr "$(walrus_addrs)" --route "$ROUTE" --topic percall --producers "$PRODUCERS" --batch "$BATCH" ${RATE:+--rate "$RATE"} --duration "$DURATION" --quiet \
@@ -80,8 +83,11 @@ cpu() { awk '/^cpu / { print $5, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/s
 bp=$!
 sleep 1
 mapfile -t pids <"$WORK/pids"
-snap "${pids[@]}" "$bp" >"$WORK/s1"
-metrics >"$WORK/m1"
+# each sample takes a while on a busy machine (~0.4 s for the snapshots, as
+# long again for /metrics): the rates divide by the time between the
+# samples' midpoints, not by the 4 s slept between them
+b=$(now); snap "${pids[@]}" "$bp" >"$WORK/s1"; ts1=$(mid "$b" "$(now)")
+b=$(now); metrics >"$WORK/m1"; tm1=$(mid "$b" "$(now)")
 read -r i1 w1 t1 <<<"$(cpu)"
 tracep=
 if [ -n "$TRACE_SYNCS" ]; then
@@ -98,25 +104,25 @@ if ! kill -0 "$bp" 2>/dev/null; then
 	echo "percall: the run ended before the second sample (5 s in): DURATION ($DURATION) must be longer" >&2
 	exit 1
 fi
-snap "${pids[@]}" "$bp" >"$WORK/s2"
-metrics >"$WORK/m2"
+b=$(now); snap "${pids[@]}" "$bp" >"$WORK/s2"; ts2=$(mid "$b" "$(now)")
+b=$(now); metrics >"$WORK/m2"; tm2=$(mid "$b" "$(now)")
 read -r i2 w2 t2 <<<"$(cpu)"
 [ -z "$perfp" ] || wait "$perfp" || true
 [ -z "$tracep" ] || wait "$tracep" || true
 wait "$bp" || true
 m=$(json_field "$WORK/p.json" msgs_per_s)
-echo "$(printf '%.0f' "$m") msgs/s, p50 $(json_field "$WORK/p.json" p50) ms; machine idle $(awk -v a="$i1" -v b="$i2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %, I/O wait $(awk -v a="$w1" -v b="$w2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %"
-paste "$WORK/s1" "$WORK/s2" | awk -v m="$m" -v bp="$bp" '{
-	n = m * 4
+echo "$(printf '%.0f' "$m") msgs/s, p50 $(json_field "$WORK/p.json" p50) ms; samples $(awk -v a="$ts1" -v b="$ts2" 'BEGIN { printf "%.2f", b - a }') s apart; machine idle $(awk -v a="$i1" -v b="$i2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %, I/O wait $(awk -v a="$w1" -v b="$w2" -v t="$((t2 - t1))" 'BEGIN { printf "%.0f", (b - a) * 100 / t }') %"
+paste "$WORK/s1" "$WORK/s2" | awk -v m="$m" -v bp="$bp" -v secs="$(awk -v a="$ts1" -v b="$ts2" 'BEGIN { print b - a }')" '{
+	n = m * secs
 	who = ($1 == bp) ? "walrus-bench" : "node pid " $1
 	printf "%-16s cpu %5.1f%%  %6.1f us/msg  reads/msg %.2f  writes/msg %.2f  ctx switches/msg %.2f + %.2f involuntary\n",
-		who, ($8 - $2) / 4, ($8 - $2) * 10000 / n, ($9 - $3) / n, ($10 - $4) / n, ($11 - $5) / n, ($12 - $6) / n
+		who, ($8 - $2) / secs, ($8 - $2) * 10000 / n, ($9 - $3) / n, ($10 - $4) / n, ($11 - $5) / n, ($12 - $6) / n
 }'
-awk -v b="$BATCH" -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
+awk -v b="$BATCH" -v secs="$(awk -v a="$tm1" -v b="$tm2" 'BEGIN { print b - a }')" -v p="$(paste -sd' ' "$WORK/pids")" 'BEGIN { split(p, pid, " ")
 		name["walrus_wal_append_seconds"] = "WAL appends"; name["walrus_replication_round_seconds"] = "replication rounds"
 		name["walrus_request_seconds"] = (b > 1 ? "MPUTs answered" : "PUTs answered") }
 	NR == FNR { s[$1, $2] = $3; c[$1, $2] = $4; next }
-	{ n = $4 - c[$1, $2]; if (n > 0) line[$1] = line[$1] sprintf("; %s %.0f/s, mean %.0f us", name[$2], n / 4, ($3 - s[$1, $2]) * 1e6 / n) }
+	{ n = $4 - c[$1, $2]; if (n > 0) line[$1] = line[$1] sprintf("; %s %.0f/s, mean %.0f us", name[$2], n / secs, ($3 - s[$1, $2]) * 1e6 / n) }
 	END { for (i = 1; i <= 3; i++) if (i in line) printf "node %d, pid %s%s\n", i, pid[i], line[i] }' "$WORK/m1" "$WORK/m2"
 if [ -n "$PERF_RECORD" ] && [ ! -s "$PERF_RECORD" ]; then
 	echo "percall: no perf record (is perf installed, and are we root?)" >&2
