@@ -39,7 +39,8 @@
 # one-in-flight write is made of besides the disk), so that runs on
 # machines that differ can be told apart. Beside every run of every
 # system, bench/freezeprobe counts the machine's pauses (FREEZES=1; the
-# probe costs each system alike, ~3 % of one CPU), listed at the end.
+# probe costs each system alike, ~3 % of one CPU), listed at the end for
+# the write runs and the read runs apart.
 #
 # Everything is printed and kept under $WORK (default a new /tmp dir);
 # raw tool outputs are in $WORK/logs. What the servers stored is deleted
@@ -358,10 +359,16 @@ awk -F'\t' 'function commas(n,   s, out) { s = sprintf("%d", n + 0.5); out = "";
 targets
 echo
 echo "machine freezes during each write run (bench/freezeprobe: a real-time sleeper waking over 3 ms late, i.e. nothing ran; R near 1: on the beat of a 100 ms clock):"
-for f in "$WORK"/logs/*-{a,al,b,bl,ha,hal,hb,hbl}-*.freezes; do
-	[ -s "$f" ] || continue
-	printf '  %-32s %s\n' "$(basename "$f" .freezes)" "$(sed -E 's/^freezes: //; s/ \(a [^ ]* sleeper at [^)]*\)//' "$f")"
-done
+freezes() {
+	local f
+	for f in "$@"; do
+		[ -s "$f" ] || continue
+		printf '  %-32s %s\n' "$(basename "$f" .freezes)" "$(sed -E 's/^freezes: //; s/ \(a [^ ]* sleeper at [^)]*\)//' "$f")"
+	done
+}
+freezes "$WORK"/logs/*-{a,al,b,bl,ha,hal,hb,hbl}-*.freezes
+echo "and during each read run:"
+freezes "$WORK"/logs/*-{c1,c16}-*.freezes
 echo
 echo "disk: $(grep '^fdatasync' "$WORK/logs/fsync-start.txt" | cut -d: -f2- | sed 's/^ //') (start)"
 echo "      $(grep '^fdatasync' "$WORK/logs/fsync-end.txt" | cut -d: -f2- | sed 's/^ //') (end)"
