@@ -82,7 +82,7 @@ func (n *Node) acceptClients() {
 			n.system.Root.Stop(pid)
 			return
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
+		if tc, ok := c.(interface{ SetNoDelay(bool) error }); ok { // a *net.TCPConn, raw or not
 			_ = tc.SetNoDelay(true)
 		}
 		n.metrics.connections.Inc()

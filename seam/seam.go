@@ -12,6 +12,8 @@ import (
 	"context"
 	"net"
 	"time"
+
+	"github.com/walrus-go/walrus/internal/rawio"
 )
 
 // Clock is the node's source of time. Implementations must be safe for
@@ -60,12 +62,21 @@ type realTicker struct{ t *time.Ticker }
 func (r realTicker) C() <-chan time.Time { return r.t.C }
 func (r realTicker) Stop()               { r.t.Stop() }
 
-// TCPNetwork is the real network: TCP sockets.
-type TCPNetwork struct{}
+// TCPNetwork is the real network: TCP sockets, read and written with raw
+// system calls (package rawio: why) unless PlainSyscalls.
+type TCPNetwork struct {
+	PlainSyscalls bool // ordinary system calls, as net.Conn makes them (walrus --plain-syscalls)
+}
 
-func (TCPNetwork) Listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+func (n TCPNetwork) Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || n.PlainSyscalls {
+		return ln, err
+	}
+	return rawio.Listener(ln), nil
+}
 
-func (TCPNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+func (n TCPNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -74,5 +85,8 @@ func (TCPNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return c, nil
+	if n.PlainSyscalls {
+		return c, nil
+	}
+	return rawio.Conn(c), nil
 }

@@ -64,17 +64,29 @@ type File interface {
 
 // OSFS returns the operating system's file system. Its File.Sync is
 // fdatasync(2) where available (Linux) and fsync elsewhere; SyncDir opens the
-// directory and fsyncs it.
+// directory and fsyncs it. On Linux a File's WriteAt and Sync are raw
+// system calls, a bounded number at a time (sync_linux.go says why and
+// what it costs); OSFSWith can turn that off.
 func OSFS() FS { return osFS{} }
 
-type osFS struct{}
+// OSFSOptions tunes the file system OSFSWith returns.
+type OSFSOptions struct {
+	// PlainSyscalls makes every WriteAt and Sync an ordinary system call,
+	// as os.File makes them (walrus --plain-syscalls).
+	PlainSyscalls bool
+}
 
-func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+// OSFSWith is OSFS with options.
+func OSFSWith(o OSFSOptions) FS { return osFS{plain: o.PlainSyscalls} }
+
+type osFS struct{ plain bool }
+
+func (fs osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	f, err := os.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return newOSFile(f)
+	return newOSFile(f, fs.plain)
 }
 
 func (osFS) Remove(name string) error                     { return os.Remove(name) }
@@ -110,20 +122,21 @@ type cacheDropper interface {
 // osFile is an *os.File whose Sync is fdatasync where the platform has it.
 type osFile struct {
 	*os.File
-	raw syscall.RawConn
+	raw   syscall.RawConn
+	plain bool // no raw system calls (OSFSOptions.PlainSyscalls)
 
 	syncMu  sync.Mutex       // serialises Sync calls on this file (they share syncErr)
 	syncErr error            // result of syncFn
 	syncFn  func(fd uintptr) // built once, so Sync does not allocate
 }
 
-func newOSFile(f *os.File) (*osFile, error) {
+func newOSFile(f *os.File, plain bool) (*osFile, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	of := &osFile{File: f, raw: raw}
+	of := &osFile{File: f, raw: raw, plain: plain}
 	of.initSync()
 	return of, nil
 }

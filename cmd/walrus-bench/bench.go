@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walrus-go/walrus/internal/rawio"
 	"io"
 	"net"
 	"strconv"
@@ -31,6 +32,8 @@ type Config struct {
 	Duration time.Duration // how long producers issue requests (0: until Messages)
 	Messages int64         // total messages to produce (0: until Duration)
 	Rate     float64       // total msgs/s, open loop (0: closed loop, max rate)
+
+	PlainSyscalls bool // socket reads and writes as ordinary system calls, not raw ones (internal/rawio)
 
 	Consume string // "read" (READ by offset) or "get" (GET, shared cursor)
 	ReadMax int    // READ batch size
@@ -258,13 +261,16 @@ type conn struct {
 	fr *wire.FrameReader
 }
 
-func dial(addr string) (*conn, error) {
+func dial(addr string, plainSyscalls bool) (*conn, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if !plainSyscalls {
+		c = rawio.Conn(c) // as the Go client does (internal/rawio)
 	}
 	return &conn{c: c, fr: wire.NewFrameReader(c, 64<<20)}, nil
 }

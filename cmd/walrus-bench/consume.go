@@ -54,7 +54,7 @@ func (c *consumer) run(ctx context.Context) {
 		}
 		if cn == nil {
 			var err error
-			if cn, err = dial(c.addr); err != nil {
+			if cn, err = dial(c.addr, c.b.cfg.PlainSyscalls); err != nil {
 				rec.fail("dial: "+netKind(err), 1)
 				sleepCtx(ctx, 100*time.Millisecond)
 				continue

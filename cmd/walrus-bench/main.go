@@ -56,6 +56,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.From, "from", "", "first offset READ consumers read: start, end (the high-water mark when the run starts) or a number; default end with producers, start without")
 	fs.StringVar(&cfg.Route, "route", "any", "where producers write: any (producer i through node i mod n, which forwards to the segment leader) or leader (to the topic's segment leader, asked with LEADER every 5 s, as the Go client does)")
 	fs.BoolVar(&cfg.Register, "register", false, "REGISTER the topics before starting")
+	fs.BoolVar(&cfg.PlainSyscalls, "plain-syscalls", false, "read and write the producers' and consumers' sockets with ordinary system calls instead of raw ones (as walrus --plain-syscalls)")
 	fs.IntVar(&cfg.RF, "rf", 0, "replication factor for --register (0: the cluster's default)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long to wait for outstanding replies and for consumers to catch up after producers stop")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "after producers finish, how long consumers keep polling reads that answer EMPTY before everything acknowledged was read")

@@ -51,7 +51,7 @@ func (p *producer) run(issue, hard context.Context) {
 			}
 			until = time.Now().Add(cfg.LeaderTTL)
 		}
-		c, err := dial(addr)
+		c, err := dial(addr, cfg.PlainSyscalls)
 		if err != nil {
 			rec.fail("dial: "+netKind(err), 0)
 			sleepCtx(issue, 100*time.Millisecond)

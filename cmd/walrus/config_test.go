@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/seam"
+	"github.com/walrus-go/walrus/wal"
 )
 
 // TestConfigRefusesBadValues: a flag value the node cannot run with is a
@@ -123,4 +125,20 @@ func configOf(t *testing.T, args []string) actors.Config {
 		t.Fatalf("%v: %v", args, err)
 	}
 	return cfg
+}
+
+// --plain-syscalls reaches the network and the WAL's file system; without
+// it both are left to the node's defaults (raw calls).
+func TestPlainSyscallsFlag(t *testing.T) {
+	cfg := configOf(t, nil)
+	if cfg.Network != nil || cfg.FS != nil {
+		t.Errorf("defaults: Network %#v, FS %#v; want both left to the node", cfg.Network, cfg.FS)
+	}
+	cfg = configOf(t, []string{"--plain-syscalls"})
+	if cfg.Network != (seam.TCPNetwork{PlainSyscalls: true}) {
+		t.Errorf("--plain-syscalls: Network %#v", cfg.Network)
+	}
+	if cfg.FS != wal.OSFSWith(wal.OSFSOptions{PlainSyscalls: true}) {
+		t.Errorf("--plain-syscalls: FS %#v", cfg.FS)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/seam"
 	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
 )
@@ -56,6 +57,7 @@ type nodeFlags struct {
 	walPrealloc                       int64
 	walDropBehind                     int64
 	walSetAsideCorrupt                bool
+	plainSyscalls                     bool
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
 	idleTimeout                       time.Duration
@@ -88,6 +90,7 @@ func newNodeFlags() *nodeFlags {
 	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
 	fs.Int64Var(&f.walDropBehind, "wal-drop-behind", 0, "bytes behind each segment's synced end kept in the page cache; older bytes are evicted (0: keep all)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
+	fs.BoolVar(&f.plainSyscalls, "plain-syscalls", false, "issue socket reads and writes and WAL writes and syncs as ordinary system calls instead of raw ones (docs/configuration.md)")
 	fs.BoolVar(&f.walSetAsideCorrupt, "wal-set-aside-corrupt", false, "at start, rename a corrupt sealed segment file aside and copy it back from the other replicas, instead of refusing the whole disk")
 	fs.DurationVar(&f.trailingWait, "trailing-replica-wait", actors.DefaultTrailingReplicaWait,
 		"a follower outside the write quorum gets writes in batches at most this late (0: every write to every follower at once)")
@@ -181,6 +184,10 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	}
 	cfg.WALDropBehind = f.walDropBehind
 	cfg.WALSetAsideCorrupt = f.walSetAsideCorrupt
+	if f.plainSyscalls {
+		cfg.Network = seam.TCPNetwork{PlainSyscalls: true}
+		cfg.FS = wal.OSFSWith(wal.OSFSOptions{PlainSyscalls: true})
+	}
 	if f.trailingWait < 0 {
 		return cfg, closer, fmt.Errorf("--trailing-replica-wait %v: must be 0 (off) or positive", f.trailingWait)
 	}
