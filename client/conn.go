@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"github.com/walrus-go/walrus/internal/rawio"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/walrus-go/walrus/internal/rawio"
 	"github.com/walrus-go/walrus/wire"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walrus-go/walrus/internal/rawio"
 	"io"
 	"net"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/walrus-go/walrus/client"
 	"github.com/walrus-go/walrus/internal/poll"
+	"github.com/walrus-go/walrus/internal/rawio"
 	"github.com/walrus-go/walrus/wire"
 )
 

@@ -40,6 +40,7 @@ func TestBenchModes(t *testing.T) {
 		{"open-loop", func(c *Config) { c.Producers, c.Consumers, c.Rate, c.Inflight = 4, 1, 2000, 4 }},
 		{"open-loop-mput", func(c *Config) { c.Producers, c.Rate, c.Batch, c.Inflight = 2, 20000, 100, 2 }},
 		{"open-loop-one-in-flight", func(c *Config) { c.Producers, c.Consumers, c.Rate = 4, 1, 2000 }},
+		{"plain-syscalls", func(c *Config) { c.Producers, c.Consumers, c.PlainSyscalls = 2, 1, true }},
 		{"leader-route", func(c *Config) { c.Producers, c.Consumers, c.Route, c.LeaderTTL = 4, 1, "leader", 200*time.Millisecond }},
 		{"message-count", func(c *Config) {
 			c.Producers, c.Consumers, c.Batch, c.Inflight, c.Messages, c.Duration = 4, 2, 10, 3, 1001, 0
