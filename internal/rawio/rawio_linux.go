@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -24,33 +25,41 @@ func Conn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &conn{TCPConn: tc, rc: rc}
+	rw := &conn{TCPConn: tc, rc: rc}
+	rw.readFn, rw.writeFn = rw.readOnce, rw.writeOnce
+	return rw
 }
 
+// conn keeps each direction's call state in fields, under that
+// direction's mutex, and the functions handed to RawConn built once: a
+// closure per call would be an allocation per read and per write.
 type conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
+
+	readMu sync.Mutex
+	rbuf   []byte
+	rn     int
+	rerr   syscall.Errno
+	readFn func(fd uintptr) bool
+
+	writeMu sync.Mutex
+	wbuf    []byte
+	written int
+	werr    syscall.Errno
+	writeFn func(fd uintptr) bool
 }
 
 func (c *conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait for readiness in the netpoller
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	c.rbuf, c.rn, c.rerr = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.rn, c.rerr
+	c.rbuf = nil
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -62,25 +71,30 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *conn) Write(p []byte) (int, error) {
-	written := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for written < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
-			switch e {
-			case 0:
-				written += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // the send buffer is full: wait for room
-			default:
-				errno = e
-				return true
-			}
+// readOnce is one read(2) into rbuf; false (EAGAIN) has RawConn wait for
+// readiness and call it again.
+func (c *conn) readOnce(fd uintptr) bool {
+	p := c.rbuf
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for readiness in the netpoller
 		}
+		c.rn, c.rerr = int(r), e
 		return true
-	})
+	}
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.wbuf, c.written, c.werr = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	written, errno := c.written, c.werr
+	c.wbuf = nil
 	switch {
 	case err != nil:
 		return written, c.opError("write", err)
@@ -88,6 +102,26 @@ func (c *conn) Write(p []byte) (int, error) {
 		return written, c.opError("write", os.NewSyscallError("write", errno))
 	}
 	return written, nil
+}
+
+// writeOnce writes what is left of wbuf; false (EAGAIN: the send buffer
+// is full) has RawConn wait for room and call it again.
+func (c *conn) writeOnce(fd uintptr) bool {
+	p := c.wbuf
+	for c.written < len(p) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[c.written])), uintptr(len(p)-c.written))
+		switch e {
+		case 0:
+			c.written += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError wraps err as the net package does, so that callers' checks
