@@ -47,6 +47,7 @@ type conn struct {
 	wbuf    []byte
 	written int
 	werr    syscall.Errno
+	wstuck  bool // write(2) took nothing and said nothing: as net's, io.ErrUnexpectedEOF
 	writeFn func(fd uintptr) bool
 }
 
@@ -91,7 +92,7 @@ func (c *conn) readOnce(fd uintptr) bool {
 func (c *conn) Write(p []byte) (int, error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	c.wbuf, c.written, c.werr = p, 0, 0
+	c.wbuf, c.written, c.werr, c.wstuck = p, 0, 0, false
 	err := c.rc.Write(c.writeFn)
 	written, errno := c.written, c.werr
 	c.wbuf = nil
@@ -100,6 +101,8 @@ func (c *conn) Write(p []byte) (int, error) {
 		return written, c.opError("write", err)
 	case errno != 0:
 		return written, c.opError("write", os.NewSyscallError("write", errno))
+	case c.wstuck:
+		return written, c.opError("write", io.ErrUnexpectedEOF)
 	}
 	return written, nil
 }
@@ -112,6 +115,10 @@ func (c *conn) writeOnce(fd uintptr) bool {
 		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[c.written])), uintptr(len(p)-c.written))
 		switch e {
 		case 0:
+			if r == 0 {
+				c.wstuck = true // never loop on a write that makes no progress
+				return true
+			}
 			c.written += int(r)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
