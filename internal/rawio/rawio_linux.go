@@ -84,6 +84,9 @@ func (c *conn) readOnce(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false // wait for readiness in the netpoller
 		}
+		if e == 0 && int(r) > len(p) {
+			e = syscall.EIO // more than the buffer holds: never report it
+		}
 		c.rn, c.rerr = int(r), e
 		return true
 	}
@@ -117,6 +120,10 @@ func (c *conn) writeOnce(fd uintptr) bool {
 		case 0:
 			if r == 0 {
 				c.wstuck = true // never loop on a write that makes no progress
+				return true
+			}
+			if int(r) > len(p)-c.written {
+				c.werr = syscall.EIO // more than asked for (seen from broken drivers): never report it
 				return true
 			}
 			c.written += int(r)
