@@ -102,6 +102,9 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 			case r == 0:
 				errno = syscall.EIO // no progress and no error: never loop on it
 				return
+			case int(r) > len(p)-n:
+				errno = syscall.EIO // more than asked for: never report it
+				return
 			default:
 				n += int(r)
 			}
