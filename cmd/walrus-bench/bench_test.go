@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestBenchModes(t *testing.T) {
 		}},
 		{"open-loop", func(c *Config) { c.Producers, c.Consumers, c.Rate, c.Inflight = 4, 1, 2000, 4 }},
 		{"open-loop-mput", func(c *Config) { c.Producers, c.Rate, c.Batch, c.Inflight = 2, 20000, 100, 2 }},
-		{"open-loop-one-in-flight", func(c *Config) { c.Producers, c.Consumers, c.Rate = 4, 1, 2000 }},
+		{"open-loop-one-in-flight", func(c *Config) { c.Producers, c.Consumers, c.Rate = 4, 1, 400 }},
 		{"plain-syscalls", func(c *Config) { c.Producers, c.Consumers, c.PlainSyscalls = 2, 1, true }},
 		{"leader-route", func(c *Config) { c.Producers, c.Consumers, c.Route, c.LeaderTTL = 4, 1, "leader", 200*time.Millisecond }},
 		{"message-count", func(c *Config) {
@@ -130,6 +131,11 @@ func checkProduce(t *testing.T, cfg Config, rep *Report) {
 		// the schedule allows rate x duration, plus the first request of each producer
 		if limit := int64(cfg.Rate*cfg.Duration.Seconds()) + int64(cfg.Producers*cfg.Batch); p.Sent > limit {
 			t.Errorf("open loop at %v msgs/s for %v sent %d (> %d)", cfg.Rate, cfg.Duration, p.Sent, limit)
+		}
+		// and spreads them over the run: sent at once, they would all be
+		// answered long before it ends (a late machine only stretches it)
+		if cfg.Duration > 0 && p.Seconds < 0.8*cfg.Duration.Seconds() {
+			t.Errorf("open loop at %v msgs/s for %v: the last reply came %.2fs in; not paced", cfg.Rate, cfg.Duration, p.Seconds)
 		}
 		if !strings.Contains(p.Latency.Of, "scheduled") {
 			t.Errorf("open-loop latency is %q", p.Latency.Of)
@@ -299,5 +305,35 @@ func TestBenchNodeThatNeverReplies(t *testing.T) {
 				t.Fatalf("acked %d, errors %d %v; want %d timeouts", p.Acked, p.Errors, p.ErrorsByKind, cfg.Messages)
 			}
 		})
+	}
+}
+
+// --plain-syscalls decides which connection the producers and consumers
+// get: a plain *net.TCPConn, or rawio's wrapper (on Linux).
+func TestDialPlainSyscalls(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for _, plain := range []bool{true, false} {
+		c, err := dial(ln.Addr().String(), plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, isPlain := c.c.(*net.TCPConn)
+		c.close()
+		if want := plain || runtime.GOOS != "linux"; isPlain != want {
+			t.Errorf("dial with plainSyscalls=%v: a plain TCPConn %v, want %v", plain, isPlain, want)
+		}
 	}
 }

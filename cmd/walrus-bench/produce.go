@@ -29,18 +29,63 @@ type pending struct {
 	n     int       // messages in the request
 }
 
+// pacer is a producer's open-loop schedule: a slot every interval from
+// its staggered start until the run's end, kept across reconnects.
+type pacer struct {
+	interval time.Duration
+	next     time.Time   // the next slot
+	end      time.Time   // no slot at or after this (zero: no --duration)
+	timer    *time.Timer // one timer, reset for each slot
+}
+
+// newPacer is the schedule of producer id: each producer sends
+// Rate/Producers msgs/s in requests of Batch, on a fixed timeline,
+// staggered so producers don't fire together. nil in a closed loop.
+func newPacer(cfg Config, start time.Time, id int) *pacer {
+	if cfg.Rate <= 0 {
+		return nil
+	}
+	interval := time.Duration(float64(time.Second) * float64(cfg.Producers*cfg.Batch) / cfg.Rate)
+	pc := &pacer{interval: interval, next: start.Add(interval * time.Duration(id) / time.Duration(cfg.Producers))}
+	if cfg.Duration > 0 {
+		pc.end = start.Add(cfg.Duration)
+	}
+	return pc
+}
+
+// wait waits for the next slot and returns it; false once the schedule
+// has ended with the run (the issue context's deadline may not have fired
+// yet: its timer runs late on a loaded machine, so the slot decides) or
+// ctx is done first.
+func (pc *pacer) wait(ctx context.Context) (time.Time, bool) {
+	sched := pc.next
+	if !pc.end.IsZero() && !sched.Before(pc.end) {
+		return time.Time{}, false
+	}
+	pc.next = sched.Add(pc.interval)
+	d := time.Until(sched)
+	if d <= 0 {
+		return sched, true
+	}
+	if pc.timer == nil {
+		pc.timer = time.NewTimer(d)
+	} else {
+		pc.timer.Reset(d)
+	}
+	select {
+	case <-pc.timer.C:
+		return sched, true
+	case <-ctx.Done():
+		pc.timer.Stop()
+		return time.Time{}, false
+	}
+}
+
 func (p *producer) run(issue, hard context.Context) {
 	cfg := p.b.cfg
 	rec := p.b.prod.worker()
 	fr := newFrames(cfg, p.topic, p.id)
-	var interval time.Duration
-	var next time.Time
-	if cfg.Rate > 0 {
-		// each producer sends Rate/Producers msgs/s in requests of Batch,
-		// on a fixed timeline, staggered so producers don't fire together
-		interval = time.Duration(float64(time.Second) * float64(cfg.Producers*cfg.Batch) / cfg.Rate)
-		next = p.b.start.Add(interval * time.Duration(p.id) / time.Duration(cfg.Producers))
-	}
+	pace := newPacer(cfg, p.b.start, p.id)
 	for issue.Err() == nil && !p.b.exhausted() {
 		addr, until := p.addr, time.Time{}
 		if cfg.Route == "leader" {
@@ -57,9 +102,7 @@ func (p *producer) run(issue, hard context.Context) {
 			sleepCtx(issue, 100*time.Millisecond)
 			continue
 		}
-		var broke bool
-		next, broke = p.session(issue, hard, c, fr, rec, next, interval, until)
-		if broke {
+		if p.session(issue, hard, c, fr, rec, pace, until) {
 			sleepCtx(issue, 100*time.Millisecond)
 		}
 	}
@@ -81,13 +124,14 @@ func leaderOf(ctx context.Context, addr, topic string) (string, error) {
 }
 
 // session drives one connection until the run stops issuing, the
-// connection fails, or until passes (leader routing asks again). It returns the open-loop schedule's next slot and
+// connection fails, or until passes (leader routing asks again), sending
+// on pace's slots in open loop (pace nil: closed loop). It returns
 // whether the connection broke.
 func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec *worker,
-	next time.Time, interval time.Duration, until time.Time) (time.Time, bool) {
+	pace *pacer, until time.Time) bool {
 	cfg := p.b.cfg
 	if cfg.Inflight == 1 {
-		return p.oneInFlightSession(issue, hard, c, fr, rec, next, interval, until)
+		return p.oneInFlightSession(issue, hard, c, fr, rec, pace, until)
 	}
 	tokens := make(chan struct{}, cfg.Inflight)
 	for range cfg.Inflight {
@@ -140,24 +184,11 @@ loop:
 			break
 		}
 		var sched time.Time
-		if interval > 0 {
-			sched, next = next, next.Add(interval)
-			if cfg.Duration > 0 && !sched.Before(p.b.start.Add(cfg.Duration)) {
-				// the schedule ends with the run; the issue context's
-				// deadline may not have fired yet (its timer runs late on
-				// a loaded machine), so the slot decides
+		if pace != nil {
+			var ok bool
+			if sched, ok = pace.wait(issue); !ok {
 				p.b.unclaim(n)
 				break
-			}
-			if wait := time.Until(sched); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-issue.Done():
-					t.Stop()
-					p.b.unclaim(n)
-					break loop
-				}
 			}
 		}
 		select {
@@ -182,7 +213,7 @@ loop:
 				break loop
 			}
 		}
-		if interval == 0 {
+		if pace == nil {
 			sched = time.Now()
 		}
 		queue <- pending{sched: sched, n: n}
@@ -217,19 +248,18 @@ loop:
 		broke = true
 	default:
 	}
-	return next, broke
+	return broke
 }
 
 // oneInFlightSession is session for one request in flight, closed loop or
 // open: this goroutine waits for each request's slot (open loop), writes
 // it and reads its reply itself. The general session's writer and reader
-// goroutines hand every request over twice through channels and arm a
-// new timer per slot, which at one in flight is all cost (a wake-up per
-// hand-off, on a machine whose cores the nodes need). The schedule is the
-// same: a reply later than the next slot delays that request, whose
-// latency still counts from its slot.
+// goroutines hand every request over twice through channels, which at
+// one in flight is all cost (a wake-up per hand-off, on a machine whose
+// cores the nodes need). The schedule is the same: a reply later than the
+// next slot delays that request, whose latency still counts from its slot.
 func (p *producer) oneInFlightSession(issue, hard context.Context, c *conn, fr *frames, rec *worker,
-	next time.Time, interval time.Duration, until time.Time) (_ time.Time, broke bool) {
+	pace *pacer, until time.Time) (broke bool) {
 	cfg := p.b.cfg
 	var gaveUp atomic.Bool
 	stop := context.AfterFunc(hard, func() {
@@ -238,40 +268,20 @@ func (p *producer) oneInFlightSession(issue, hard context.Context, c *conn, fr *
 	})
 	defer stop()
 	defer c.close()
-	var slot *time.Timer // the open loop's one timer, reset for each slot
-	defer func() {
-		if slot != nil {
-			slot.Stop()
-		}
-	}()
 	for issue.Err() == nil {
 		if !until.IsZero() && time.Now().After(until) {
-			return next, false // time to ask where the leader is now
+			return false // time to ask where the leader is now
 		}
 		n := p.b.claim(cfg.Batch)
 		if n == 0 {
-			return next, false
+			return false
 		}
 		sched := time.Now()
-		if interval > 0 {
-			sched, next = next, next.Add(interval)
-			if cfg.Duration > 0 && !sched.Before(p.b.start.Add(cfg.Duration)) {
-				// the schedule ends with the run (as in session)
+		if pace != nil {
+			var ok bool
+			if sched, ok = pace.wait(issue); !ok {
 				p.b.unclaim(n)
-				return next, false
-			}
-			if wait := time.Until(sched); wait > 0 {
-				if slot == nil {
-					slot = time.NewTimer(wait)
-				} else {
-					slot.Reset(wait)
-				}
-				select {
-				case <-slot.C:
-				case <-issue.Done():
-					p.b.unclaim(n)
-					return next, false
-				}
+				return false
 			}
 		}
 		rec.sent(n)
@@ -280,7 +290,7 @@ func (p *producer) oneInFlightSession(issue, hard context.Context, c *conn, fr *
 		_ = c.c.SetDeadline(time.Now().Add(cfg.DrainTimeout))
 		if _, err := c.c.Write(fr.frame(n)); err != nil {
 			rec.fail("conn: "+netKind(err), n)
-			return next, true
+			return true
 		}
 		body, err := c.fr.ReadFrame()
 		now := time.Now()
@@ -290,11 +300,11 @@ func (p *producer) oneInFlightSession(issue, hard context.Context, c *conn, fr *
 				dead = "timeout: no reply"
 			}
 			rec.fail(dead, n)
-			return next, true
+			return true
 		}
 		p.onReply(rec, body, pending{sched: sched, n: n}, now)
 	}
-	return next, false
+	return false
 }
 
 // onReply accounts one reply to a PUT or MPUT of pd.n messages.
