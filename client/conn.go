@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/walrus-go/walrus/internal/rawio"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -63,9 +62,6 @@ func newConn(nc net.Conn, maxFrame int, writeTimeout time.Duration) *conn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	// reads and writes as raw system calls (a TCPConn only; internal/rawio
-	// says why): fewer wake-ups of Go's runtime per request
-	nc = rawio.Conn(nc)
 	c := &conn{nc: nc, writeTimeout: writeTimeout,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.lastUsed.Store(time.Now().UnixNano())

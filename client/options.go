@@ -63,6 +63,7 @@ type config struct {
 	smartRouting       bool
 	leaderTTL          time.Duration
 	idleTimeout        time.Duration
+	plainSyscalls      bool
 }
 
 func defaultConfig() config {
@@ -126,6 +127,15 @@ func WithRetry(p RetryPolicy) Option {
 // use. By default the source is seeded from the clock.
 func WithRandSource(src rand.Source) Option {
 	return func(c *config) { c.rand = src }
+}
+
+// WithPlainSyscalls has the client read and write its connections with
+// ordinary system calls, as net.Conn does. By default, on Linux, a
+// *net.TCPConn is read and written with raw system calls, which wake Go's
+// runtime less often per request (as the node does; walrus
+// --plain-syscalls).
+func WithPlainSyscalls() Option {
+	return func(c *config) { c.plainSyscalls = true }
 }
 
 // WithDialer sets how connections are opened (default: a *net.Dialer with

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/walrus-go/walrus/internal/rawio"
 )
 
 // nodePool holds the connections to one node. Connections are dialled on
@@ -90,6 +92,11 @@ func (p *nodePool) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	p.downUntil.Store(0)
+	if !cfg.plainSyscalls {
+		// reads and writes as raw system calls (a TCPConn only;
+		// internal/rawio says why): fewer wake-ups of Go's runtime per request
+		nc = rawio.Conn(nc)
+	}
 	return newConn(nc, cfg.maxFrame, cfg.requestTimeout), nil
 }
 
