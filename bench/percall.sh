@@ -13,8 +13,8 @@
 # switches (summed over /proc/<pid>/task/*/status). Printed per
 # acknowledged message, one line per process; the node with the most CPU
 # is the topic's segment leader. Also the machine's idle and I/O-wait
-# share over those 4 s (/proc/stat), and from each node's /metrics over
-# the same 4 s: its WAL appends (per second and mean time, queue + write +
+# share between the samples (/proc/stat), and from each node's /metrics
+# between them: its WAL appends (per second and mean time, queue + write +
 # fdatasync), the replication rounds it led (send to a follower's durable
 # answer) and the PUTs (MPUTs with BATCH) it answered clients (mean time
 # at the node).

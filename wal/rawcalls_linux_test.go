@@ -88,6 +88,7 @@ func TestRawSyncError(t *testing.T) {
 		t.Skip("raw calls need GOMAXPROCS >= 2")
 	}
 	var errs []error
+	made := rawMade.Load()
 	for _, fsys := range []FS{OSFS(), OSFSWith(OSFSOptions{PlainSyscalls: true})} {
 		// a pipe's fd cannot be synced: EINVAL
 		r, w, err := os.Pipe()
@@ -104,6 +105,9 @@ func TestRawSyncError(t *testing.T) {
 	}
 	if errs[0] == nil || !errors.Is(errs[0], syscall.EINVAL) || errs[0].Error() != errs[1].Error() {
 		t.Fatalf("sync of a pipe: raw %v, plain %v", errs[0], errs[1])
+	}
+	if got := rawMade.Load() - made; got != 1 {
+		t.Fatalf("%d raw syncs made, want the first file's one", got)
 	}
 	// and a good sync after a failed one reports nothing stale
 	f, err := OSFS().OpenFile(filepath.Join(t.TempDir(), "g"), os.O_RDWR|os.O_CREATE, 0o644)
