@@ -41,8 +41,9 @@ type Config struct {
 
 	// Route: "any" (producer i writes through node i mod n; nodes forward
 	// to the segment leader) or "leader" (each producer writes to its
-	// topic's segment leader, asked with LEADER and asked again every
-	// LeaderTTL, as the Go client routes writes).
+	// topic's segment leader, asked with LEADER before the run and again
+	// every LeaderTTL beside the load, as the Go client routes writes;
+	// a producer moves when the answer changes or its connection fails).
 	Route     string
 	LeaderTTL time.Duration
 
@@ -139,7 +140,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	hard, cancelHard := context.WithCancel(ctx)
 	defer cancelHard()
 
-	// producers
+	// producers connect, and leader-routed ones learn where to write,
+	// before the clock starts: what is timed is the load, not the dials
+	// (a dial that fails here is made again, and counted, in the run)
+	b.leaders = make([]atomic.Pointer[string], cfg.Topics)
+	if cfg.Route == "leader" {
+		for t := range cfg.Topics {
+			b.askLeader(hard, t, cfg.Addrs[t%len(cfg.Addrs)])
+		}
+	}
+	producers := make([]*producer, cfg.Producers)
+	var dwg sync.WaitGroup
+	for i := range producers {
+		p := &producer{b: b, id: i, addr: cfg.Addrs[i%len(cfg.Addrs)], topic: cfg.topic(i), t: i % cfg.Topics}
+		producers[i] = p
+		dwg.Add(1)
+		go func() { defer dwg.Done(); p.conn, _ = dial(p.target(), cfg.PlainSyscalls) }()
+	}
+	dwg.Wait()
+
 	var pwg sync.WaitGroup
 	b.start = time.Now()
 	issueCtx, cancelIssue := context.WithCancel(hard)
@@ -148,14 +167,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		issueCtx, cancelIssue = context.WithDeadline(hard, b.start.Add(cfg.Duration))
 		defer cancelIssue()
 	}
-	for i := range cfg.Producers {
-		p := &producer{b: b, id: i, addr: cfg.Addrs[i%len(cfg.Addrs)], topic: cfg.topic(i), t: i % cfg.Topics}
+	for _, p := range producers {
 		pwg.Add(1)
 		go func() { defer pwg.Done(); p.run(issueCtx, hard) }()
+	}
+	watchCtx, stopWatch := context.WithCancel(issueCtx)
+	watchDone := make(chan struct{})
+	if cfg.Route == "leader" {
+		go func() { defer close(watchDone); b.watchLeaders(watchCtx) }()
+	} else {
+		close(watchDone)
 	}
 	go func() {
 		pwg.Wait()
 		b.prodEnd = time.Now()
+		stopWatch()
+		<-watchDone
 		close(b.producersDone)
 	}()
 
@@ -220,6 +247,11 @@ type run struct {
 	budget        atomic.Int64 // messages left to claim (Messages mode)
 	prod, cons    *stats
 	producersDone chan struct{}
+	// leaders holds, per topic, the client address of the segment leader
+	// as LEADER last named it (nil: not known; leader-routed producers
+	// then write through their own node)
+	leaders []atomic.Pointer[string]
+	redials atomic.Int64 // producer dials after the clock started
 	// per topic: messages acknowledged by this run's producers, and
 	// consumed by its consumers
 	acked, consumed []atomic.Int64
@@ -257,8 +289,9 @@ func (b *run) producing() bool {
 // ---- protocol connection ----
 
 type conn struct {
-	c  net.Conn
-	fr *wire.FrameReader
+	c    net.Conn
+	fr   *wire.FrameReader
+	addr string // the node dialled
 }
 
 func dial(addr string, plainSyscalls bool) (*conn, error) {
@@ -272,7 +305,7 @@ func dial(addr string, plainSyscalls bool) (*conn, error) {
 	if !plainSyscalls {
 		c = rawio.Conn(c) // as the Go client does (internal/rawio)
 	}
-	return &conn{c: c, fr: wire.NewFrameReader(c, 64<<20)}, nil
+	return &conn{c: c, fr: wire.NewFrameReader(c, 64<<20), addr: addr}, nil
 }
 
 func (c *conn) do(frame []byte, timeout time.Duration) ([]byte, error) {

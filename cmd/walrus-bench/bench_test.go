@@ -115,6 +115,12 @@ func checkProduce(t *testing.T, cfg Config, rep *Report) {
 	if p.Errors != 0 {
 		t.Errorf("errors on a healthy cluster: %v %v", p.ErrorsByKind, p.ErrorExample)
 	}
+	// producers connect before the clock and keep their connection while
+	// the leader stays put (leader routing asks again every LeaderTTL
+	// beside the load, as the Go client does)
+	if p.Redials != 0 {
+		t.Errorf("%d dials during the run on a healthy cluster; want each producer's one connection, made before", p.Redials)
+	}
 	if p.Acked == 0 {
 		t.Errorf("nothing acknowledged")
 	}

@@ -54,7 +54,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Consume, "consume", "read", "how consumers read: read (READ <topic> <offset> <max>, non-destructive) or get (GET, the shared cursor)")
 	fs.IntVar(&cfg.ReadMax, "read-max", 1000, "entries per READ request")
 	fs.StringVar(&cfg.From, "from", "", "first offset READ consumers read: start, end (the high-water mark when the run starts) or a number; default end with producers, start without")
-	fs.StringVar(&cfg.Route, "route", "any", "where producers write: any (producer i through node i mod n, which forwards to the segment leader) or leader (to the topic's segment leader, asked with LEADER every 5 s, as the Go client does)")
+	fs.StringVar(&cfg.Route, "route", "any", "where producers write: any (producer i through node i mod n, which forwards to the segment leader) or leader (to the topic's segment leader, asked with LEADER before the run and again every 5 s beside the load, as the Go client does; a producer reconnects when the answer changes)")
 	fs.BoolVar(&cfg.Register, "register", false, "REGISTER the topics before starting")
 	fs.BoolVar(&cfg.PlainSyscalls, "plain-syscalls", false, "read and write the producers' and consumers' sockets with ordinary system calls instead of raw ones (as walrus --plain-syscalls)")
 	fs.IntVar(&cfg.RF, "rf", 0, "replication factor for --register (0: the cluster's default)")

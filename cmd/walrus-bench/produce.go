@@ -14,13 +14,15 @@ import (
 )
 
 // producer writes to one topic through one node over one connection (a
-// new one after a failure), keeping up to Inflight requests in flight.
+// new one after a failure, or when its topic's leader moves under leader
+// routing), keeping up to Inflight requests in flight.
 type producer struct {
 	b     *run
 	id    int
-	addr  string
+	addr  string // its own node (route any; leader routing before a leader is known)
 	topic string
-	t     int // topic index
+	t     int   // topic index
+	conn  *conn // dialled before the clock started (nil: failed, dial in run)
 }
 
 // pending is a request written and not yet answered.
@@ -51,6 +53,13 @@ func newPacer(cfg Config, start time.Time, id int) *pacer {
 		pc.end = start.Add(cfg.Duration)
 	}
 	return pc
+}
+
+// over reports whether the schedule has ended (false in a closed loop,
+// nil pacer): the producer stops then, though the issue context's
+// deadline may not have fired yet.
+func (pc *pacer) over() bool {
+	return pc != nil && !pc.end.IsZero() && !pc.next.Before(pc.end)
 }
 
 // wait waits for the next slot and returns it; false once the schedule
@@ -86,24 +95,81 @@ func (p *producer) run(issue, hard context.Context) {
 	rec := p.b.prod.worker()
 	fr := newFrames(cfg, p.topic, p.id)
 	pace := newPacer(cfg, p.b.start, p.id)
-	for issue.Err() == nil && !p.b.exhausted() {
-		addr, until := p.addr, time.Time{}
-		if cfg.Route == "leader" {
-			// as the Go client: the segment leader, for LeaderTTL (then
-			// asked again: a rollover moves it); any node if LEADER fails
-			if a, err := leaderOf(issue, p.addr, p.topic); err == nil {
-				addr = a
+	c := p.conn
+	defer func() {
+		if c != nil { // dialled before the clock, never used
+			c.close()
+		}
+	}()
+	for issue.Err() == nil && !p.b.exhausted() && !pace.over() {
+		if c == nil {
+			var err error
+			p.b.redials.Add(1)
+			if c, err = dial(p.target(), cfg.PlainSyscalls); err != nil {
+				rec.fail("dial: "+netKind(err), 0)
+				sleepCtx(issue, 100*time.Millisecond)
+				p.reaskLeader(issue)
+				continue
 			}
-			until = time.Now().Add(cfg.LeaderTTL)
 		}
-		c, err := dial(addr, cfg.PlainSyscalls)
-		if err != nil {
-			rec.fail("dial: "+netKind(err), 0)
+		broke := p.session(issue, hard, c, fr, rec, pace)
+		c = nil
+		if broke {
 			sleepCtx(issue, 100*time.Millisecond)
-			continue
+			p.reaskLeader(issue)
 		}
-		if p.session(issue, hard, c, fr, rec, pace, until) {
-			sleepCtx(issue, 100*time.Millisecond)
+	}
+}
+
+// target is where the producer writes now: its topic's segment leader
+// under leader routing once LEADER has named one, its own node otherwise.
+func (p *producer) target() string {
+	if p.b.cfg.Route == "leader" {
+		if a := p.b.leaders[p.t].Load(); a != nil {
+			return *a
+		}
+	}
+	return p.addr
+}
+
+// moved reports whether leader routing now names another node than the
+// one the session writes to (the session ends, and the producer dials
+// the new leader).
+func (p *producer) moved(c *conn) bool {
+	return p.b.cfg.Route == "leader" && p.target() != c.addr
+}
+
+// reaskLeader, after a failed dial or connection under leader routing,
+// asks the producer's own node where the leader is now (a failover
+// moves it) rather than wait for the watcher's next round.
+func (p *producer) reaskLeader(ctx context.Context) {
+	if p.b.cfg.Route == "leader" && ctx.Err() == nil {
+		p.b.askLeader(ctx, p.t, p.addr)
+	}
+}
+
+// askLeader asks node addr which node leads topic t's active segment and
+// keeps the answer (a failed ask keeps the last one).
+func (b *run) askLeader(ctx context.Context, t int, addr string) {
+	if a, err := leaderOf(ctx, addr, b.cfg.topic(t)); err == nil {
+		b.leaders[t].Store(&a)
+	}
+}
+
+// watchLeaders asks again every LeaderTTL, beside the load, as the Go
+// client's cache refreshes while writes go on (a rollover moves the
+// leader), each round through the next node, until ctx ends.
+func (b *run) watchLeaders(ctx context.Context) {
+	t := time.NewTicker(b.cfg.LeaderTTL)
+	defer t.Stop()
+	for round := 1; ; round++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for topic := range b.cfg.Topics {
+			b.askLeader(ctx, topic, b.cfg.Addrs[(topic+round)%len(b.cfg.Addrs)])
 		}
 	}
 }
@@ -124,14 +190,13 @@ func leaderOf(ctx context.Context, addr, topic string) (string, error) {
 }
 
 // session drives one connection until the run stops issuing, the
-// connection fails, or until passes (leader routing asks again), sending
+// connection fails, or the topic's leader moves (leader routing), sending
 // on pace's slots in open loop (pace nil: closed loop). It returns
 // whether the connection broke.
-func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec *worker,
-	pace *pacer, until time.Time) bool {
+func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec *worker, pace *pacer) bool {
 	cfg := p.b.cfg
 	if cfg.Inflight == 1 {
-		return p.oneInFlightSession(issue, hard, c, fr, rec, pace, until)
+		return p.oneInFlightSession(issue, hard, c, fr, rec, pace)
 	}
 	tokens := make(chan struct{}, cfg.Inflight)
 	for range cfg.Inflight {
@@ -176,8 +241,8 @@ func (p *producer) session(issue, hard context.Context, c *conn, fr *frames, rec
 	defer stall.Stop()
 loop:
 	for issue.Err() == nil {
-		if !until.IsZero() && time.Now().After(until) {
-			break // time to ask where the leader is now
+		if p.moved(c) {
+			break // the next session writes to the new leader
 		}
 		n := p.b.claim(cfg.Batch)
 		if n == 0 {
@@ -259,7 +324,7 @@ loop:
 // cores the nodes need). The schedule is the same: a reply later than the
 // next slot delays that request, whose latency still counts from its slot.
 func (p *producer) oneInFlightSession(issue, hard context.Context, c *conn, fr *frames, rec *worker,
-	pace *pacer, until time.Time) (broke bool) {
+	pace *pacer) (broke bool) {
 	cfg := p.b.cfg
 	var gaveUp atomic.Bool
 	stop := context.AfterFunc(hard, func() {
@@ -269,8 +334,8 @@ func (p *producer) oneInFlightSession(issue, hard context.Context, c *conn, fr *
 	defer stop()
 	defer c.close()
 	for issue.Err() == nil {
-		if !until.IsZero() && time.Now().After(until) {
-			return false // time to ask where the leader is now
+		if p.moved(c) {
+			return false // the next session writes to the new leader
 		}
 		n := p.b.claim(cfg.Batch)
 		if n == 0 {

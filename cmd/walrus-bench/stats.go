@@ -271,9 +271,13 @@ type Latency struct {
 }
 
 // ProduceReport: Sent = Acked + Errors (messages) once the run is over.
+// Redials counts the connections producers dialled after the clock
+// started: after a failure, or to follow a leader that moved (each
+// producer's first connection is made before).
 type ProduceReport struct {
-	Sent  int64 `json:"sent"`
-	Acked int64 `json:"acked"`
+	Sent    int64 `json:"sent"`
+	Acked   int64 `json:"acked"`
+	Redials int64 `json:"redials"`
 	Throughput
 }
 
@@ -313,7 +317,7 @@ func (b *run) report(starts []uint64) *Report {
 		if cfg.Rate > 0 {
 			of = strings.Replace(of, "from send", "from scheduled send", 1)
 		}
-		rep.Produce = &ProduceReport{Sent: b.prod.sentMsgs.Load(), Acked: b.prod.okMsgs.Load(),
+		rep.Produce = &ProduceReport{Sent: b.prod.sentMsgs.Load(), Acked: b.prod.okMsgs.Load(), Redials: b.redials.Load(),
 			Throughput: b.prod.throughput(b.start, of)}
 	}
 	if cfg.Consumers > 0 {
@@ -366,6 +370,9 @@ func (r *Report) writeText(w io.Writer) {
 			num(p.MsgsPerSec), p.MBPerSec, num(float64(p.Acked)), p.Seconds, num(float64(p.Sent)),
 			num(float64(p.Acked)), num(float64(p.Errors)))
 		writeLatency(w, p.Latency)
+		if p.Redials > 0 {
+			fmt.Fprintf(w, "  %d connections dialled during the run (after failures, or to follow a moved leader)\n", p.Redials)
+		}
 		writeErrors(w, "messages", p.ErrorsByKind, p.ErrorExample)
 	}
 	if k := r.Consume; k != nil {
