@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walrus-go/walrus/actors"
 )
 
 // TestBenchModes runs a short bench in each mode against one in-process
@@ -332,5 +334,37 @@ func TestDialPlainSyscalls(t *testing.T) {
 		if want := plain || runtime.GOOS != "linux"; isPlain != want {
 			t.Errorf("dial with plainSyscalls=%v: a plain TCPConn %v, want %v", plain, isPlain, want)
 		}
+	}
+}
+
+// TestLeaderRouteFollowsRollovers: under leader routing a producer keeps
+// its connection while the leader stays put and moves when LEADER names
+// another node. Segments of 300 entries roll over many times a second,
+// and the leadership with them (round robin), so the producers must
+// redial, once per move they see at most.
+func TestLeaderRouteFollowsRollovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := startCluster(t, 3, func(cfg *actors.Config) { cfg.MaxSegmentEntries = 300 })
+	cfg := Config{Addrs: c.Addrs(), Prefix: "moves", Topics: 1, Producers: 2, Size: 32, Batch: 10, Inflight: 1,
+		Duration: 1500 * time.Millisecond, Route: "leader", LeaderTTL: 50 * time.Millisecond, Register: true,
+		Consume: "read", ReadMax: 100, DrainTimeout: 20 * time.Second}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rep.Produce
+	segments := len(c.Node(1).State().Topics[cfg.topic(0)].Segments)
+	t.Logf("acked %d in %d segments; %d redials; errors %v", p.Acked, segments, p.Redials, p.ErrorsByKind)
+	if p.Acked == 0 || p.Sent != p.Acked+p.Errors {
+		t.Fatalf("sent %d, acked %d, errors %d", p.Sent, p.Acked, p.Errors)
+	}
+	if segments < 3 {
+		t.Fatalf("only %d segments: the leader never moved, nothing to follow", segments)
+	}
+	if p.Redials == 0 || p.Redials > int64(cfg.Producers*(segments-1)) {
+		t.Errorf("%d redials for %d leader moves and %d producers; want 1 to %d", p.Redials, segments-1, cfg.Producers,
+			cfg.Producers*(segments-1))
 	}
 }
