@@ -35,13 +35,16 @@ type Client struct {
 	closeOnce sync.Once
 }
 
-// leaderEntry caches where a topic's writes go. While a lookup runs,
-// fetching is non-nil and is closed when it ends; callers that find it
-// wait for that lookup instead of starting their own.
+// leaderEntry caches where a topic's writes go. While a lookup runs with
+// nothing known, fetching is non-nil and is closed when it ends; callers
+// that find it wait for that lookup instead of starting their own. Once
+// a known leader's entry expires, writes keep going there while one
+// lookup runs beside them (refreshing): no write waits for it.
 type leaderEntry struct {
-	addr     string // "" when the lookup failed: any node
-	expires  time.Time
-	fetching chan struct{}
+	addr       string // "" when the lookup failed: any node
+	expires    time.Time
+	fetching   chan struct{}
+	refreshing bool
 }
 
 // errIdle retires a connection idle for longer than the idle timeout.
@@ -310,11 +313,16 @@ func (c *Client) anyNode(tried map[string]bool) string {
 
 // leaderAddr returns the cached client address of the node leading the
 // topic's active segment, looking it up (LEADER) when the cache has
-// nothing fresh. "" means no preference.
+// nothing fresh. "" means no preference. An expired entry that names a
+// node is still returned while a lookup refreshes it in the background.
 func (c *Client) leaderAddr(ctx context.Context, topic string) string {
 	c.mu.Lock()
 	e := c.leaders[topic]
-	if e != nil && e.fetching == nil && time.Now().Before(e.expires) {
+	if e != nil && e.fetching == nil && e.addr != "" && !time.Now().Before(e.expires) && !e.refreshing {
+		e.refreshing = true
+		go c.refreshLeader(topic, e)
+	}
+	if e != nil && e.fetching == nil && (e.refreshing || time.Now().Before(e.expires)) {
 		c.mu.Unlock()
 		return e.addr
 	}
@@ -337,6 +345,40 @@ func (c *Client) leaderAddr(ctx context.Context, topic string) string {
 	c.leaders[topic] = &leaderEntry{fetching: ch}
 	c.mu.Unlock()
 
+	addr, ttl := c.lookupLeader(ctx, topic)
+	c.mu.Lock()
+	if cur := c.leaders[topic]; cur != nil && cur.fetching == ch {
+		c.leaders[topic] = &leaderEntry{addr: addr, expires: time.Now().Add(ttl)}
+	}
+	c.mu.Unlock()
+	close(ch)
+	return addr
+}
+
+// refreshLeader looks up the leader of topic beside the writes that keep
+// going to stale's node, and replaces stale with the answer unless the
+// entry changed meanwhile (a NotLeader reply forgot it, or a Leader call
+// remembered a newer one). A failed lookup keeps stale's node for another
+// second rather than send writes through any node.
+func (c *Client) refreshLeader(topic string, stale *leaderEntry) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.requestTimeout)
+	defer cancel()
+	addr, ttl := c.lookupLeader(ctx, topic)
+	if addr == "" {
+		addr = stale.addr
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leaders[topic] == stale {
+		c.leaders[topic] = &leaderEntry{addr: addr, expires: time.Now().Add(ttl)}
+	}
+}
+
+// lookupLeader asks any node (LEADER) which node leads topic's active
+// segment: its client address and how long to cache the answer ("" and a
+// second when the lookup failed; a node without LEADER turns smart
+// routing off).
+func (c *Client) lookupLeader(ctx context.Context, topic string) (string, time.Duration) {
 	addr, ttl := "", time.Second // a failed lookup is not repeated for a second
 	body := wire.AppendRequest(nil, &wire.Request{Cmd: wire.CmdLeader, Topic: topic})
 	frame := wire.AppendFrame(nil, body)
@@ -353,13 +395,7 @@ func (c *Client) leaderAddr(ctx context.Context, topic string) string {
 			}
 		}
 	}
-	c.mu.Lock()
-	if cur := c.leaders[topic]; cur != nil && cur.fetching == ch {
-		c.leaders[topic] = &leaderEntry{addr: addr, expires: time.Now().Add(ttl)}
-	}
-	c.mu.Unlock()
-	close(ch)
-	return addr
+	return addr, ttl
 }
 
 // rememberLeader caches addr as the topic's write target.

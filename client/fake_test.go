@@ -557,6 +557,93 @@ func TestFakeSmartRoutingSendsWritesToLeader(t *testing.T) {
 	}
 }
 
+// leaderTTL shortens how long the client trusts a LEADER answer.
+func leaderTTL(d time.Duration) Option { return func(c *config) { c.leaderTTL = d } }
+
+// Once the cached leader expires, writes keep going to it while one
+// LEADER lookup runs beside them; none waits for that lookup, and the
+// answer, when it comes, moves the writes.
+func TestFakeLeaderRefreshDoesNotHoldWrites(t *testing.T) {
+	first := newFakeServer(t, func(req string) fakeAction { return reply("OK") })
+	second := newFakeServer(t, func(req string) fakeAction { return reply("OK") })
+	release := make(chan struct{})
+	var mu sync.Mutex
+	asked := 0
+	other := newFakeServer(t, func(req string) fakeAction {
+		if !strings.HasPrefix(req, "LEADER ") {
+			return reply("OK")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if asked++; asked == 1 {
+			return reply("OK 1 1 " + first.addr())
+		}
+		return fakeAction{reply: "OK 2 2 " + second.addr(), hold: release} // the lookups after the first hang
+	})
+	var releaseOnce sync.Once
+	releaseLookups := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseLookups) // before the servers close: a held reply would keep them open
+	c := dialFake(t, []string{other.addr()}, WithSmartRouting(true), leaderTTL(20*time.Millisecond))
+	ctx := testCtx(t, 10*time.Second)
+	if err := c.Put(ctx, "t", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond) // the answer has expired
+	for range 5 {
+		// each write must not wait for the hanging lookup
+		if err := c.Put(testCtx(t, 2*time.Second), "t", []byte("x")); err != nil {
+			t.Fatalf("a write after the leader expired: %v", err)
+		}
+	}
+	if got := first.count("PUT "); got != 6 {
+		t.Fatalf("the expired leader saw %d PUTs, want 6", got)
+	}
+	if got := other.count("LEADER t"); got != 2 {
+		t.Fatalf("LEADER asked %d times, want 2 (one refresh at a time)", got)
+	}
+	releaseLookups()
+	waitFor(t, "writes to move to the node the refresh named", 5*time.Second, func() bool {
+		return c.Put(ctx, "t", []byte("x")) == nil && second.count("PUT ") > 0
+	})
+}
+
+// A refresh that fails keeps writes on the node they went to, rather
+// than send them through any node.
+func TestFakeFailedLeaderRefreshKeepsTheLeader(t *testing.T) {
+	leader := newFakeServer(t, func(req string) fakeAction { return reply("OK") })
+	var mu sync.Mutex
+	asked := 0
+	other := newFakeServer(t, func(req string) fakeAction {
+		if !strings.HasPrefix(req, "LEADER ") {
+			return reply("OK")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if asked++; asked == 1 {
+			return reply("OK 1 1 " + leader.addr())
+		}
+		return reply("ERR unavailable: no raft leader")
+	})
+	c := dialFake(t, []string{other.addr()}, WithSmartRouting(true), leaderTTL(10*time.Millisecond))
+	ctx := testCtx(t, 10*time.Second)
+	if err := c.Put(ctx, "t", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := c.Put(ctx, "t", []byte("x")); err != nil { // starts a refresh, which fails
+		t.Fatal(err)
+	}
+	waitFor(t, "the refresh to be asked", 5*time.Second, func() bool { return other.count("LEADER t") >= 2 })
+	for range 5 {
+		if err := c.Put(ctx, "t", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, all := leader.count("PUT "), 7; got != all || other.count("PUT ") != 0 {
+		t.Fatalf("leader saw %d of %d PUTs, the other node %d", got, all, other.count("PUT "))
+	}
+}
+
 func TestFakeReferenceServerWithoutLeaderCommand(t *testing.T) {
 	s := newFakeServer(t, func(req string) fakeAction {
 		if strings.HasPrefix(req, "PUT ") {
