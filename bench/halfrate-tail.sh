@@ -7,7 +7,7 @@
 # For each value of SEGMENTS (default "1000000 100000000 1000000
 # 100000000": the default segment size, where a rollover comes every
 # 2-3 s at these rates, alternated with one no run reaches), start a fresh
-# 3-node cluster (--fsync always, rf=3) with WALRUS_MAX_SEGMENT_ENTRIES set
+# 3-node cluster (--fsync FSYNC, rf=3) with WALRUS_MAX_SEGMENT_ENTRIES set
 # to it, run 16 MPUT x100 producers (128 B) closed loop for 6 s, then in
 # open loop at half of that on the same (warm) topic for DURATION (8s), and
 # print one line per cluster: the maximum, the half rate achieved and its
@@ -24,6 +24,7 @@
 # (a real-time sleeper waking over 3 ms late: nothing on the machine
 # ran meanwhile) and how regularly they come (R on a 100 ms circle).
 # BATCH (100) sets the entries per request (1: PUT instead of MPUT).
+# FSYNC (always) is the nodes' --fsync (interval:1s: no sync on the write path).
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
 # calls during the open loop (perf trace): all of them (a second, mean
 # duration) and those over 3 ms, with how regularly those end: R, the
@@ -42,6 +43,7 @@ ROUTE=${ROUTE:-any}
 RATE=${RATE:-}
 SLOW_OVER=${SLOW_OVER:-4ms}
 TRACE_SYNCS=${TRACE_SYNCS:-}
+FSYNC=${FSYNC:-always}
 # TRACE_SYNCS sums every fdatasync over the open loop's middle: DURATION - 2 s
 SUM_SECONDS=$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')
 # shellcheck source=bench/lib.sh
@@ -51,10 +53,10 @@ trap 'exit 130' INT TERM
 build_walrus
 B=$WORK/bin/walrus-bench
 
-echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at ${RATE:-$FRACTION of the maximum}${RATE:+ msgs/s}, $SIZE B, batch $BATCH, route $ROUTE, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "halfrate-tail: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD), open loop at ${RATE:-$FRACTION of the maximum}${RATE:+ msgs/s}, $SIZE B, batch $BATCH, route $ROUTE, --fsync $FSYNC, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for segs in $SEGMENTS; do
 	export WALRUS_MAX_SEGMENT_ENTRIES=$segs
-	walrus_start always >/dev/null
+	walrus_start "$FSYNC" >/dev/null
 	"$B" --addr "$(walrus_addrs)" --register --topic h --producers 16 --size "$SIZE" --batch "$BATCH" --route "$ROUTE" --duration 6s --quiet \
 		--json-file "$WORK/max.json" >/dev/null || true
 	max=$(json_field "$WORK/max.json" msgs_per_s)
