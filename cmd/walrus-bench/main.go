@@ -14,6 +14,9 @@
 // latency is measured from the scheduled send time, so a stalled cluster
 // shows up as latency instead of as fewer samples (no coordinated
 // omission). Latency is per request: a PUT's, or a whole MPUT batch's.
+// Producers connect before the clock starts, so dials are not timed; a
+// dial during the run (after a failure, or to follow a leader that moved
+// under --route leader) is counted in the report's redials.
 //
 // A progress line goes to stderr every second; the report goes to stdout,
 // as text or (--json) as one JSON object. The exit status is 1 when a
