@@ -560,6 +560,25 @@ func TestFakeSmartRoutingSendsWritesToLeader(t *testing.T) {
 // leaderTTL shortens how long the client trusts a LEADER answer.
 func leaderTTL(d time.Duration) Option { return func(c *config) { c.leaderTTL = d } }
 
+// leaderNamer is a node whose first LEADER answer names leader (segment
+// 1, node 1), whose later LEADER answers are later, and which answers
+// every other request OK.
+func leaderNamer(t *testing.T, leader string, later fakeAction) *fakeServer {
+	var mu sync.Mutex
+	asked := 0
+	return newFakeServer(t, func(req string) fakeAction {
+		if !strings.HasPrefix(req, "LEADER ") {
+			return reply("OK")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if asked++; asked == 1 {
+			return reply("OK 1 1 " + leader)
+		}
+		return later
+	})
+}
+
 // Once the cached leader expires, writes keep going to it while one
 // LEADER lookup runs beside them; none waits for that lookup, and the
 // answer, when it comes, moves the writes.
@@ -567,19 +586,8 @@ func TestFakeLeaderRefreshDoesNotHoldWrites(t *testing.T) {
 	first := newFakeServer(t, func(req string) fakeAction { return reply("OK") })
 	second := newFakeServer(t, func(req string) fakeAction { return reply("OK") })
 	release := make(chan struct{})
-	var mu sync.Mutex
-	asked := 0
-	other := newFakeServer(t, func(req string) fakeAction {
-		if !strings.HasPrefix(req, "LEADER ") {
-			return reply("OK")
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if asked++; asked == 1 {
-			return reply("OK 1 1 " + first.addr())
-		}
-		return fakeAction{reply: "OK 2 2 " + second.addr(), hold: release} // the lookups after the first hang
-	})
+	// the lookups after the first hang until released
+	other := leaderNamer(t, first.addr(), fakeAction{reply: "OK 2 2 " + second.addr(), hold: release})
 	var releaseOnce sync.Once
 	releaseLookups := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(releaseLookups) // before the servers close: a held reply would keep them open
@@ -598,6 +606,7 @@ func TestFakeLeaderRefreshDoesNotHoldWrites(t *testing.T) {
 	if got := first.count("PUT "); got != 6 {
 		t.Fatalf("the expired leader saw %d PUTs, want 6", got)
 	}
+	waitFor(t, "the refresh to be asked", 5*time.Second, func() bool { return other.count("LEADER t") >= 2 })
 	if got := other.count("LEADER t"); got != 2 {
 		t.Fatalf("LEADER asked %d times, want 2 (one refresh at a time)", got)
 	}
@@ -611,19 +620,7 @@ func TestFakeLeaderRefreshDoesNotHoldWrites(t *testing.T) {
 // than send them through any node.
 func TestFakeFailedLeaderRefreshKeepsTheLeader(t *testing.T) {
 	leader := newFakeServer(t, func(req string) fakeAction { return reply("OK") })
-	var mu sync.Mutex
-	asked := 0
-	other := newFakeServer(t, func(req string) fakeAction {
-		if !strings.HasPrefix(req, "LEADER ") {
-			return reply("OK")
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if asked++; asked == 1 {
-			return reply("OK 1 1 " + leader.addr())
-		}
-		return reply("ERR unavailable: no raft leader")
-	})
+	other := leaderNamer(t, leader.addr(), reply("ERR unavailable: no raft leader"))
 	c := dialFake(t, []string{other.addr()}, WithSmartRouting(true), leaderTTL(10*time.Millisecond))
 	ctx := testCtx(t, 10*time.Second)
 	if err := c.Put(ctx, "t", []byte("x")); err != nil {
