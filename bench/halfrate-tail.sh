@@ -24,6 +24,9 @@
 # (a real-time sleeper waking over 3 ms late: nothing on the machine
 # ran meanwhile) and how regularly they come (R on a 100 ms circle).
 # BATCH (100) sets the entries per request (1: PUT instead of MPUT).
+# From the nodes' /metrics over the open loop, each node's share of
+# requests (timed at the node that took them), WAL appends and
+# replication rounds over 1, 2.5, 5 and 10 ms.
 # FSYNC (always) is the nodes' --fsync (interval:1s: no sync on the write path).
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
 # calls during the open loop (perf trace): all of them (a second, mean
@@ -46,6 +49,35 @@ TRACE_SYNCS=${TRACE_SYNCS:-}
 FSYNC=${FSYNC:-always}
 # TRACE_SYNCS sums every fdatasync over the open loop's middle: DURATION - 2 s
 SUM_SECONDS=$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')
+# scrape WHEN: every node's /metrics into $WORK/metrics-<node>.WHEN
+scrape() {
+	local i
+	for i in 1 2 3; do
+		curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + i))/metrics" >"$WORK/metrics-$i.$1" || true
+	done
+}
+
+# phases: from the nodes' histograms over the open loop, the share of
+# each node's PUT/MPUT requests (at the entry node), WAL appends and
+# replication rounds that took longer than 1, 2.5, 5 and 10 ms: where a
+# slow request spent its time, beside the load generator's view
+phases() {
+	local i h
+	for i in 1 2 3; do
+		for h in 'walrus_request_seconds_bucket{command="PUT"' 'walrus_request_seconds_bucket{command="MPUT"' \
+			walrus_wal_append_seconds_bucket walrus_replication_round_seconds_bucket; do
+			awk -v h="$h" -v node="$i" 'FNR == 1 { f++ }
+				index($0, h) == 1 { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); if (f == 1) b[le] = $NF; else a[le] = $NF }
+				END { n = a["+Inf"] - b["+Inf"]; if (n <= 0) exit
+					name = h; sub(/_bucket/, "", name); sub(/walrus_/, "", name)
+					printf "  node %d %-36s %7d", node, name, n
+					split("0.001 0.0025 0.005 0.01", L, " ")
+					for (k = 1; k <= 4; k++) printf "  >%gms %5.2f%%", L[k] * 1000, 100 * (n - (a[L[k]] - b[L[k]])) / n
+					printf "\n" }' "$WORK/metrics-$i.before" "$WORK/metrics-$i.after"
+		done
+	done
+}
+
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap finish EXIT
@@ -75,6 +107,7 @@ for segs in $SEGMENTS; do
 		tracer=$!
 		sleep 0.5
 	fi
+	scrape before
 	FREEZES=1 with_freezes half "$B" --addr "$(walrus_addrs)" --topic h --producers 16 --size "$SIZE" --batch "$BATCH" --route "$ROUTE" --rate "$half" --duration "$DURATION" --quiet \
 		--json-file "$WORK/half.json" --slow-log "$WORK/slow.txt" --slow-over "$SLOW_OVER" >/dev/null || true
 	printf 'segment entries %-10s closed loop %8.0f msgs/s; open loop at %8.0f msgs/s: p50 %s p99 %s p99.9 %s max %s ms\n' \
@@ -86,6 +119,8 @@ for segs in $SEGMENTS; do
 		END { for (w in prods) if (prods[w] >= 8) { stalls++; inside += reqs[w] }
 			printf "  requests over %s: %d of %d; %d stalls (20 ms windows where >= 8 producers were slow) hold %d of them\n", over, total, n, stalls, inside }' "$WORK/slow.txt"
 	echo "  machine $(cat "$WORK/logs/half.freezes")"
+	scrape after
+	phases
 	if [ -n "$tracer" ]; then
 		wait "$tracer" || true
 		wait "$summer" || true
