@@ -119,6 +119,9 @@ for segs in $SEGMENTS; do
 		END { for (w in prods) if (prods[w] >= 8) { stalls++; inside += reqs[w] }
 			printf "  requests over %s: %d of %d; %d stalls (20 ms windows where >= 8 producers were slow) hold %d of them\n", over, total, n, stalls, inside }' "$WORK/slow.txt"
 	echo "  machine $(cat "$WORK/logs/half.freezes")"
+	# the load generator's own timing: its sends after their slots
+	grep -o '"send_late_ms":{[^}]*}' "$WORK/half.json" | sed 's/^"send_late_ms"://' >"$WORK/late.json" || true
+	echo "  the load generator's sends after their slot (counted in the latencies): p50 $(json_field "$WORK/late.json" p50) p99 $(json_field "$WORK/late.json" p99) max $(json_field "$WORK/late.json" max) ms"
 	scrape after
 	phases
 	if [ -n "$tracer" ]; then

@@ -148,6 +148,13 @@ func checkProduce(t *testing.T, cfg Config, rep *Report) {
 		if !strings.Contains(p.Latency.Of, "scheduled") {
 			t.Errorf("open-loop latency is %q", p.Latency.Of)
 		}
+		// at these rates every producer waits for its slots: how late
+		// each wait ended is reported
+		if l := p.SendLate; l == nil || l.Count == 0 || l.Count > p.Requests+int64(cfg.Producers) || l.P50 > l.Max {
+			t.Errorf("open-loop send lateness: %+v (requests %d)", l, p.Requests)
+		}
+	} else if p.SendLate != nil {
+		t.Errorf("closed loop reports send lateness: %+v", p.SendLate)
 	}
 	if !(p.Latency.P50 <= p.Latency.P90 && p.Latency.P90 <= p.Latency.P99 && p.Latency.P99 <= p.Latency.P999 &&
 		p.Latency.P999 <= p.Latency.Max) {
@@ -366,5 +373,24 @@ func TestLeaderRouteFollowsRollovers(t *testing.T) {
 	if p.Redials == 0 || p.Redials > int64(cfg.Producers*(segments-1)) {
 		t.Errorf("%d redials for %d leader moves and %d producers; want 1 to %d", p.Redials, segments-1, cfg.Producers,
 			cfg.Producers*(segments-1))
+	}
+}
+
+// The bench scripts read a report's JSON with grep (bench/lib.sh
+// json_field: the first "p50", "p99", "count" in it): the request
+// latencies must come before the open loop's send lateness.
+func TestJSONLatencyBeforeSendLateness(t *testing.T) {
+	rep := ProduceReport{Throughput: Throughput{Latency: Latency{P50: 1.5, P99: 2.5, Count: 7}},
+		SendLate: &Latency{P50: 0.1, P99: 0.2, Count: 9}}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(js)
+	for _, k := range []string{`"p50":1.5`, `"p99":2.5`, `"count":7`} {
+		field := k[:strings.IndexByte(k, ':')+1]
+		if strings.Index(s, field) != strings.Index(s, k) {
+			t.Errorf("the first %s in %s is not the request latency's", field, s)
+		}
 	}
 }

@@ -38,17 +38,20 @@ type pacer struct {
 	next     time.Time   // the next slot
 	end      time.Time   // no slot at or after this (zero: no --duration)
 	timer    *time.Timer // one timer, reset for each slot
+	late     func(time.Duration)
 }
 
 // newPacer is the schedule of producer id: each producer sends
 // Rate/Producers msgs/s in requests of Batch, on a fixed timeline,
-// staggered so producers don't fire together. nil in a closed loop.
-func newPacer(cfg Config, start time.Time, id int) *pacer {
+// staggered so producers don't fire together. late is told how long
+// after its slot each wait that slept ended. nil in a closed loop.
+func newPacer(cfg Config, start time.Time, id int, late func(time.Duration)) *pacer {
 	if cfg.Rate <= 0 {
 		return nil
 	}
 	interval := time.Duration(float64(time.Second) * float64(cfg.Producers*cfg.Batch) / cfg.Rate)
-	pc := &pacer{interval: interval, next: start.Add(interval * time.Duration(id) / time.Duration(cfg.Producers))}
+	pc := &pacer{interval: interval, next: start.Add(interval * time.Duration(id) / time.Duration(cfg.Producers)),
+		late: late}
 	if cfg.Duration > 0 {
 		pc.end = start.Add(cfg.Duration)
 	}
@@ -74,7 +77,7 @@ func (pc *pacer) wait(ctx context.Context) (time.Time, bool) {
 	pc.next = sched.Add(pc.interval)
 	d := time.Until(sched)
 	if d <= 0 {
-		return sched, true
+		return sched, true // behind schedule: send at once
 	}
 	if pc.timer == nil {
 		pc.timer = time.NewTimer(d)
@@ -83,6 +86,7 @@ func (pc *pacer) wait(ctx context.Context) (time.Time, bool) {
 	}
 	select {
 	case <-pc.timer.C:
+		pc.late(time.Since(sched))
 		return sched, true
 	case <-ctx.Done():
 		pc.timer.Stop()
@@ -94,7 +98,7 @@ func (p *producer) run(issue, hard context.Context) {
 	cfg := p.b.cfg
 	rec := p.b.prod.worker()
 	fr := newFrames(cfg, p.topic, p.id)
-	pace := newPacer(cfg, p.b.start, p.id)
+	pace := newPacer(cfg, p.b.start, p.id, rec.late)
 	c := p.conn
 	defer func() {
 		if c != nil { // dialled before the clock, never used
