@@ -364,8 +364,8 @@ func TestLeaderRouteFollowsRollovers(t *testing.T) {
 	p := rep.Produce
 	segments := len(c.Node(1).State().Topics[cfg.topic(0)].Segments)
 	t.Logf("acked %d in %d segments; %d redials; errors %v", p.Acked, segments, p.Redials, p.ErrorsByKind)
-	if p.Acked == 0 || p.Sent != p.Acked+p.Errors {
-		t.Fatalf("sent %d, acked %d, errors %d", p.Sent, p.Acked, p.Errors)
+	if p.Acked == 0 || p.Sent != p.Acked+p.Errors || p.Errors != 0 {
+		t.Fatalf("sent %d, acked %d, errors %d %v", p.Sent, p.Acked, p.Errors, p.ErrorExample)
 	}
 	if segments < 3 {
 		t.Fatalf("only %d segments: the leader never moved, nothing to follow", segments)
