@@ -318,13 +318,16 @@ func (c *Client) anyNode(tried map[string]bool) string {
 func (c *Client) leaderAddr(ctx context.Context, topic string) string {
 	c.mu.Lock()
 	e := c.leaders[topic]
-	if e != nil && e.fetching == nil && e.addr != "" && !time.Now().Before(e.expires) && !e.refreshing {
-		e.refreshing = true
-		go c.refreshLeader(topic, e)
-	}
-	if e != nil && e.fetching == nil && (e.refreshing || time.Now().Before(e.expires)) {
-		c.mu.Unlock()
-		return e.addr
+	if e != nil && e.fetching == nil {
+		fresh := time.Now().Before(e.expires)
+		if !fresh && e.addr != "" && !e.refreshing {
+			e.refreshing = true
+			go c.refreshLeader(topic, e)
+		}
+		if fresh || e.refreshing {
+			c.mu.Unlock()
+			return e.addr
+		}
 	}
 	if e != nil && e.fetching != nil {
 		ch := e.fetching

@@ -76,17 +76,24 @@ func (w *worker) late(d time.Duration) {
 // mergedLate is the workers' late histograms combined.
 func (s *stats) mergedLate() *hdrhistogram.Histogram {
 	h := hdrhistogram.New(histMin, histMax, histSig)
+	s.eachWorker(func(w *worker) {
+		if w.lateHist != nil {
+			h.Merge(w.lateHist)
+		}
+	})
+	return h
+}
+
+// eachWorker calls f with each worker, under that worker's lock.
+func (s *stats) eachWorker(f func(w *worker)) {
 	s.mu.Lock()
 	ws := append([]*worker(nil), s.workers...)
 	s.mu.Unlock()
 	for _, w := range ws {
 		w.mu.Lock()
-		if w.lateHist != nil {
-			h.Merge(w.lateHist)
-		}
+		f(w)
 		w.mu.Unlock()
 	}
-	return h
 }
 
 // ok records a successful request of n messages (bytes of payload) that
@@ -124,11 +131,7 @@ func (w *worker) failReply(msg, topic string, n int) { w.failEg(errKind(msg, top
 func (s *stats) merged() (*hdrhistogram.Histogram, map[string]int64, map[string]string) {
 	h := hdrhistogram.New(histMin, histMax, histSig)
 	errs, egs := map[string]int64{}, map[string]string{}
-	s.mu.Lock()
-	ws := append([]*worker(nil), s.workers...)
-	s.mu.Unlock()
-	for _, w := range ws {
-		w.mu.Lock()
+	s.eachWorker(func(w *worker) {
 		h.Merge(w.hist)
 		for k, v := range w.errs {
 			errs[k] += v
@@ -136,8 +139,7 @@ func (s *stats) merged() (*hdrhistogram.Histogram, map[string]int64, map[string]
 		for k, v := range w.eg {
 			egs[k] = v
 		}
-		w.mu.Unlock()
-	}
+	})
 	return h, errs, egs
 }
 
