@@ -145,8 +145,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// (a dial that fails here is made again, and counted, in the run)
 	b.leaders = make([]atomic.Pointer[string], cfg.Topics)
 	if cfg.Route == "leader" {
+		// one client for every LEADER of the run, its connections kept
+		if b.lookup, err = client.Dial(ctx, cfg.Addrs); err != nil {
+			return nil, fmt.Errorf("leader routing: %w", err)
+		}
+		defer b.lookup.Close()
 		for t := range cfg.Topics {
-			b.askLeader(hard, t, cfg.Addrs[t%len(cfg.Addrs)])
+			b.askLeader(hard, t)
 		}
 	}
 	producers := make([]*producer, cfg.Producers)
@@ -251,7 +256,8 @@ type run struct {
 	// as LEADER last named it (nil: not known; leader-routed producers
 	// then write through their own node)
 	leaders []atomic.Pointer[string]
-	redials atomic.Int64 // producer dials after the clock started
+	lookup  *client.Client // asks LEADER under leader routing (nil otherwise)
+	redials atomic.Int64   // producer dials after the clock started
 	// per topic: messages acknowledged by this run's producers, and
 	// consumed by its consumers
 	acked, consumed []atomic.Int64

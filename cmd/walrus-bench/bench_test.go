@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/walrus-go/walrus/actors"
+	"github.com/walrus-go/walrus/client"
 )
 
 // TestBenchModes runs a short bench in each mode against one in-process
@@ -393,4 +394,18 @@ func TestJSONLatencyBeforeSendLateness(t *testing.T) {
 			t.Errorf("the first %s in %s is not the request latency's", field, s)
 		}
 	}
+}
+
+// leaderOf asks node addr which node leads topic's active segment and
+// returns its client address.
+func leaderOf(ctx context.Context, addr, topic string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, []string{addr})
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	_, _, leader, err := cl.Leader(ctx, topic)
+	return leader, err
 }

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/walrus-go/walrus/client"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -144,53 +143,41 @@ func (p *producer) moved(c *conn) bool {
 }
 
 // reaskLeader, after a failed dial or connection under leader routing,
-// asks the producer's own node where the leader is now (a failover
-// moves it) rather than wait for the watcher's next round.
+// asks where the leader is now (a failover moves it) rather than wait
+// for the watcher's next round.
 func (p *producer) reaskLeader(ctx context.Context) {
 	if p.b.cfg.Route == "leader" && ctx.Err() == nil {
-		p.b.askLeader(ctx, p.t, p.addr)
+		p.b.askLeader(ctx, p.t)
 	}
 }
 
-// askLeader asks node addr which node leads topic t's active segment and
-// keeps the answer (a failed ask keeps the last one).
-func (b *run) askLeader(ctx context.Context, t int, addr string) {
-	if a, err := leaderOf(ctx, addr, b.cfg.topic(t)); err == nil {
+// askLeader asks which node leads topic t's active segment (LEADER, as
+// the Go client asks it) and keeps the answer; a failed ask keeps the
+// last one.
+func (b *run) askLeader(ctx context.Context, t int) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, _, a, err := b.lookup.Leader(ctx, b.cfg.topic(t)); err == nil {
 		b.leaders[t].Store(&a)
 	}
 }
 
 // watchLeaders asks again every LeaderTTL, beside the load, as the Go
 // client's cache refreshes while writes go on (a rollover moves the
-// leader), each round through the next node, until ctx ends.
+// leader), until ctx ends.
 func (b *run) watchLeaders(ctx context.Context) {
-	t := time.NewTicker(b.cfg.LeaderTTL)
-	defer t.Stop()
-	for round := 1; ; round++ {
+	tick := time.NewTicker(b.cfg.LeaderTTL)
+	defer tick.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick.C:
 		}
-		for topic := range b.cfg.Topics {
-			b.askLeader(ctx, topic, b.cfg.Addrs[(topic+round)%len(b.cfg.Addrs)])
+		for t := range b.cfg.Topics {
+			b.askLeader(ctx, t)
 		}
 	}
-}
-
-// leaderOf asks node addr which node leads topic's active segment and
-// returns its client address (the Go client's LEADER, on a connection of
-// its own to that node).
-func leaderOf(ctx context.Context, addr, topic string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	cl, err := client.Dial(ctx, []string{addr})
-	if err != nil {
-		return "", err
-	}
-	defer cl.Close()
-	_, _, leader, err := cl.Leader(ctx, topic)
-	return leader, err
 }
 
 // session drives one connection until the run stops issuing, the
