@@ -53,7 +53,7 @@ SUM_SECONDS=$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')
 scrape() {
 	local i
 	for i in 1 2 3; do
-		curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + i))/metrics" >"$WORK/metrics-$i.$1" || true
+		node_metrics "$i" >"$WORK/metrics-$i.$1"
 	done
 }
 

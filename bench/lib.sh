@@ -114,6 +114,11 @@ kernel_baseline() {
 	echo "kernel baseline: loopback round trip ${out:-?} µs (transport ReplicationRound, 1 entry, 1 in flight); page-table isolation: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown 2>/dev/null || echo unknown)"
 }
 
+# node_metrics I: node I's /metrics (nothing if it does not answer)
+node_metrics() {
+	curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + $1))/metrics" || true
+}
+
 # walrus_start FSYNC: a 3-node cluster as `walrus dev` starts it (node 1
 # bootstraps, 2 and 3 join it), with a fresh data dir, on loopback ports.
 # WALRUS_NODE_FLAGS: more flags for every node (split on spaces);

@@ -68,7 +68,7 @@ snap() {
 metrics() {
 	local i
 	for i in 1 2 3; do
-		{ curl -s "http://127.0.0.1:$((WALRUS_HTTP_BASE + i))/metrics" || true; } |
+		node_metrics "$i" |
 			awk -v i="$i" '/^walrus_(wal_append|replication_round)_seconds_(sum|count) / || /^walrus_request_seconds_(sum|count)\{command="M?PUT"\} / {
 				k = $1; sub(/_(sum|count)/, "", k); sub(/\{.*/, "", k); v[k, ($1 ~ /_sum/)] += $2; keys[k] = 1 }
 				END { for (k in keys) print i, k, v[k, 1] + 0, v[k, 0] + 0 }'
