@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"time"
 )
 
@@ -35,8 +34,9 @@ const maxRetainedBuf = 8 << 20
 // durable ends and call every request back in queue order. While the
 // committer writes or syncs, new requests queue up, so cycles grow with load.
 // Under SyncInterval and SyncNever a cycle is a single round and nothing is
-// synced (SyncInterval syncs on its ticker); the committer yields once
-// between rounds so that rounds, not single requests, get written.
+// synced (SyncInterval syncs on its ticker, beside the committer: see
+// bgsync.go); the committer yields once between rounds so that rounds, not
+// single requests, get written.
 func (w *WAL) run() {
 	defer close(w.stopped)
 	var tick <-chan time.Time
@@ -52,7 +52,9 @@ func (w *WAL) run() {
 			select {
 			case <-w.kick:
 			case <-tick:
-				w.syncDirty()
+				w.startSync()
+			case <-w.bg.done:
+				w.syncDone(true)
 			}
 			w.mu.Lock()
 		}
@@ -93,9 +95,17 @@ func (w *WAL) run() {
 		}
 		if tick != nil {
 			select {
-			case <-tick:
-				w.syncDirty()
+			case <-w.bg.done:
+				w.syncDone(true)
 			default:
+			}
+			select {
+			case <-tick:
+				w.startSync()
+			default:
+				if w.bg.again && !w.bg.running {
+					w.startSync() // asked for while awaitSync held it
+				}
 			}
 		}
 	}
@@ -138,6 +148,9 @@ func (w *WAL) process(batch []request) (stop bool) {
 		if j < len(batch) {
 			w.flush()
 			r := &batch[j]
+			if r.kind != opCreate {
+				w.awaitSync() // it touches a file the interval's sync may hold
+			}
 			var err error
 			switch r.kind {
 			case opCreate:
@@ -361,6 +374,7 @@ func (w *WAL) flush() {
 // any other error fences the engine. It returns the error for the round's
 // requests on s.
 func (w *WAL) writeFailed(s *segment, err error) error {
+	w.awaitSync()
 	s.idxMu.Lock()
 	s.idx = s.idx[:s.bIdxLen]
 	s.idxMu.Unlock()
@@ -383,42 +397,30 @@ func (w *WAL) writeFailed(s *segment, err error) error {
 // syncSegments syncs the files of segs that have unsynced writes, in
 // parallel when there is more than one, and fences on failure.
 func (w *WAL) syncSegments(segs []*segment) {
-	n := 0
-	var only *segment
+	todo := w.toSync[:0]
 	for _, s := range segs {
 		if s.dirty && !s.deleted {
-			n++
-			only = s
+			todo = append(todo, s)
 		}
 	}
-	switch n {
+	defer func() {
+		clear(todo)
+		w.toSync = todo[:0]
+	}()
+	switch len(todo) {
 	case 0:
 		return
 	case 1:
-		_ = w.syncOne(only)
+		_ = w.syncOne(todo[0])
 		return
 	}
-	if cap(w.syncErr) < len(segs) {
-		w.syncErr = make([]error, len(segs))
+	if cap(w.syncErr) < len(todo) {
+		w.syncErr = make([]error, len(todo))
 	}
-	errs := w.syncErr[:len(segs)]
-	var wg sync.WaitGroup
-	for i, s := range segs {
-		if !s.dirty || s.deleted {
-			continue
-		}
-		wg.Add(1)
-		w.stats.syncs.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.f.Sync()
-		}()
-	}
-	wg.Wait()
-	for i, s := range segs {
-		if !s.dirty || s.deleted {
-			continue
-		}
+	errs := w.syncErr[:len(todo)]
+	w.stats.syncs.Add(uint64(len(todo)))
+	syncFiles(todo, errs)
+	for i, s := range todo {
 		if errs[i] != nil {
 			w.fence(fmt.Errorf("sync %s: %w", s.path, errs[i]))
 		} else {
@@ -435,8 +437,8 @@ func (w *WAL) markDirty(s *segment) {
 	}
 }
 
-// syncDirty syncs files written since their last sync (SyncInterval's tick,
-// Close). Committer only.
+// syncDirty syncs files written since their last sync and waits (Close).
+// Committer only.
 func (w *WAL) syncDirty() error {
 	if len(w.dirty) == 0 {
 		return nil
@@ -512,6 +514,7 @@ func (w *WAL) preallocate(s *segment, need int64) error {
 			if !isNoSpace(err) {
 				return err
 			}
+			w.awaitSync()
 			return cutToRecords(s)
 		}
 		at += n

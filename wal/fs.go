@@ -16,7 +16,8 @@ import (
 // committer goroutine writes and syncs while readers call ReadAt on the same
 // File, and Sync may run on several files at once from different goroutines.
 // The engine never calls two methods of one File concurrently except ReadAt,
-// which may run alongside anything but Close and Truncate.
+// which may run alongside anything but Close and Truncate, and Sync, which
+// may run alongside WriteAt (SyncInterval syncs beside the writes).
 type FS interface {
 	// OpenFile opens name with os-style flags. The engine uses O_RDONLY,
 	// O_RDWR, O_CREATE and O_EXCL. O_CREATE|O_EXCL must fail with an error satisfying
@@ -50,7 +51,8 @@ type File interface {
 	io.Closer
 	// Sync makes every prior WriteAt and Truncate of this file durable:
 	// after it returns nil, a crash keeps the file's contents and size as
-	// they were. Of what was written after the last Sync, a crash may keep
+	// they were when it was called (of a WriteAt running alongside it, a
+	// crash may keep any part, as of one made after it). Of what was written after the last Sync, a crash may keep
 	// any part: a prefix of what grew the file, and, where bytes were
 	// overwritten, any subset of their 512-byte sectors (so the engine's
 	// records carry what recovery needs to tell such a tear from damage).

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // The model test drives the WAL with random operations and checks every
@@ -52,8 +53,10 @@ func TestModel(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("memfs/seed=%d", seed), func(t *testing.T) {
-			// every other seed preallocates (a step below most rounds' size)
-			runModel(t, seed, 400, "/d", Options{FS: newMemFS(), MaxEntryBytes: modelMaxEntry, Sync: SyncMode(seed % 3), Prealloc: seed % 2 * 2048})
+			// every other seed preallocates (a step below most rounds' size);
+			// under SyncInterval a sync runs beside the committer almost all
+			// the time, and contractFS reports a file touched under it
+			runModel(t, seed, 400, "/d", Options{FS: contractFS{newMemFS(), t}, MaxEntryBytes: modelMaxEntry, Sync: SyncMode(seed % 3), SyncInterval: 50 * time.Microsecond, Prealloc: seed % 2 * 2048})
 		})
 	}
 	t.Run("osfs/seed=1000", func(t *testing.T) {

@@ -1,6 +1,11 @@
 package wal
 
 import (
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -112,4 +117,225 @@ func TestSyncIntervalSyncsPeriodically(t *testing.T) {
 	waitFor(t, "a sync under load", func() bool { return fsys.syncedLen(file) > base })
 	close(stop)
 	<-done
+}
+
+// heldSyncs holds the next Sync of one file inside the FS until released,
+// once armed: the stand-in for an interval's slow fdatasync.
+type heldSyncs struct {
+	file    string
+	armed   atomic.Bool
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func holdSyncs(t *testing.T, fsys *memFS, file string) *heldSyncs {
+	h := &heldSyncs{file: file, started: make(chan struct{}, 1), release: make(chan struct{})}
+	fsys.setSyncFault(func(name string) error {
+		if strings.HasSuffix(name, h.file) && h.armed.CompareAndSwap(true, false) {
+			h.started <- struct{}{}
+			<-h.release
+		}
+		return nil
+	})
+	t.Cleanup(h.let) // a failed test must not leave the WAL's Close waiting for the sync
+	return h
+}
+
+func (h *heldSyncs) let() { h.once.Do(func() { close(h.release) }) }
+
+// waitHeld waits until a sync is being held.
+func (h *heldSyncs) waitHeld(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("timed out waiting for the interval's sync to start")
+	}
+}
+
+// within runs f and fails the test if it has not returned in 20 s.
+func within(t *testing.T, what string, f func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("timed out: %s", what)
+	}
+}
+
+// TestSyncIntervalSyncsBesideAppends: the interval's sync runs beside the
+// committer. While a sync is held (a slow disk), appends go on being
+// written, acknowledged and read; once it returns, the next interval syncs
+// what they wrote. (Made by the committer, the sync held every append
+// behind it: 20-70 ms once a second at --fsync interval:1s.)
+func TestSyncIntervalSyncsBesideAppends(t *testing.T) {
+	fsys := newMemFS()
+	file := "/d/" + openName(k1)
+	w := openWAL(t, "/d", Options{FS: fsys, Sync: SyncInterval, SyncInterval: time.Millisecond})
+	held := holdSyncs(t, fsys, openName(k1)) // after openWAL: its cleanup runs before Close's
+	mustCreate(t, w, k1)
+	held.armed.Store(true)
+	mustAppend(t, w, k1, []byte("before the sync"))
+	held.waitHeld(t)
+
+	within(t, "appends while the interval's sync is held", func() error {
+		for i := uint64(0); i < 100; i++ {
+			if _, err := w.Append(k1, [][]byte{payload("beside", i, 64)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got := readAll(t, w, k1); len(got) != 101 {
+		t.Fatalf("read %d entries while the sync was held, want 101", len(got))
+	}
+	held.let()
+	waitFor(t, "the appends made beside the held sync to be synced", func() bool {
+		return fsys.syncedLen(file) == len(fsys.fileBytes(file))
+	})
+	w2 := openWAL(t, "/d", Options{FS: fsys.crash(nil)})
+	if info, _ := w2.Info(k1); info.Count != 101 {
+		t.Fatalf("%d entries survive a crash after the next sync, want 101", info.Count)
+	}
+}
+
+// TestSyncIntervalSealWaitsForTheSync: a Seal (which cuts, syncs and
+// renames the file) waits for the interval's sync in flight on that file
+// (contractFS reports a Truncate or Sync alongside it), then seals
+// everything written, beside it too.
+func TestSyncIntervalSealWaitsForTheSync(t *testing.T) {
+	fsys := newMemFS()
+	w := openWAL(t, "/d", Options{FS: contractFS{fsys, t}, Sync: SyncInterval, SyncInterval: time.Millisecond, Prealloc: 4096})
+	held := holdSyncs(t, fsys, openName(k1)) // after openWAL: its cleanup runs before Close's
+	mustCreate(t, w, k1)
+	held.armed.Store(true)
+	mustAppend(t, w, k1, []byte("a"))
+	held.waitHeld(t)
+	within(t, "an append while the interval's sync is held", func() error {
+		_, err := w.Append(k1, [][]byte{[]byte("b")})
+		return err
+	})
+	sealed := make(chan error, 1)
+	go func() { sealed <- w.Seal(k1, 2) }()
+	held.let()
+	within(t, "Seal after the sync returned", func() error { return <-sealed })
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w2 := openWAL(t, "/d", Options{FS: fsys.crash(nil)})
+	info, err := w2.Info(k1)
+	if err != nil || !info.Sealed || info.Count != 2 {
+		t.Fatalf("after a crash: %+v, %v; want sealed with 2 entries", info, err)
+	}
+	expectEntries(t, readAll(t, w2, k1), [][]byte{[]byte("a"), []byte("b")})
+}
+
+// TestSyncIntervalFailedSyncFences: an interval's sync that fails, beside
+// the committer, fences the engine: later appends get ErrFenced.
+func TestSyncIntervalFailedSyncFences(t *testing.T) {
+	fsys := newMemFS()
+	var fail atomic.Bool
+	fsys.setSyncFault(func(string) error {
+		if fail.Load() {
+			return errors.New("injected: disk gone")
+		}
+		return nil
+	})
+	w := openWAL(t, "/d", Options{FS: fsys, Sync: SyncInterval, SyncInterval: time.Millisecond})
+	mustCreate(t, w, k1)
+	fail.Store(true)
+	mustAppend(t, w, k1, []byte("acknowledged, then lost with the sync"))
+	waitFor(t, "the failed interval sync to fence the engine", func() bool {
+		_, err := w.Append(k1, [][]byte{[]byte("after")})
+		return errors.Is(err, ErrFenced)
+	})
+}
+
+// contractFS is memFS with every File checking the FS contract's rule on
+// concurrent calls: of one File's methods only ReadAt may run alongside
+// others (not Close or Truncate), and Sync alongside WriteAt.
+type contractFS struct {
+	*memFS
+	t *testing.T
+}
+
+func (c contractFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := c.memFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &contractFile{File: f, t: c.t, name: name, active: map[string]int{}}, nil
+}
+
+type contractFile struct {
+	File
+	t      *testing.T
+	name   string
+	mu     sync.Mutex
+	active map[string]int
+}
+
+func concurrentAllowed(a, b string) bool {
+	if a > b {
+		a, b = b, a
+	}
+	switch {
+	case a == "ReadAt":
+		return b != "Close" && b != "Truncate"
+	case a == "Sync" && b == "WriteAt":
+		return true
+	}
+	return false
+}
+
+func (f *contractFile) enter(op string) func() {
+	f.mu.Lock()
+	for other, n := range f.active {
+		if n > 0 && !concurrentAllowed(op, other) {
+			f.t.Errorf("%s: %s ran alongside %s", f.name, op, other)
+		}
+	}
+	f.active[op]++
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.active[op]--
+		f.mu.Unlock()
+	}
+}
+
+func (f *contractFile) ReadAt(p []byte, off int64) (int, error) {
+	defer f.enter("ReadAt")()
+	return f.File.ReadAt(p, off)
+}
+
+func (f *contractFile) WriteAt(p []byte, off int64) (int, error) {
+	defer f.enter("WriteAt")()
+	return f.File.WriteAt(p, off)
+}
+
+func (f *contractFile) Sync() error {
+	defer f.enter("Sync")()
+	return f.File.Sync()
+}
+
+func (f *contractFile) Truncate(size int64) error {
+	defer f.enter("Truncate")()
+	return f.File.Truncate(size)
+}
+
+func (f *contractFile) Close() error {
+	defer f.enter("Close")()
+	return f.File.Close()
+}
+
+func (f *contractFile) Stat() (os.FileInfo, error) {
+	defer f.enter("Stat")()
+	return f.File.Stat()
 }

@@ -175,6 +175,8 @@ type WAL struct {
 	fix        []*segment // segments whose nextOff needs recomputing
 	dirty      []*segment // written but not synced (SyncInterval, SyncNever)
 	syncErr    []error
+	toSync     []*segment // syncSegments' list, reused
+	bg         bgSync     // SyncInterval's sync, run beside the committer
 }
 
 type opKind uint8
@@ -268,6 +270,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 		stopped: make(chan struct{}),
 		waiters: sync.Pool{New: newWaiter},
 	}
+	w.bg.done = make(chan struct{}, 1)
 	if opts.Prealloc > 0 {
 		w.zeros = make([]byte, min(opts.Prealloc, 1<<20))
 	}
