@@ -14,6 +14,11 @@ import (
 // a file's WriteAt and Sync may then run at once (the FS contract allows
 // it), and the sync covers what was written before it started.
 //
+// Writes go on beside a sync only while it is within its interval: once
+// the next interval has run out too, the committer waits for it before
+// writing more (backpressure, as when it synced itself), so a disk slower
+// than the writes cannot let unsynced data pile up past the mode's promise.
+//
 // The committer keeps all the bookkeeping: it takes the files' ends when
 // the sync starts and records them as synced, or fences, when it learns
 // the result. Anything else that touches a file (Seal, Truncate, Delete,

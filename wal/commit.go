@@ -62,6 +62,15 @@ func (w *WAL) run() {
 		w.queue = w.spare[:0]
 		w.mu.Unlock()
 
+		if w.bg.running && w.bg.again {
+			// The interval's sync has taken longer than the interval: the
+			// disk is slower than the writes. Write no more until it is
+			// done, so that acknowledged but unsynced data stays within
+			// about an interval and a sync (the mode's promise) instead of
+			// piling up in the page cache.
+			w.awaitSync()
+			w.startSync()
+		}
 		stop := w.process(batch)
 		clear(batch) // drop references to callers' entries and callbacks
 		w.spare = batch[:0]

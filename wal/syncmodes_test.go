@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -144,28 +145,32 @@ func holdSyncs(t *testing.T, fsys *memFS, file string) *heldSyncs {
 
 func (h *heldSyncs) let() { h.once.Do(func() { close(h.release) }) }
 
-// waitHeld waits until a sync is being held.
-func (h *heldSyncs) waitHeld(t *testing.T) {
+// heldSyncWAL opens, inside a synctest bubble (time moves only when every
+// goroutine in it waits), a SyncInterval WAL with a 1 s interval on fsys
+// (mem, or mem wrapped), creates k1, appends one entry and lets the
+// interval run out: the interval's sync of k1's file is then being held.
+func heldSyncWAL(t *testing.T, fsys FS, mem *memFS) (*WAL, *heldSyncs) {
 	t.Helper()
-	select {
-	case <-h.started:
-	case <-time.After(20 * time.Second):
-		t.Fatal("timed out waiting for the interval's sync to start")
-	}
+	w := openWAL(t, "/d", Options{FS: fsys, Sync: SyncInterval, SyncInterval: time.Second, Prealloc: 4096})
+	held := holdSyncs(t, mem, openName(k1)) // after openWAL: its cleanup runs before Close's
+	mustCreate(t, w, k1)
+	held.armed.Store(true)
+	mustAppend(t, w, k1, []byte("before the sync"))
+	time.Sleep(time.Second)
+	<-held.started
+	return w, held
 }
 
-// within runs f and fails the test if it has not returned in 20 s.
-func within(t *testing.T, what string, f func() error) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
+// returned reports whether a call started in a goroutine has returned, once
+// everything else in the bubble waits: a call still waiting then is
+// blocked, not slow.
+func returned(done chan error) (error, bool) {
+	synctest.Wait()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("timed out: %s", what)
+		return err, true
+	default:
+		return nil, false
 	}
 }
 
@@ -175,34 +180,66 @@ func within(t *testing.T, what string, f func() error) {
 // what they wrote. (Made by the committer, the sync held every append
 // behind it: 20-70 ms once a second at --fsync interval:1s.)
 func TestSyncIntervalSyncsBesideAppends(t *testing.T) {
-	fsys := newMemFS()
-	file := "/d/" + openName(k1)
-	w := openWAL(t, "/d", Options{FS: fsys, Sync: SyncInterval, SyncInterval: time.Millisecond})
-	held := holdSyncs(t, fsys, openName(k1)) // after openWAL: its cleanup runs before Close's
-	mustCreate(t, w, k1)
-	held.armed.Store(true)
-	mustAppend(t, w, k1, []byte("before the sync"))
-	held.waitHeld(t)
-
-	within(t, "appends while the interval's sync is held", func() error {
-		for i := uint64(0); i < 100; i++ {
-			if _, err := w.Append(k1, [][]byte{payload("beside", i, 64)}); err != nil {
-				return err
+	synctest.Test(t, func(t *testing.T) {
+		fsys := newMemFS()
+		file := "/d/" + openName(k1)
+		w, held := heldSyncWAL(t, fsys, fsys)
+		done := make(chan error, 1)
+		go func() {
+			for i := uint64(0); i < 100; i++ {
+				if _, err := w.Append(k1, [][]byte{payload("beside", i, 64)}); err != nil {
+					done <- err
+					return
+				}
 			}
+			done <- nil
+		}()
+		if err, ok := returned(done); !ok || err != nil {
+			t.Fatalf("appends while the interval's sync is held: returned %v, err %v", ok, err)
 		}
-		return nil
+		if got := readAll(t, w, k1); len(got) != 101 {
+			t.Fatalf("read %d entries while the sync was held, want 101", len(got))
+		}
+		if fsys.syncedLen(file) == len(fsys.fileBytes(file)) {
+			t.Fatal("the appends were synced before the held sync returned")
+		}
+		held.let()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if fsys.syncedLen(file) != len(fsys.fileBytes(file)) {
+			t.Fatal("the next interval did not sync the appends made beside the held sync")
+		}
+		w2 := openWAL(t, "/d", Options{FS: fsys.crash(nil)})
+		if info, _ := w2.Info(k1); info.Count != 101 {
+			t.Fatalf("%d entries survive a crash after the next sync, want 101", info.Count)
+		}
 	})
-	if got := readAll(t, w, k1); len(got) != 101 {
-		t.Fatalf("read %d entries while the sync was held, want 101", len(got))
-	}
-	held.let()
-	waitFor(t, "the appends made beside the held sync to be synced", func() bool {
-		return fsys.syncedLen(file) == len(fsys.fileBytes(file))
+}
+
+// TestSyncIntervalBackpressure: writes go on beside a sync only within its
+// interval. Once the next interval has run out too, an append waits for
+// the sync in flight (a disk slower than the writes must not let unsynced
+// data pile up), and goes on when it returns, beside the next sync.
+func TestSyncIntervalBackpressure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fsys := newMemFS()
+		w, held := heldSyncWAL(t, fsys, fsys)
+		mustAppend(t, w, k1, []byte("within the interval"))
+		time.Sleep(time.Second) // the next interval runs out with the sync still held
+		done := make(chan error, 1)
+		go func() {
+			_, err := w.Append(k1, [][]byte{[]byte("past it")})
+			done <- err
+		}()
+		if _, ok := returned(done); ok {
+			t.Fatal("an append went on while the sync was an interval late")
+		}
+		held.let()
+		if err, ok := returned(done); !ok || err != nil {
+			t.Fatalf("the append after the sync returned: returned %v, err %v", ok, err)
+		}
+		expectEntries(t, readAll(t, w, k1), [][]byte{[]byte("before the sync"), []byte("within the interval"), []byte("past it")})
 	})
-	w2 := openWAL(t, "/d", Options{FS: fsys.crash(nil)})
-	if info, _ := w2.Info(k1); info.Count != 101 {
-		t.Fatalf("%d entries survive a crash after the next sync, want 101", info.Count)
-	}
 }
 
 // TestSyncIntervalSealWaitsForTheSync: a Seal (which cuts, syncs and
@@ -210,30 +247,29 @@ func TestSyncIntervalSyncsBesideAppends(t *testing.T) {
 // (contractFS reports a Truncate or Sync alongside it), then seals
 // everything written, beside it too.
 func TestSyncIntervalSealWaitsForTheSync(t *testing.T) {
-	fsys := newMemFS()
-	w := openWAL(t, "/d", Options{FS: contractFS{fsys, t}, Sync: SyncInterval, SyncInterval: time.Millisecond, Prealloc: 4096})
-	held := holdSyncs(t, fsys, openName(k1)) // after openWAL: its cleanup runs before Close's
-	mustCreate(t, w, k1)
-	held.armed.Store(true)
-	mustAppend(t, w, k1, []byte("a"))
-	held.waitHeld(t)
-	within(t, "an append while the interval's sync is held", func() error {
-		_, err := w.Append(k1, [][]byte{[]byte("b")})
-		return err
+	synctest.Test(t, func(t *testing.T) {
+		fsys := newMemFS()
+		w, held := heldSyncWAL(t, contractFS{fsys, t}, fsys)
+		mustAppend(t, w, k1, []byte("beside"))
+		sealed := make(chan error, 1)
+		go func() { sealed <- w.Seal(k1, 2) }()
+		if _, ok := returned(sealed); ok {
+			t.Fatal("Seal returned while the interval's sync was held")
+		}
+		held.let()
+		if err, ok := returned(sealed); !ok || err != nil {
+			t.Fatalf("Seal after the sync returned: returned %v, err %v", ok, err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		w2 := openWAL(t, "/d", Options{FS: fsys.crash(nil)})
+		info, err := w2.Info(k1)
+		if err != nil || !info.Sealed || info.Count != 2 {
+			t.Fatalf("after a crash: %+v, %v; want sealed with 2 entries", info, err)
+		}
+		expectEntries(t, readAll(t, w2, k1), [][]byte{[]byte("before the sync"), []byte("beside")})
 	})
-	sealed := make(chan error, 1)
-	go func() { sealed <- w.Seal(k1, 2) }()
-	held.let()
-	within(t, "Seal after the sync returned", func() error { return <-sealed })
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	w2 := openWAL(t, "/d", Options{FS: fsys.crash(nil)})
-	info, err := w2.Info(k1)
-	if err != nil || !info.Sealed || info.Count != 2 {
-		t.Fatalf("after a crash: %+v, %v; want sealed with 2 entries", info, err)
-	}
-	expectEntries(t, readAll(t, w2, k1), [][]byte{[]byte("a"), []byte("b")})
 }
 
 // TestSyncIntervalFailedSyncFences: an interval's sync that fails, beside
