@@ -7,9 +7,9 @@ import (
 
 // SyncInterval's sync runs beside the committer, not in it. Made by the
 // committer, an interval's fdatasync held up every append behind it: with
-// --fsync interval:1s the nodes stalled writes for 20-70 ms once a second,
-// and a half-rate run's p99 was 37 ms against 2.7 ms at full load
-// (BENCHMARKS.md, "SyncInterval's sync beside the committer"). Now the
+// --fsync interval:1s, batched writes at half rate were slow on a
+// one-second beat, p99 33-42 ms; beside it 15-33 ms (median 17) and no
+// beat (BENCHMARKS.md, "SyncInterval's sync beside the committer"). Now the
 // committer hands the interval's files to a goroutine and goes on writing;
 // a file's WriteAt and Sync may then run at once (the FS contract allows
 // it), and the sync covers what was written before it started.

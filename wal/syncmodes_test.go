@@ -178,7 +178,7 @@ func returned(done chan error) (error, bool) {
 // committer. While a sync is held (a slow disk), appends go on being
 // written, acknowledged and read; once it returns, the next interval syncs
 // what they wrote. (Made by the committer, the sync held every append
-// behind it: 20-70 ms once a second at --fsync interval:1s.)
+// behind it, once a second at --fsync interval:1s.)
 func TestSyncIntervalSyncsBesideAppends(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fsys := newMemFS()
