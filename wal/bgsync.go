@@ -8,8 +8,8 @@ import (
 // SyncInterval's sync runs beside the committer, not in it. Made by the
 // committer, an interval's fdatasync held up every append behind it: with
 // --fsync interval:1s, batched writes at half rate were slow on a
-// one-second beat, p99 33-42 ms; beside it 15-33 ms (median 17) and no
-// beat (BENCHMARKS.md, "SyncInterval's sync beside the committer"). Now the
+// one-second beat, p99 33-42 ms; beside it 15-33 ms (median 17), not
+// every second (BENCHMARKS.md, "SyncInterval's sync beside the committer"). Now the
 // committer hands the interval's files to a goroutine and goes on writing;
 // a file's WriteAt and Sync may then run at once (the FS contract allows
 // it), and the sync covers what was written before it started.
