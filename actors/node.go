@@ -154,8 +154,16 @@ func Start(cfg Config) (n *Node, err error) {
 		}
 	}
 	n.metaChanged(n.host.State())
+	fsync := cfg.Sync.String()
+	if cfg.Sync == wal.SyncInterval {
+		d := cfg.SyncInterval
+		if d <= 0 {
+			d = wal.DefaultSyncInterval
+		}
+		fsync += ":" + d.String()
+	}
 	n.log.Info("node started", "client", n.clientLn.Addr().String(), "raft", n.raftLn.Addr().String(),
-		"had_state", n.host.hadState)
+		"had_state", n.host.hadState, "fsync", fsync)
 	return n, nil
 }
 

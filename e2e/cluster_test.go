@@ -198,7 +198,26 @@ func TestWholeClusterStopRightAfterGetsKeepsCursor(t *testing.T) {
 // shared cursor skipped nothing: GET resumes at or before where it was
 // (at-least-once), repeating entries only from the crash point.
 func TestWholeClusterKillKeepsAcknowledgedEntriesAndCursor(t *testing.T) {
-	c := startCluster(t, 3, smallSegments(7))
+	wholeClusterKill(t, smallSegments(7))
+}
+
+// The same under --fsync interval: a process crash loses nothing there
+// either (the page cache keeps what was written), while the interval's
+// syncs run beside the writes and the rollovers every 7 entries wait for
+// them.
+func TestWholeClusterKillUnderIntervalSync(t *testing.T) {
+	opts := smallSegments(7)
+	opts.args = []string{"--fsync", "interval:20ms"}
+	c := wholeClusterKill(t, opts)
+	for _, nd := range c.nodes {
+		if b, _ := os.ReadFile(nd.logPath); !strings.Contains(string(b), "fsync=interval:20ms") {
+			t.Fatalf("node %d's log does not say it ran with --fsync interval:20ms", nd.id)
+		}
+	}
+}
+
+func wholeClusterKill(t *testing.T, opts clusterOpts) *cluster {
+	c := startCluster(t, 3, opts)
 	a := c.dial(1)
 	a.mustDo("REGISTER crash", "OK")
 	var acked []string
@@ -288,6 +307,7 @@ func TestWholeClusterKillKeepsAcknowledgedEntriesAndCursor(t *testing.T) {
 	c.dial(2).mustDo("PUT crash after", "OK")
 	c.dial(3).mustDo("GET crash", "OK after")
 	c.dial(1).mustDo("GET crash", "EMPTY")
+	return c
 }
 
 // expectInt fails the test unless obj[key] is the JSON integer want.
