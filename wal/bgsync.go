@@ -20,7 +20,8 @@ import (
 // than the writes cannot let unsynced data pile up past the mode's promise.
 //
 // The committer keeps all the bookkeeping: it takes the files' ends when
-// the sync starts and records them as synced, or fences, when it learns
+// the sync starts and records them as synced (evicting what DropBehind
+// says), or fences, when it learns
 // the result. Anything else that touches a file (Seal, Truncate, Delete,
 // Close, a write failure's roll-back) first waits for a sync in flight
 // (awaitSync), so no file is cut, renamed or closed under it.
@@ -86,6 +87,7 @@ func (w *WAL) syncDone(next bool) {
 			w.fence(fmt.Errorf("sync %s: %w", s.path, err))
 		} else {
 			s.synced = max(s.synced, b.ends[i])
+			w.dropBehind(s)
 		}
 		b.errs[i] = nil
 	}

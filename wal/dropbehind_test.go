@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // TestDropBehindEvictsWhatSyncsMadeDurable: with Options.DropBehind the
@@ -64,6 +66,33 @@ func TestDropBehindEvictsWhatSyncsMadeDurable(t *testing.T) {
 		expectEntries(t, readAll(t, w, k1), want)
 		w.Close()
 	}
+}
+
+// TestDropBehindUnderSyncInterval: the interval's sync, run beside the
+// committer, drops what it made durable too (whole steps, never within
+// DropBehind of the end it synced).
+func TestDropBehindUnderSyncInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 1 << 20
+		fsys := newHintFS()
+		w := openWAL(t, "/d", Options{FS: fsys, DropBehind: window, Sync: SyncInterval, SyncInterval: time.Second})
+		mustCreate(t, w, k1)
+		entry := bytes.Repeat([]byte("d"), 64<<10)
+		for range 96 { // 6 MiB of records, none synced yet
+			mustAppend(t, w, k1, entry)
+		}
+		time.Sleep(time.Second) // the interval's sync
+		synctest.Wait()
+		size := int64(len(w.fileBytesForTest(t, k1)))
+		calls := callsFor(fsys, fsys.drops, openName(k1))
+		if len(calls) == 0 {
+			t.Fatal("the interval's sync dropped nothing behind it")
+		}
+		last := calls[len(calls)-1]
+		if end := last[0] + last[1]; end%dropStep != 0 || end > size-window || size-window-end >= dropStep {
+			t.Fatalf("drops %v of a %d-byte file: want whole steps up to within a step of %d before the end", calls, size, window)
+		}
+	})
 }
 
 // TestDropBehindOnRealFiles: on the operating system's files (where the
