@@ -9,10 +9,11 @@ import (
 // committer, an interval's fdatasync held up every append behind it: with
 // --fsync interval:1s, batched writes at half rate were slow on a
 // one-second beat, p99 33-42 ms; beside it 15-33 ms (median 17), not
-// every second (BENCHMARKS.md, "SyncInterval's sync beside the committer"). Now the
-// committer hands the interval's files to a goroutine and goes on writing;
-// a file's WriteAt and Sync may then run at once (the FS contract allows
-// it), and the sync covers what was written before it started.
+// every second (BENCHMARKS.md, "SyncInterval's sync beside the
+// committer"). Now the committer hands the interval's files to a
+// goroutine and goes on writing; a file's WriteAt and Sync may then run at
+// once (the FS contract allows it), and the sync covers what was written
+// before it started.
 //
 // Writes go on beside a sync only while it is within its interval: once
 // the next interval has run out too, the committer waits for it before
@@ -20,11 +21,11 @@ import (
 // than the writes cannot let unsynced data pile up past the mode's promise.
 //
 // The committer keeps all the bookkeeping: it takes the files' ends when
-// the sync starts and records them as synced (evicting what DropBehind
-// says), or fences, when it learns
-// the result. Anything else that touches a file (Seal, Truncate, Delete,
-// Close, a write failure's roll-back) first waits for a sync in flight
-// (awaitSync), so no file is cut, renamed or closed under it.
+// the sync starts and, when it learns the result, records them as synced
+// (evicting what DropBehind says) or fences. Anything else that touches a
+// file (Seal, Truncate, Delete, Close, a write failure's roll-back) first
+// waits for a sync in flight (awaitSync), so no file is cut, renamed or
+// closed under it.
 type bgSync struct {
 	running bool          // a sync is in flight (committer's view)
 	again   bool          // an interval ran out while it was: sync once more after it
