@@ -7,7 +7,10 @@
 // # Writers and the committer
 //
 // One committer goroutine performs every write, fsync, truncation, rename
-// and removal, and is the only code that changes the segment map. Callers
+// and removal, and is the only code that changes the segment map. (The one
+// exception: under SyncInterval it hands the interval's fsyncs to a
+// goroutine and goes on writing, bgsync.go; it still keeps their
+// bookkeeping, and waits for them before touching a file otherwise.) Callers
 // never do I/O on the write path: Append, AppendAsync and AppendAt validate,
 // put a request on a mutex-protected queue and (Append only) wait on a
 // pooled channel. The committer takes the whole queue, writes one round
