@@ -206,12 +206,23 @@ func TestWholeClusterKillKeepsAcknowledgedEntriesAndCursor(t *testing.T) {
 // syncs run beside the writes and the rollovers every 7 entries wait for
 // them.
 func TestWholeClusterKillUnderIntervalSync(t *testing.T) {
+	wholeClusterKillWithFsync(t, "interval:20ms")
+}
+
+// And under --fsync never, where only seals, truncations and closes sync.
+func TestWholeClusterKillUnderNoSync(t *testing.T) {
+	wholeClusterKillWithFsync(t, "never")
+}
+
+// wholeClusterKillWithFsync runs wholeClusterKill with the nodes at
+// --fsync mode and checks each node's start line names that mode.
+func wholeClusterKillWithFsync(t *testing.T, mode string) {
 	opts := smallSegments(7)
-	opts.args = []string{"--fsync", "interval:20ms"}
+	opts.args = []string{"--fsync", mode}
 	c := wholeClusterKill(t, opts)
 	for _, nd := range c.nodes {
-		if b, _ := os.ReadFile(nd.logPath); !strings.Contains(string(b), "fsync=interval:20ms") {
-			t.Fatalf("node %d's log does not say it ran with --fsync interval:20ms", nd.id)
+		if b, _ := os.ReadFile(nd.logPath); !strings.Contains(string(b), "fsync="+mode) {
+			t.Fatalf("node %d's log does not say it ran with --fsync %s", nd.id, mode)
 		}
 	}
 }
