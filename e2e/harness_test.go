@@ -52,6 +52,9 @@ type clusterOpts struct {
 	// wrap returns a command prefix that launches node id's process, e.g.
 	// "ip netns exec <ns>" (see privateNet); nil runs walrus directly.
 	wrap func(id int) []string
+	// dataDir returns node id's --data-dir (e.g. a file system of its own,
+	// see freezableDisks); nil: the cluster's temporary folder.
+	dataDir func(id int) string
 }
 
 // node is one member: its fixed identity (ports, folders) and the process
@@ -98,6 +101,14 @@ func startCluster(t testing.TB, n int, opts clusterOpts) *cluster {
 	return c
 }
 
+// dataDir is node id's --data-dir (its data is in node_<id> inside).
+func (c *cluster) dataDir(id int) string {
+	if c.opts.dataDir != nil {
+		return c.opts.dataDir(id)
+	}
+	return c.dir
+}
+
 // node returns member id (1-based).
 func (c *cluster) node(id int) *node {
 	c.t.Helper()
@@ -121,7 +132,7 @@ func (c *cluster) ids() []int {
 func (c *cluster) args(nd *node) []string {
 	a := []string{
 		"--node-id", strconv.Itoa(nd.id),
-		"--data-dir", c.dir,
+		"--data-dir", c.dataDir(nd.id),
 		"--client-host", nd.host, "--client-port", strconv.Itoa(nd.clientPort),
 		"--raft-host", nd.host, "--raft-port", strconv.Itoa(nd.raftPort),
 		"--http-port", strconv.Itoa(nd.httpPort),
@@ -307,7 +318,7 @@ func (c *cluster) wipe(id, via int) {
 	if nd.proc != nil {
 		c.kill(id)
 	}
-	if err := os.RemoveAll(filepath.Join(c.dir, fmt.Sprintf("node_%d", id))); err != nil {
+	if err := os.RemoveAll(filepath.Join(c.dataDir(id), fmt.Sprintf("node_%d", id))); err != nil {
 		c.t.Fatalf("wipe node %d: %v", id, err)
 	}
 	nd.joinVia = via
