@@ -309,6 +309,31 @@ func (c *cluster) kill(id int) {
 	nd.proc = nil
 }
 
+// waitExited waits for node id's process to exit by itself and requires
+// exit status status.
+func (c *cluster) waitExited(id, status int) {
+	c.t.Helper()
+	nd := c.node(id)
+	p := c.running(id)
+	select {
+	case <-p.done:
+	case <-time.After(readyTimeout):
+		c.t.Fatalf("node %d did not exit in %v", id, readyTimeout)
+	}
+	nd.proc = nil
+	code := 0
+	if p.err != nil {
+		code = -1
+		var ee *exec.ExitError
+		if errors.As(p.err, &ee) {
+			code = ee.ExitCode()
+		}
+	}
+	if code != status {
+		c.t.Fatalf("node %d exited with %v, want exit status %d", id, p.err, status)
+	}
+}
+
 // wipe kills node id (SIGKILL) if it runs and deletes its whole state,
 // <data-dir>/node_<id>/ (its log stays). Its next launch joins the cluster
 // through member via, as a node without state must.

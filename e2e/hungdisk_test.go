@@ -33,6 +33,31 @@ func TestFailoverHungDisk(t *testing.T) {
 	}
 }
 
+// The same with --plain-syscalls, where a sync that never returns stops
+// only the WAL: the node would go on answering its peers, so nothing would
+// fail over (without the watchdog this test times out), until
+// --disk-stall-exit (2 s here) ends the process with status 3. Thawed, it
+// is started again.
+func TestFailoverHungDiskPlainSyscalls(t *testing.T) {
+	disks := newFreezableDisks(t, 3)
+	opts := failoverOpts()
+	opts.dataDir = disks.dir
+	opts.args = append(opts.args, "--plain-syscalls", "--disk-stall-exit", "2s")
+	c := startCluster(t, 3, opts)
+	t.Cleanup(disks.thawAll)
+	restore := func(id int) {
+		disks.thaw(id)
+		c.waitExited(id, 3)
+		c.start(id)
+	}
+	for round := 1; round <= failoverRounds(t); round++ {
+		sealOutLeader(t, c, fmt.Sprintf("stall%d", round), "disk frozen", disks.freeze, restore)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
 // freezableDisks gives each node its own small ext4 file system on a loop
 // device, which the test can freeze and thaw.
 type freezableDisks struct {

@@ -35,6 +35,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{[]string{"--wal-prealloc", "67108865"}, "--wal-prealloc"},
 		{[]string{"--wal-drop-behind", "-1"}, "--wal-drop-behind"},
 		{[]string{"--trailing-replica-wait", "-1ms"}, "--trailing-replica-wait"},
+		{[]string{"--disk-stall-exit", "-1s"}, "--disk-stall-exit"},
 	} {
 		f := newNodeFlags()
 		if err := f.fs.Parse(tc.args); err != nil {
@@ -128,17 +129,44 @@ func configOf(t *testing.T, args []string) actors.Config {
 }
 
 // --plain-syscalls reaches the network and the WAL's file system; without
-// it both are left to the node's defaults (raw calls).
+// it the network is left to the node's default and the file system makes
+// raw calls.
 func TestPlainSyscallsFlag(t *testing.T) {
-	cfg := configOf(t, nil)
-	if cfg.Network != nil || cfg.FS != nil {
-		t.Errorf("defaults: Network %#v, FS %#v; want both left to the node", cfg.Network, cfg.FS)
+	cfg := configOf(t, []string{"--disk-stall-exit", "0"})
+	if cfg.Network != nil || cfg.FS != wal.OSFS() {
+		t.Errorf("defaults: Network %#v, FS %#v; want the node's network and raw calls", cfg.Network, cfg.FS)
 	}
-	cfg = configOf(t, []string{"--plain-syscalls"})
+	cfg = configOf(t, []string{"--plain-syscalls", "--disk-stall-exit", "0"})
 	if cfg.Network != (seam.TCPNetwork{PlainSyscalls: true}) {
 		t.Errorf("--plain-syscalls: Network %#v", cfg.Network)
 	}
 	if cfg.FS != wal.OSFSWith(wal.OSFSOptions{PlainSyscalls: true}) {
 		t.Errorf("--plain-syscalls: FS %#v", cfg.FS)
+	}
+}
+
+// --disk-stall-exit (30 s unless set; 0 turns it off) has the WAL's file
+// system watched, whichever calls it makes.
+func TestDiskStallExitFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		limit time.Duration
+		base  wal.FS
+	}{
+		{nil, 30 * time.Second, wal.OSFS()},
+		{[]string{"--disk-stall-exit", "2s", "--plain-syscalls"}, 2 * time.Second, wal.OSFSWith(wal.OSFSOptions{PlainSyscalls: true})},
+	} {
+		f := newNodeFlags()
+		if err := f.fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, closer, err := f.config()
+		closer.Close()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if f.diskStallExit != tc.limit || f.diskWatch == nil || cfg.FS != wal.Watched(tc.base, f.diskWatch) {
+			t.Errorf("%v: limit %v, watch %p, FS %#v; want %v and the base file system watched", tc.args, f.diskStallExit, f.diskWatch, cfg.FS, tc.limit)
+		}
 	}
 }

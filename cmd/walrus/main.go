@@ -58,6 +58,8 @@ type nodeFlags struct {
 	walDropBehind                     int64
 	walSetAsideCorrupt                bool
 	plainSyscalls                     bool
+	diskStallExit                     time.Duration
+	diskWatch                         *wal.IOWatch // counts the WAL's disk calls when diskStallExit is set (config)
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
 	idleTimeout                       time.Duration
@@ -91,6 +93,7 @@ func newNodeFlags() *nodeFlags {
 	fs.Int64Var(&f.walDropBehind, "wal-drop-behind", 0, "bytes behind each segment's synced end kept in the page cache; older bytes are evicted (0: keep all)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
 	fs.BoolVar(&f.plainSyscalls, "plain-syscalls", false, "issue socket reads and writes and WAL writes and syncs as ordinary system calls instead of raw ones (docs/configuration.md)")
+	fs.DurationVar(&f.diskStallExit, "disk-stall-exit", 30*time.Second, "exit when the WAL's disk calls have made no progress for this long, so that the cluster fails the node over (0: never)")
 	fs.BoolVar(&f.walSetAsideCorrupt, "wal-set-aside-corrupt", false, "at start, rename a corrupt sealed segment file aside and copy it back from the other replicas, instead of refusing the whole disk")
 	fs.DurationVar(&f.trailingWait, "trailing-replica-wait", actors.DefaultTrailingReplicaWait,
 		"a follower outside the write quorum gets writes in batches at most this late (0: every write to every follower at once)")
@@ -184,9 +187,16 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	}
 	cfg.WALDropBehind = f.walDropBehind
 	cfg.WALSetAsideCorrupt = f.walSetAsideCorrupt
+	cfg.FS = wal.OSFSWith(wal.OSFSOptions{PlainSyscalls: f.plainSyscalls})
 	if f.plainSyscalls {
 		cfg.Network = seam.TCPNetwork{PlainSyscalls: true}
-		cfg.FS = wal.OSFSWith(wal.OSFSOptions{PlainSyscalls: true})
+	}
+	switch {
+	case f.diskStallExit < 0:
+		return cfg, closer, fmt.Errorf("--disk-stall-exit %v: must be 0 (never) or positive", f.diskStallExit)
+	case f.diskStallExit > 0:
+		f.diskWatch = &wal.IOWatch{}
+		cfg.FS = wal.Watched(cfg.FS, f.diskWatch)
 	}
 	if f.trailingWait < 0 {
 		return cfg, closer, fmt.Errorf("--trailing-replica-wait %v: must be 0 (off) or positive", f.trailingWait)
@@ -279,6 +289,10 @@ func runNode(args []string) int {
 		fmt.Fprintln(os.Stderr, "walrus:", err)
 		return 2
 	}
+	if f.diskWatch != nil {
+		// from before Start: opening the WAL reads and writes the disk too
+		go watchDisk(f.diskWatch, f.diskStallExit, cfg.Logger)
+	}
 	n, err := actors.Start(cfg)
 	if err != nil {
 		cfg.Logger.Error("start failed", "err", err)
@@ -290,4 +304,29 @@ func runNode(args []string) int {
 	cfg.Logger.Info("stopping", "signal", s.String())
 	n.Stop()
 	return 0
+}
+
+// stallLooks: watchDisk looks at the disk's progress this many times per
+// --disk-stall-exit.
+const stallLooks = 10
+
+// watchDisk ends the process (exit status 3) once the WAL's disk calls
+// have been in progress without one finishing for about limit
+// (wal.StallCounter): a disk that hangs. A node left running on it would
+// go on answering its peers, so nothing would fail over, while the writes
+// to the segments it leads wait; stopped, it is failed over like any dead
+// node (docs/operations.md, "A disk that hangs"). With raw system calls
+// (the default) the garbage collector may stop the process first.
+func watchDisk(w *wal.IOWatch, limit time.Duration, log *slog.Logger) {
+	t := time.NewTicker(limit / stallLooks)
+	defer t.Stop()
+	var c wal.StallCounter
+	for range t.C {
+		started, finished := w.Progress()
+		if c.Look(started, finished) >= stallLooks {
+			log.Error("disk stalled: no write or sync has finished for the --disk-stall-exit; exiting so that the cluster fails this node over",
+				"disk_stall_exit", limit, "calls_in_progress", started-finished)
+			os.Exit(3)
+		}
+	}
 }
