@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Freeze the active segment's leader's disk (fsfreeze: every write and
@@ -155,4 +156,38 @@ func (d *freezableDisks) thawAll() {
 	for id := range d.mounts {
 		d.thaw(id)
 	}
+}
+
+// A node that writes nothing has no disk call to get stuck: its watchdog
+// probes the disk (a small write and sync when no call has finished for
+// half the --disk-stall-exit), so a frozen disk ends it all the same. The
+// node logs why before it exits; the exit completes once the stuck probe
+// returns, after the thaw.
+func TestHungDiskIdleNodeExits(t *testing.T) {
+	disks := newFreezableDisks(t, 3)
+	opts := failoverOpts()
+	opts.dataDir = disks.dir
+	opts.args = append(opts.args, "--plain-syscalls", "--disk-stall-exit", "2s")
+	c := startCluster(t, 3, opts)
+	t.Cleanup(disks.thawAll)
+	frozenAt := time.Now()
+	disks.freeze(2)
+	c.waitFor("idle node 2 to log that its disk stalled", failoverWait, func() error {
+		b, err := os.ReadFile(c.node(2).logPath)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "disk stalled") {
+			return fmt.Errorf("not in its log yet")
+		}
+		return nil
+	})
+	t.Logf("idle node 2 gave up on its disk %v after the freeze", time.Since(frozenAt).Round(time.Millisecond))
+	disks.thaw(2)
+	c.waitExited(2, 3)
+	c.start(2)
+	c.waitReady()
+	c.dial(2).mustDo("REGISTER after", "OK")
+	c.dial(2).mustDo("PUT after x", "OK")
+	c.dial(1).mustDo("GET after", "OK x")
 }

@@ -12,8 +12,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -291,7 +293,7 @@ func runNode(args []string) int {
 	}
 	if f.diskWatch != nil {
 		// from before Start: opening the WAL reads and writes the disk too
-		go watchDisk(f.diskWatch, f.diskStallExit, cfg.Logger)
+		go watchDisk(f.diskWatch, cfg.FS, filepath.Join(cfg.NodeDir(), "disk-probe"), f.diskStallExit, cfg.Logger)
 	}
 	n, err := actors.Start(cfg)
 	if err != nil {
@@ -317,10 +319,18 @@ const stallLooks = 10
 // to the segments it leads wait; stopped, it is failed over like any dead
 // node (docs/operations.md, "A disk that hangs"). With raw system calls
 // (the default) the garbage collector may stop the process first.
-func watchDisk(w *wal.IOWatch, limit time.Duration, log *slog.Logger) {
+//
+// A node that writes nothing would never have a call stuck, so when no
+// call has finished for half the limit, watchDisk writes and syncs a
+// small file in the node's folder (probe, through fsys: the watched file
+// system), one probe at a time.
+func watchDisk(w *wal.IOWatch, fsys wal.FS, probe string, limit time.Duration, log *slog.Logger) {
 	t := time.NewTicker(limit / stallLooks)
 	defer t.Stop()
 	var c wal.StallCounter
+	var probing atomic.Bool
+	quiet := 0 // looks in a row at which nothing was in progress or finished
+	lastFinished := ^uint64(0)
 	for range t.C {
 		started, finished := w.Progress()
 		if c.Look(started, finished) >= stallLooks {
@@ -328,5 +338,38 @@ func watchDisk(w *wal.IOWatch, limit time.Duration, log *slog.Logger) {
 				"disk_stall_exit", limit, "calls_in_progress", started-finished)
 			os.Exit(3)
 		}
+		if started == finished && finished == lastFinished {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		lastFinished = finished
+		if quiet >= stallLooks/2 && probing.CompareAndSwap(false, true) {
+			quiet = 0
+			go func() {
+				defer probing.Store(false)
+				if err := probeDisk(fsys, probe); err != nil {
+					log.Warn("disk probe failed", "file", probe, "err", err)
+				}
+			}()
+		}
 	}
+}
+
+// probeDisk writes and syncs a few bytes to name: a disk call that
+// finishes unless the disk hangs.
+func probeDisk(fsys wal.FS, name string) error {
+	f, err := fsys.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte("walrus disk probe\n"), 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
