@@ -120,25 +120,43 @@ func (f watchedFile) DropCache(off, n int64) error {
 	return nil
 }
 
-// StallCounter tells a stalled disk from progress, one look at a time:
-// Look counts the looks in a row at which calls were in progress and
-// none had finished since the previous look. A watchdog that looks every
-// limit/n and acts when the count reaches n acts after about limit without
-// progress; counting looks rather than reading a clock means a process
-// that was itself stopped (SIGSTOP, a suspended machine) and resumes in
-// the middle of a call is not taken for a stall.
+// StallCounter tells a stalled disk from progress, and an idle one, one
+// look at a time. Look counts the looks in a row at which calls were in
+// progress and none had finished since the previous look; Quiet counts
+// those at which none was in progress and none had finished. A watchdog
+// that looks every limit/n and acts when Look reaches n acts after about
+// limit without progress; counting looks rather than reading a clock
+// means a process that was itself stopped (SIGSTOP, a suspended machine)
+// and resumes in the middle of a call is not taken for a stall.
 type StallCounter struct {
-	finished uint64
-	looks    int
+	seen         bool   // a look was made
+	finished     uint64 // calls finished at the last look
+	looks, quiet int
 }
 
-// Look records one look at w's progress and returns the looks in a row
-// without progress while calls were in progress (0 when idle or moving).
+// Look records one look at w's progress (IOWatch.Progress) and returns the
+// looks in a row without progress while calls were in progress (0 when
+// idle or moving).
 func (c *StallCounter) Look(started, finished uint64) int {
-	if started == finished || finished != c.finished {
-		c.finished, c.looks = finished, 0
-		return 0
+	moved := !c.seen || finished != c.finished
+	c.seen, c.finished = true, finished
+	switch {
+	case started == finished: // nothing in progress
+		c.looks = 0
+		if moved {
+			c.quiet = 0
+		} else {
+			c.quiet++
+		}
+	case moved:
+		c.looks, c.quiet = 0, 0
+	default:
+		c.looks++
+		c.quiet = 0
 	}
-	c.looks++
 	return c.looks
 }
+
+// Quiet is the looks in a row, up to the last, at which no call was in
+// progress and none had finished since the look before.
+func (c *StallCounter) Quiet() int { return c.quiet }

@@ -33,7 +33,7 @@ func TestIOWatchCountsWhatWaitsForTheDisk(t *testing.T) {
 		}
 		var c StallCounter
 		s, f := watch.Progress()
-		c.Look(s, f) // the first look sees the finished count move from 0
+		c.Look(s, f) // the first look has nothing to compare with
 		for want := 1; want <= 3; want++ {
 			if got := c.Look(watch.Progress()); got != want {
 				t.Fatalf("look %d at a held sync: %d looks without progress", want, got)
@@ -53,30 +53,35 @@ func TestIOWatchCountsWhatWaitsForTheDisk(t *testing.T) {
 	})
 }
 
-// TestStallCounter: only looks in a row with calls in progress and none
-// finished count; idle or progress starts over.
+// TestStallCounter: Look counts only looks in a row with calls in
+// progress and none finished; Quiet only looks in a row with none in
+// progress and none finished; any progress starts both over.
 func TestStallCounter(t *testing.T) {
 	var c StallCounter
 	steps := []struct {
 		started, finished uint64
-		want              int
+		stalled, quiet    int
 	}{
-		{0, 0, 0}, // idle
-		{1, 0, 1}, // one call in progress, nothing finished since
-		{1, 0, 2}, // still
-		{2, 0, 3}, // another started, still none finished
-		{2, 1, 0}, // one finished: progress
-		{2, 1, 1}, // the other still in progress
-		{2, 2, 0}, // idle again
-		{2, 2, 0}, // idle looks never count
-		{3, 2, 1}, // a new call
-		{9, 8, 0}, // several finished between looks
-		{9, 8, 1}, //
-		{9, 9, 0}, //
+		{0, 0, 0, 0}, // the first look: nothing to compare with
+		{0, 0, 0, 1}, // idle
+		{0, 0, 0, 2}, // still idle
+		{1, 0, 1, 0}, // one call in progress, nothing finished since
+		{1, 0, 2, 0}, // still
+		{2, 0, 3, 0}, // another started, still none finished
+		{2, 1, 0, 0}, // one finished: progress
+		{2, 1, 1, 0}, // the other still in progress
+		{2, 2, 0, 0}, // it finished: progress, idle now
+		{2, 2, 0, 1}, // idle
+		{3, 2, 1, 0}, // a new call
+		{9, 8, 0, 0}, // several finished between looks
+		{9, 8, 1, 0},
+		{9, 9, 0, 0},
+		{9, 9, 0, 1},
 	}
 	for i, s := range steps {
-		if got := c.Look(s.started, s.finished); got != s.want {
-			t.Fatalf("step %d (%d started, %d finished): %d looks, want %d", i, s.started, s.finished, got, s.want)
+		if got := c.Look(s.started, s.finished); got != s.stalled || c.Quiet() != s.quiet {
+			t.Fatalf("step %d (%d started, %d finished): %d stalled looks, %d quiet; want %d, %d",
+				i, s.started, s.finished, got, c.Quiet(), s.stalled, s.quiet)
 		}
 	}
 }

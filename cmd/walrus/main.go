@@ -329,8 +329,6 @@ func watchDisk(w *wal.IOWatch, fsys wal.FS, probe string, limit time.Duration, l
 	defer t.Stop()
 	var c wal.StallCounter
 	var probing atomic.Bool
-	quiet := 0 // looks in a row at which nothing was in progress or finished
-	lastFinished := ^uint64(0)
 	for range t.C {
 		started, finished := w.Progress()
 		if c.Look(started, finished) >= stallLooks {
@@ -338,14 +336,7 @@ func watchDisk(w *wal.IOWatch, fsys wal.FS, probe string, limit time.Duration, l
 				"disk_stall_exit", limit, "calls_in_progress", started-finished)
 			os.Exit(3)
 		}
-		if started == finished && finished == lastFinished {
-			quiet++
-		} else {
-			quiet = 0
-		}
-		lastFinished = finished
-		if quiet >= stallLooks/2 && probing.CompareAndSwap(false, true) {
-			quiet = 0
+		if c.Quiet() >= stallLooks/2 && probing.CompareAndSwap(false, true) {
 			go func() {
 				defer probing.Store(false)
 				if err := probeDisk(fsys, probe); err != nil {
