@@ -15,17 +15,15 @@ import (
 // Freeze the active segment's leader's disk (fsfreeze: every write and
 // sync on its file system blocks until thawed, as on a disk that hangs)
 // until its segment is sealed and writes flow through the others, then
-// thaw it. Its sync never returning stops the node: the next garbage
+// thaw it. Its sync never returning stops the node (with the stall
+// watchdog off, so that this is all there is): the next garbage
 // collection waits for the raw system call in it (docs/operations.md, "A
 // disk that hangs"), the node stops answering, the cluster fails it over
 // and goes on; thawed, it rejoins, and acknowledged nothing after the
 // seal that is not in the log (sealOutLeader's checks).
 func TestFailoverHungDisk(t *testing.T) {
-	disks := newFreezableDisks(t, 3) // before the cluster: unmounted after its nodes die
-	opts := failoverOpts()
-	opts.dataDir = disks.dir
-	c := startCluster(t, 3, opts)
-	t.Cleanup(disks.thawAll) // runs before the cluster's cleanup: a node blocked on a frozen disk cannot die
+	// the watchdog off: the garbage collector alone must stop the node
+	c, disks := frozenDiskCluster(t, "--disk-stall-exit", "0")
 	for round := 1; round <= failoverRounds(t); round++ {
 		sealOutLeader(t, c, fmt.Sprintf("hung%d", round), "disk frozen", disks.freeze, disks.thaw)
 		if t.Failed() {
@@ -40,12 +38,7 @@ func TestFailoverHungDisk(t *testing.T) {
 // --disk-stall-exit (2 s here) ends the process with status 3. Thawed, it
 // is started again.
 func TestFailoverHungDiskPlainSyscalls(t *testing.T) {
-	disks := newFreezableDisks(t, 3)
-	opts := failoverOpts()
-	opts.dataDir = disks.dir
-	opts.args = append(opts.args, "--plain-syscalls", "--disk-stall-exit", "2s")
-	c := startCluster(t, 3, opts)
-	t.Cleanup(disks.thawAll)
+	c, disks := frozenDiskCluster(t, "--plain-syscalls", "--disk-stall-exit", "2s")
 	restore := func(id int) {
 		disks.thaw(id)
 		c.waitExited(id, 3)
@@ -57,6 +50,19 @@ func TestFailoverHungDiskPlainSyscalls(t *testing.T) {
 			return
 		}
 	}
+}
+
+// frozenDiskCluster starts a 3-node cluster with the failover tests'
+// timings and args, each node's data on a freezable disk of its own.
+func frozenDiskCluster(t *testing.T, args ...string) (*cluster, *freezableDisks) {
+	t.Helper()
+	disks := newFreezableDisks(t, 3) // before the cluster: unmounted after its nodes die
+	opts := failoverOpts()
+	opts.dataDir = disks.dir
+	opts.args = append(opts.args, args...)
+	c := startCluster(t, 3, opts)
+	t.Cleanup(disks.thawAll) // runs before the cluster's cleanup: a node blocked on a frozen disk cannot die
+	return c, disks
 }
 
 // freezableDisks gives each node its own small ext4 file system on a loop
@@ -164,12 +170,7 @@ func (d *freezableDisks) thawAll() {
 // node logs why before it exits; the exit completes once the stuck probe
 // returns, after the thaw.
 func TestHungDiskIdleNodeExits(t *testing.T) {
-	disks := newFreezableDisks(t, 3)
-	opts := failoverOpts()
-	opts.dataDir = disks.dir
-	opts.args = append(opts.args, "--plain-syscalls", "--disk-stall-exit", "2s")
-	c := startCluster(t, 3, opts)
-	t.Cleanup(disks.thawAll)
+	c, disks := frozenDiskCluster(t, "--plain-syscalls", "--disk-stall-exit", "2s")
 	frozenAt := time.Now()
 	disks.freeze(2)
 	c.waitFor("idle node 2 to log that its disk stalled", failoverWait, func() error {
