@@ -64,13 +64,17 @@ func (w *worker) sent(n int) { w.s.sentMsgs.Add(int64(n)) }
 
 // late records that an open-loop wait ended d after its slot.
 func (w *worker) late(d time.Duration) {
-	us := max(d.Microseconds(), histMin)
 	w.mu.Lock()
 	if w.lateHist == nil {
 		w.lateHist = hdrhistogram.New(histMin, histMax, histSig)
 	}
-	_ = w.lateHist.RecordValue(min(us, histMax))
+	record(w.lateHist, d)
 	w.mu.Unlock()
+}
+
+// record puts d in h in microseconds, clamped to the histogram's range.
+func record(h *hdrhistogram.Histogram, d time.Duration) {
+	_ = h.RecordValue(min(max(d.Microseconds(), histMin), histMax))
 }
 
 // mergedLate is the workers' late histograms combined.
@@ -99,9 +103,8 @@ func (s *stats) eachWorker(f func(w *worker)) {
 // ok records a successful request of n messages (bytes of payload) that
 // took lat.
 func (w *worker) ok(n int, bytes int64, lat time.Duration, now time.Time) {
-	us := max(lat.Microseconds(), histMin)
 	w.mu.Lock()
-	_ = w.hist.RecordValue(min(us, histMax))
+	record(w.hist, lat)
 	w.mu.Unlock()
 	w.s.okMsgs.Add(int64(n))
 	w.s.okBytes.Add(bytes)
