@@ -30,7 +30,14 @@
 #       batch 1000, Redis XRANGE COUNT 1000 via bench/redisread) and, for
 #       Walrus, 16 readers splitting the offsets.
 # plus, for Walrus, (a) and (b) in open loop at half the throughput just
-# measured (latency from the scheduled send time).
+# measured (latency from the scheduled send time), each followed by the
+# disk alone at the same rate (bench/fsyncrate --msgs: three files, each
+# group-committing every message as fast as it can, a message done once
+# two of them synced it, latency from its slot: a replicated, fdatasynced
+# write on this disk at that moment with no sockets and no other process;
+# the cluster is idle meanwhile). It is a baseline, not a lower bound: a
+# writer that syncs less often can do better on this machine
+# (BENCHMARKS.md, "The disk alone at the half rate").
 #
 # Before and after, the machine's own baselines: the disk's fdatasync rate
 # (fsyncrate), alone and with three files synced at once (as the three
@@ -129,6 +136,20 @@ walrus_row() {
 
 half() { awk -v m="$1" 'BEGIN { printf "%d", m / 2 }'; }
 
+# disk_alone_row TABLE SYSTEM PHASE SIZE RATE BATCH: the disk alone under a
+# replicated write at RATE msgs/s in requests of BATCH messages (each
+# message SIZE bytes and the WAL's 20-byte record header), recorded as
+# SYSTEM's PHASE row: request latency from its slot, as walrus-bench's
+# open loop counts it.
+disk_alone_row() {
+	local table=$1 sys=$2 phase=$3 size=$4 rate=$5 batch=$6 name=$2-$3-$4 out
+	with_freezes "$name" disk_alone "$rate" "$batch" "$size" "$DURATION" >"$WORK/logs/$name.txt"
+	sed 's/^/  /' "$WORK/logs/$name.txt" >&2
+	out=$(disk_alone_ms "$WORK/logs/$name.txt")
+	# shellcheck disable=SC2086 # three numbers
+	record "$table" "$sys" "$phase" "$size" "$rate" ${out:-- - -} >&2
+}
+
 walrus_suite() { # TABLE SYSTEM SIZE
 	local table=$1 sys=$2 size=$3
 	local w=(--producers "$PRODUCERS" --size "$size" --inflight 1)
@@ -153,8 +174,10 @@ walrus_suite() { # TABLE SYSTEM SIZE
 	walrus_bench "$sys-hw-$size" --register --topic "half$size" "${w[@]}" --batch 1 --duration 1s
 	walrus_row "$table" "$sys" half-a "$size" "$sys-ha-$size" --topic "half$size" "${w[@]}" --batch 1 \
 		--rate "$(half "$max_a")" --duration "$DURATION" >/dev/null
+	if [ "$table" = 1 ]; then disk_alone_row "$table" disk-alone half-a "$size" "$(half "$max_a")" 1; fi
 	walrus_row "$table" "$sys" half-b "$size" "$sys-hb-$size" --topic "half$size" "${w[@]}" --batch 100 \
 		--rate "$(half "$max_b")" --duration "$DURATION" >/dev/null
+	if [ "$table" = 1 ]; then disk_alone_row "$table" disk-alone half-b "$size" "$(half "$max_b")" 100; fi
 	if [ "$table" = 1 ]; then
 		# (b) and both open loops again with writes routed to the segment
 		# leader, each open loop at half of the leader-routed maximum
@@ -162,8 +185,10 @@ walrus_suite() { # TABLE SYSTEM SIZE
 			--route leader --duration "$DURATION")
 		walrus_row "$table" "$sys-leader-route" half-a "$size" "$sys-hal-$size" --topic "half$size" "${w[@]}" --batch 1 \
 			--route leader --rate "$(half "$max_al")" --duration "$DURATION" >/dev/null
+		disk_alone_row "$table" disk-alone-leader-route half-a "$size" "$(half "$max_al")" 1
 		walrus_row "$table" "$sys-leader-route" half-b "$size" "$sys-hbl-$size" --topic "half$size" "${w[@]}" --batch 100 \
 			--route leader --rate "$(half "$max_bl")" --duration "$DURATION" >/dev/null
+		disk_alone_row "$table" disk-alone-leader-route half-b "$size" "$(half "$max_bl")" 100
 	fi
 }
 
@@ -298,6 +323,8 @@ targets() {
 			printf "| p99 <= 5 ms at half max throughput | p99 %.2f ms (1 in flight at %s msgs/s), %.2f ms (batches at %s msgs/s) | %s |\n", ha, commas(get(r, "walrus", "half-a")), hb, commas(get(r, "walrus", "half-b")), verdict(ha <= 5 && hb <= 5)
 			ha = get(q, "walrus-leader-route", "half-a"); hb = get(q, "walrus-leader-route", "half-b")
 			printf "| the same, writes routed to the leader (Go client) | p99 %.2f ms (1 in flight at %s msgs/s), %.2f ms (batches at %s msgs/s) | %s |\n", ha, commas(get(r, "walrus-leader-route", "half-a")), hb, commas(get(r, "walrus-leader-route", "half-b")), verdict(ha <= 5 && hb <= 5)
+			fa = get(q, "disk-alone", "half-a"); fb = get(q, "disk-alone", "half-b"); fal = get(q, "disk-alone-leader-route", "half-a"); fbl = get(q, "disk-alone-leader-route", "half-b")
+			printf "| (the disk alone at those rates: 3 files group-committing, a write done on 2; fsyncrate --msgs) | p99 %.2f / %.2f ms (1 in flight), %.2f / %.2f ms (batches) | (%s) |\n", fa, fal, fb, fbl, (fa <= 5 && fb <= 5 && fal <= 5 && fbl <= 5) ? "under 5 ms" : "over 5 ms"
 		}' "$RESULTS"
 }
 
@@ -355,7 +382,7 @@ table 2 "Table 2: peers at their default durability (JetStream default sync_inte
 	walrus walrus-interval-1s jetstream-default redis-everysec
 echo
 echo "Walrus open loop at half its closed-loop maximum (latency from the scheduled send):"
-awk -F'\t' 'function commas(n,   s, out) { s = sprintf("%d", n + 0.5); out = ""; while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out } $1 == 1 && $2 ~ /^walrus(-leader-route)?$/ && $3 ~ /^half/ { printf "  %s%s %d B: %s msgs/s, p50 %s p99 %s p99.9 %s ms\n", $3, ($2 == "walrus" ? "" : ", routed to the leader"), $4, commas($5), $6, $7, $8 }' "$RESULTS"
+awk -F'\t' 'function commas(n,   s, out) { s = sprintf("%d", n + 0.5); out = ""; while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out } $1 == 1 && $2 ~ /^(walrus|disk-alone)(-leader-route)?$/ && $3 ~ /^half/ { printf "  %s%s%s %d B: %s msgs/s, p50 %s p99 %s p99.9 %s ms\n", ($2 ~ /^disk/ ? "the disk alone, " : ""), $3, ($2 ~ /leader/ ? ", routed to the leader" : ""), $4, commas($5), $6, $7, $8 }' "$RESULTS"
 targets
 echo
 echo "machine freezes during each write run (bench/freezeprobe: a real-time sleeper waking over 3 ms late, i.e. nothing ran; R near 1: on the beat of a 100 ms clock):"

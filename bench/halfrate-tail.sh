@@ -27,6 +27,10 @@
 # From the nodes' /metrics over the open loop, each node's share of
 # requests (timed at the node that took them), WAL appends and
 # replication rounds over 1, 2.5, 5 and 10 ms.
+# DISK_ALONE=1 also runs, after each cluster stops, the disk alone at the open
+# loop's rate (bench/fsyncrate --msgs: three files group-committing, a
+# request done once two synced it, latency from its slot): what the disk
+# gives a replicated write at that rate then, with no sockets or CPU work.
 # FSYNC (always) is the nodes' --fsync (interval:1s: no sync on the write path).
 # TRACE_SYNCS=1 (needs perf, as root) also counts the nodes' fdatasync
 # calls during the open loop (perf trace): all of them (a second, mean
@@ -47,6 +51,7 @@ RATE=${RATE:-}
 SLOW_OVER=${SLOW_OVER:-4ms}
 TRACE_SYNCS=${TRACE_SYNCS:-}
 FSYNC=${FSYNC:-always}
+DISK_ALONE=${DISK_ALONE:-}
 # TRACE_SYNCS sums every fdatasync over the open loop's middle: DURATION - 2 s
 SUM_SECONDS=$(awk -v d="${DURATION%s}" 'BEGIN { print d - 2 }')
 # scrape WHEN: every node's /metrics into $WORK/metrics-<node>.WHEN
@@ -132,5 +137,10 @@ for segs in $SEGMENTS; do
 			END { printf "  fdatasyncs over 3 ms on the three nodes meanwhile: %d, the longest %.1f ms; their ends on a 100 ms circle: R %.2f\n", n, m, n ? sqrt(c * c + s * s) / n : 0 }' "$WORK/syncs.txt"
 	fi
 	stop_all
+	if [ -n "$DISK_ALONE" ]; then
+		FREEZES=1 with_freezes disk-alone disk_alone "$(json_field "$WORK/half.json" msgs_per_s)" "$BATCH" "$SIZE" "$DURATION" 2>/dev/null >"$WORK/disk-alone.txt"
+		read -r fp50 fp99 fp999 < <(disk_alone_ms "$WORK/disk-alone.txt")
+		echo "  the disk alone at that rate (fsyncrate --msgs, 3 files, done on 2): p50 $fp50 p99 $fp99 p99.9 $fp999 ms; machine $(cat "$WORK/logs/disk-alone.freezes")"
+	fi
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

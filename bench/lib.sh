@@ -100,6 +100,26 @@ fsync3_baseline() {
 	run "$WORK/bin/fsyncrate" --dir "$WORK" --block 4096 --writers 3 --zero-ahead --duration "${1:-3s}"
 }
 
+# disk_alone RATE BATCH SIZE DURATION: the disk alone under a replicated
+# write at RATE msgs/s in requests of BATCH messages of SIZE bytes (and
+# the WAL's 20-byte record header each): bench/fsyncrate --msgs with three
+# files group-committing, a request done once two of them synced it (the
+# segment leader and its eager follower; the third trails as
+# --trailing-replica-wait 5ms has it), latency from its slot as
+# walrus-bench's open loop counts it. Prints the command (stderr) and
+# fsyncrate's line.
+disk_alone() {
+	local reqs
+	reqs=$(awk -v r="$1" -v b="$2" 'BEGIN { print r / b }')
+	printf '$ fsyncrate --dir %s --writers 3 --ack 2 --msgs %s --entry %s --duration %s\n' "$WORK" "$reqs" $(($2 * ($3 + 20))) "$4" >&2
+	"$WORK/bin/fsyncrate" --dir "$WORK" --writers 3 --ack 2 --msgs "$reqs" --entry $(($2 * ($3 + 20))) --duration "$4"
+}
+
+# disk_alone_ms FILE: "p50 p99 p99.9" (ms) from a disk_alone line.
+disk_alone_ms() {
+	sed -nE 's/.*latency from the slot p50 ([0-9.]+) p99 ([0-9.]+) p99\.9 ([0-9.]+) ms.*/\1 \2 \3/p' "$1"
+}
+
 # kernel_baseline: what a loopback round trip costs on this machine (a
 # replication round without the WAL, 1 entry, 1 in flight: two socket
 # sends and two wake-ups), the kernel paths a one-in-flight write is made

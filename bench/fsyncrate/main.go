@@ -30,6 +30,22 @@
 // with how many cycles took longer than --slow-over (3 ms), and this
 // process's CPU time (user + system) per cycle.
 //
+// With --msgs R the tool models a cluster's write path on this disk
+// alone instead: R messages a second arrive on a fixed schedule, each of
+// --writers files group-commits them (writes every message that arrived
+// since its last round, fdatasyncs, goes again), a message is done once
+// the first --ack files (2: the segment leader and its eager follower)
+// synced it, and the files past --ack sync only once their oldest
+// missing message is --trailing-wait old (the trailing follower). The
+// line gives the messages' latency from their slots: a replicated,
+// fdatasynced write at that rate on the disk alone, with no sockets and
+// no other process, which bench/compare.sh runs beside each half-rate
+// open loop (a baseline, not a lower bound: with --min-round D each file
+// starts a round at most every D, fewer and larger syncs, which on this
+// machine can have the shorter tail).
+//
+//	go run ./bench/fsyncrate --dir /tmp --writers 3 --msgs 4000 --duration 8s
+//
 // With --sync dsync each block is written to a file opened O_DSYNC, the
 // write itself durable (one system call, no fdatasync); with --sync direct
 // also O_DIRECT, each write rewriting the 4 KiB-aligned blocks it touches
@@ -62,7 +78,21 @@ func main() {
 	rate := flag.Float64("rate", 0, "cycles a second per writer, paced (0: one after another, as fast as the disk goes)")
 	slowOver := flag.Duration("slow-over", 3*time.Millisecond, "count the cycles that took longer than this")
 	syncMode := flag.String("sync", "fdatasync", "how a block is made durable: fdatasync (write, then fdatasync), dsync (write to a file opened O_DSYNC), direct (O_DIRECT|O_DSYNC, rewriting the 4 KiB blocks a write touches)")
+	msgs := flag.Float64("msgs", 0, "group-commit mode: messages a second, open loop, each written by every writer's group commit and acknowledged once the first --ack writers synced it (0: off)")
+	ack := flag.Int("ack", 2, "group-commit mode: writers a message must be durable on (the segment leader and its eager follower)")
+	entry := flag.Int("entry", 144, "group-commit mode: bytes a message adds to each file (128 B and the WAL's record header)")
+	trailing := flag.Duration("trailing-wait", 5*time.Millisecond, "group-commit mode: writers past --ack sync what they lack once its oldest message is this old (walrus --trailing-replica-wait)")
+	minRound := flag.Duration("min-round", 0, "group-commit mode: a writer starts a round at least this long after its last one started (0: as soon as the last one synced)")
 	flag.Parse()
+	if *msgs > 0 {
+		if *writers < *ack || *ack < 1 || *entry < 1 || *dur <= 0 {
+			fmt.Fprintln(os.Stderr, "fsyncrate: --msgs needs --ack of at least 1, --writers of at least --ack, --entry at least 1, --duration positive")
+			os.Exit(2)
+		}
+		c := groupCommitConfig{dir: *dir, writers: *writers, ack: *ack, rate: *msgs, entry: *entry, trailing: *trailing, minRound: *minRound, dur: *dur, slowOver: *slowOver}
+		groupCommit(c).print(c)
+		return
+	}
 	if *writers < 1 || *perFile < 1 || *block < 1 || *dur <= 0 || *rate < 0 {
 		fmt.Fprintln(os.Stderr, "fsyncrate: --writers, --syncers-per-file and --block must be at least 1, --duration positive, --rate not negative")
 		os.Exit(2)

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestGroupCommitAcknowledgesEveryMessage: every scheduled message is
+// acknowledged once, no latency is negative, the writers in the quorum
+// take rounds as messages arrive, and the trailing writer only once its
+// oldest missing message is trailing old.
+func TestGroupCommitAcknowledgesEveryMessage(t *testing.T) {
+	c := groupCommitConfig{dir: t.TempDir(), writers: 3, ack: 2, rate: 2000, entry: 148,
+		trailing: 50 * time.Millisecond, dur: 500 * time.Millisecond, slowOver: 3 * time.Millisecond}
+	r := groupCommit(c)
+	if r.total != 1000 || len(r.lat) != r.total {
+		t.Fatalf("acknowledged %d of %d messages, want all 1000", len(r.lat), r.total)
+	}
+	if r.lat[0] < 0 {
+		t.Fatalf("a latency is negative: %v", r.lat[0])
+	}
+	if len(r.syncs) != r.rounds[0]+r.rounds[1]+r.rounds[2] {
+		t.Fatalf("%d syncs for rounds %v", len(r.syncs), r.rounds)
+	}
+	// 0.5 s at one round per 50 ms, and one for the tail
+	if r.rounds[2] > 12 || r.rounds[2] < 1 {
+		t.Fatalf("trailing writer took %d rounds, want 1-12 (one per 50 ms)", r.rounds[2])
+	}
+	if r.rounds[0] <= r.rounds[2] {
+		t.Fatalf("quorum writer took %d rounds, the trailing one %d: the quorum should sync as messages come", r.rounds[0], r.rounds[2])
+	}
+}
+
+// TestGroupCommitMinRound: with minRound each writer starts a round at
+// most once per minRound, and every message is still acknowledged.
+func TestGroupCommitMinRound(t *testing.T) {
+	c := groupCommitConfig{dir: t.TempDir(), writers: 2, ack: 2, rate: 2000, entry: 148,
+		minRound: 20 * time.Millisecond, dur: 400 * time.Millisecond, slowOver: 3 * time.Millisecond}
+	r := groupCommit(c)
+	if len(r.lat) != r.total {
+		t.Fatalf("acknowledged %d of %d messages", len(r.lat), r.total)
+	}
+	for w, n := range r.rounds {
+		if n > 22 { // 0.4 s / 20 ms, the first round and the tail's
+			t.Fatalf("writer %d took %d rounds in 0.4 s at most one per 20 ms", w, n)
+		}
+	}
+	// a message waits for the next round: up to minRound, not its own sync alone
+	if r.lat[len(r.lat)/2] < time.Millisecond {
+		t.Fatalf("median latency %v with rounds 20 ms apart", r.lat[len(r.lat)/2])
+	}
+}
