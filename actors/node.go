@@ -154,17 +154,25 @@ func Start(cfg Config) (n *Node, err error) {
 		}
 	}
 	n.metaChanged(n.host.State())
-	fsync := cfg.Sync.String()
-	if cfg.Sync == wal.SyncInterval {
+	n.log.Info("node started", "client", n.clientLn.Addr().String(), "raft", n.raftLn.Addr().String(),
+		"had_state", n.host.hadState, "fsync", fsyncFlag(cfg))
+	return n, nil
+}
+
+// fsyncFlag names the node's WAL sync mode as --fsync spells it (always,
+// interval:<d>, never), for the start line an operator checks it by.
+func fsyncFlag(cfg Config) string {
+	switch cfg.Sync {
+	case wal.SyncEveryBatch:
+		return "always"
+	case wal.SyncInterval:
 		d := cfg.SyncInterval
 		if d <= 0 {
 			d = wal.DefaultSyncInterval
 		}
-		fsync += ":" + d.String()
+		return "interval:" + d.String()
 	}
-	n.log.Info("node started", "client", n.clientLn.Addr().String(), "raft", n.raftLn.Addr().String(),
-		"had_state", n.host.hadState, "fsync", fsync)
-	return n, nil
+	return cfg.Sync.String()
 }
 
 // Stop shuts the node down: client port first, then actors (cursor

@@ -197,8 +197,9 @@ func TestWholeClusterStopRightAfterGetsKeepsCursor(t *testing.T) {
 // every acknowledged entry is still there (READ, in write order), and the
 // shared cursor skipped nothing: GET resumes at or before where it was
 // (at-least-once), repeating entries only from the crash point.
+// The nodes run at the default --fsync, which their start lines name.
 func TestWholeClusterKillKeepsAcknowledgedEntriesAndCursor(t *testing.T) {
-	wholeClusterKill(t, smallSegments(7))
+	ranWithFsync(t, wholeClusterKill(t, smallSegments(7)), "always")
 }
 
 // The same under --fsync interval: a process crash loses nothing there
@@ -219,7 +220,13 @@ func TestWholeClusterKillUnderNoSync(t *testing.T) {
 func wholeClusterKillWithFsync(t *testing.T, mode string) {
 	opts := smallSegments(7)
 	opts.args = []string{"--fsync", mode}
-	c := wholeClusterKill(t, opts)
+	ranWithFsync(t, wholeClusterKill(t, opts), mode)
+}
+
+// ranWithFsync fails t unless every node of c logged that it ran with
+// --fsync mode.
+func ranWithFsync(t *testing.T, c *cluster, mode string) {
+	t.Helper()
 	for _, nd := range c.nodes {
 		if b, _ := os.ReadFile(nd.logPath); !strings.Contains(string(b), "fsync="+mode) {
 			t.Fatalf("node %d's log does not say it ran with --fsync %s", nd.id, mode)
