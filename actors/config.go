@@ -89,8 +89,12 @@ type Config struct {
 	Clock   seam.Clock
 	Network seam.Network
 	FS      wal.FS
-	Rand    *rand.Rand
-	Logger  *slog.Logger
+	// DiskWatch, if set, also counts the raft log's writes (the WAL's are
+	// counted by FS wrapped in wal.Watched with the same watch), for a
+	// disk-stall watchdog.
+	DiskWatch *wal.IOWatch
+	Rand      *rand.Rand
+	Logger    *slog.Logger
 	// LibLogLevel is the floor for protoactor's and raft's own logs.
 	LibLogLevel slog.Level
 

@@ -178,12 +178,18 @@ func newRaftHost(n *Node, onChange func(*raftfsm.State)) (*raftHost, error) {
 	rc.SnapshotInterval = 30 * time.Second
 	rc.TrailingLogs = 10240
 
-	h.hadState, err = raft.HasExistingState(store, store, snaps)
+	var logs raft.LogStore = store
+	var stable raft.StableStore = store
+	if n.cfg.DiskWatch != nil {
+		ws := watchedRaftStore{log: store, stable: store, w: n.cfg.DiskWatch}
+		logs, stable = ws, ws
+	}
+	h.hadState, err = raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, h.fsm, store, store, snaps, h.transport)
+	r, err := raft.NewRaft(rc, h.fsm, logs, stable, snaps, h.transport)
 	if err != nil {
 		store.Close()
 		h.transport.Close()

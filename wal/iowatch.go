@@ -25,6 +25,14 @@ func (w *IOWatch) Progress() (started, finished uint64) {
 	return w.started.Load(), finished
 }
 
+// Track counts fn as one call that waits for the device, for stores that
+// do not go through an FS (the node's raft log, a bolt database).
+func (w *IOWatch) Track(fn func() error) error {
+	w.enter()
+	defer w.exit()
+	return fn()
+}
+
 func (w *IOWatch) enter() { w.started.Add(1) }
 func (w *IOWatch) exit()  { w.finished.Add(1) }
 

@@ -133,8 +133,8 @@ func configOf(t *testing.T, args []string) actors.Config {
 // raw calls.
 func TestPlainSyscallsFlag(t *testing.T) {
 	cfg := configOf(t, []string{"--disk-stall-exit", "0"})
-	if cfg.Network != nil || cfg.FS != wal.OSFS() {
-		t.Errorf("defaults: Network %#v, FS %#v; want the node's network and raw calls", cfg.Network, cfg.FS)
+	if cfg.Network != nil || cfg.FS != wal.OSFS() || cfg.DiskWatch != nil {
+		t.Errorf("defaults: Network %#v, FS %#v, DiskWatch %p; want the node's network, raw calls and no watch", cfg.Network, cfg.FS, cfg.DiskWatch)
 	}
 	cfg = configOf(t, []string{"--plain-syscalls", "--disk-stall-exit", "0"})
 	if cfg.Network != (seam.TCPNetwork{PlainSyscalls: true}) {
@@ -146,7 +146,8 @@ func TestPlainSyscallsFlag(t *testing.T) {
 }
 
 // --disk-stall-exit (30 s unless set; 0 turns it off) has the WAL's file
-// system watched, whichever calls it makes.
+// system watched, whichever calls it makes, and the raft log by the same
+// watch.
 func TestDiskStallExitFlag(t *testing.T) {
 	for _, tc := range []struct {
 		args  []string
@@ -167,6 +168,9 @@ func TestDiskStallExitFlag(t *testing.T) {
 		}
 		if f.diskStallExit != tc.limit || f.diskWatch == nil || cfg.FS != wal.Watched(tc.base, f.diskWatch) {
 			t.Errorf("%v: limit %v, watch %p, FS %#v; want %v and the base file system watched", tc.args, f.diskStallExit, f.diskWatch, cfg.FS, tc.limit)
+		}
+		if cfg.DiskWatch != f.diskWatch {
+			t.Errorf("%v: the raft log is watched by %p, the WAL by %p: want one watch for both", tc.args, cfg.DiskWatch, f.diskWatch)
 		}
 	}
 }

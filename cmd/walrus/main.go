@@ -61,7 +61,7 @@ type nodeFlags struct {
 	walSetAsideCorrupt                bool
 	plainSyscalls                     bool
 	diskStallExit                     time.Duration
-	diskWatch                         *wal.IOWatch // counts the WAL's disk calls when diskStallExit is set (config)
+	diskWatch                         *wal.IOWatch // counts the WAL's and the raft log's disk calls when diskStallExit is set (config)
 	leaseWindow, failureTimeout       time.Duration
 	raftHeartbeat                     time.Duration
 	idleTimeout                       time.Duration
@@ -95,7 +95,7 @@ func newNodeFlags() *nodeFlags {
 	fs.Int64Var(&f.walDropBehind, "wal-drop-behind", 0, "bytes behind each segment's synced end kept in the page cache; older bytes are evicted (0: keep all)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
 	fs.BoolVar(&f.plainSyscalls, "plain-syscalls", false, "issue socket reads and writes and WAL writes and syncs as ordinary system calls instead of raw ones (docs/configuration.md)")
-	fs.DurationVar(&f.diskStallExit, "disk-stall-exit", 30*time.Second, "exit when the WAL's disk calls have made no progress for this long, so that the cluster fails the node over (0: never)")
+	fs.DurationVar(&f.diskStallExit, "disk-stall-exit", 30*time.Second, "exit when the node's disk calls (WAL and raft log) have made no progress for this long, so that the cluster fails the node over (0: never)")
 	fs.BoolVar(&f.walSetAsideCorrupt, "wal-set-aside-corrupt", false, "at start, rename a corrupt sealed segment file aside and copy it back from the other replicas, instead of refusing the whole disk")
 	fs.DurationVar(&f.trailingWait, "trailing-replica-wait", actors.DefaultTrailingReplicaWait,
 		"a follower outside the write quorum gets writes in batches at most this late (0: every write to every follower at once)")
@@ -199,6 +199,7 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	case f.diskStallExit > 0:
 		f.diskWatch = &wal.IOWatch{}
 		cfg.FS = wal.Watched(cfg.FS, f.diskWatch)
+		cfg.DiskWatch = f.diskWatch
 	}
 	if f.trailingWait < 0 {
 		return cfg, closer, fmt.Errorf("--trailing-replica-wait %v: must be 0 (off) or positive", f.trailingWait)
@@ -312,7 +313,8 @@ func runNode(args []string) int {
 // --disk-stall-exit.
 const stallLooks = 10
 
-// watchDisk ends the process (exit status 3) once the WAL's disk calls
+// watchDisk ends the process (exit status 3) once the node's disk calls
+// (the WAL's and raft's log's)
 // have been in progress without one finishing for about limit
 // (wal.StallCounter): a disk that hangs. A node left running on it would
 // go on answering its peers, so nothing would fail over, while the writes
