@@ -61,8 +61,7 @@ func groupCommit(c groupCommitConfig) groupCommitResult {
 	for w := range c.writers {
 		tf, err := os.CreateTemp(c.dir, "fsyncrate-*")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-			os.Exit(1)
+			die(err)
 		}
 		defer os.Remove(tf.Name())
 		defer tf.Close()
@@ -107,20 +106,17 @@ func groupCommit(c groupCommitConfig) groupCommitResult {
 				}
 				for off+int64(len(buf)) > alloc {
 					if _, err := tf.WriteAt(zeros, alloc); err != nil {
-						fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-						os.Exit(1)
+						die(err)
 					}
 					alloc += int64(len(zeros))
 				}
 				t := time.Now()
 				last = t
 				if _, err := tf.WriteAt(buf, off); err != nil {
-					fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-					os.Exit(1)
+					die(err)
 				}
 				if err := syscall.Fdatasync(int(tf.Fd())); err != nil {
-					fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-					os.Exit(1)
+					die(err)
 				}
 				now := time.Now()
 				off += int64(len(buf))

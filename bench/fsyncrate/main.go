@@ -132,15 +132,13 @@ func main() {
 	for w := range *writers {
 		tf, err := os.CreateTemp(*dir, "fsyncrate-*")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-			os.Exit(1)
+			die(err)
 		}
 		defer os.Remove(tf.Name())
 		tf.Close()
 		f, err := os.OpenFile(tf.Name(), os.O_RDWR|openFlags, 0)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-			os.Exit(1)
+			die(err)
 		}
 		defer f.Close()
 		st := &fileState{f: f, direct: *syncMode == "direct", dsync: openFlags != 0}
@@ -188,6 +186,13 @@ func main() {
 	fmt.Printf("%s (%s, %d writer(s)%s): %d x (%s %d B %s) in %.2f s = %.0f syncs/s, mean %.0f µs, p50 %.2f p99 %.2f p99.9 %.2f ms, worst %.2f ms, %d over %v; cpu %.1f µs per cycle\n",
 		label, abs, *writers, shared, n, what, *block, how, el.Seconds(), float64(n)/el.Seconds(), float64(sum.Microseconds())/float64(n),
 		pct(0.5), pct(0.99), pct(0.999), float64(all[n-1].Microseconds())/1000, slow, *slowOver, float64(cpu.Microseconds())/float64(n))
+}
+
+// die reports err and ends the run: a measurement that lost a write or a
+// sync means nothing.
+func die(err error) {
+	fmt.Fprintln(os.Stderr, "fsyncrate:", err)
+	os.Exit(1)
 }
 
 type writeMode int
@@ -279,13 +284,11 @@ func syncLoop(st *fileState, block int, mode writeMode, start time.Time, every t
 		}
 		st.mu.Unlock()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-			os.Exit(1)
+			die(err)
 		}
 		if !st.dsync {
 			if err := syscall.Fdatasync(int(st.f.Fd())); err != nil {
-				fmt.Fprintln(os.Stderr, "fsyncrate:", err)
-				os.Exit(1)
+				die(err)
 			}
 		}
 		out = append(out, time.Since(t))
