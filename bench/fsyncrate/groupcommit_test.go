@@ -50,3 +50,17 @@ func TestGroupCommitMinRound(t *testing.T) {
 		t.Fatalf("median latency %v with rounds 20 ms apart", r.lat[len(r.lat)/2])
 	}
 }
+
+// TestGroupCommitAnyAck: with anyAck every writer takes rounds as messages
+// come (none trails), and every message is acknowledged.
+func TestGroupCommitAnyAck(t *testing.T) {
+	c := groupCommitConfig{dir: t.TempDir(), writers: 3, ack: 2, anyAck: true, rate: 2000, entry: 148,
+		trailing: 50 * time.Millisecond, dur: 400 * time.Millisecond, slowOver: 3 * time.Millisecond}
+	r := groupCommit(c)
+	if len(r.lat) != r.total {
+		t.Fatalf("acknowledged %d of %d messages", len(r.lat), r.total)
+	}
+	if r.rounds[2] <= 12 {
+		t.Fatalf("third writer took %d rounds in 0.4 s: it trailed (one per 50 ms) instead of syncing as messages came", r.rounds[2])
+	}
+}

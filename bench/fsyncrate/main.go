@@ -83,13 +83,14 @@ func main() {
 	entry := flag.Int("entry", 144, "group-commit mode: bytes a message adds to each file (128 B and the WAL's record header)")
 	trailing := flag.Duration("trailing-wait", 5*time.Millisecond, "group-commit mode: writers past --ack sync what they lack once its oldest message is this old (walrus --trailing-replica-wait)")
 	minRound := flag.Duration("min-round", 0, "group-commit mode: a writer starts a round at least this long after its last one started (0: as soon as the last one synced)")
+	anyAck := flag.Bool("any-ack", false, "group-commit mode: every writer syncs as messages come, and a message is done once any --ack of them synced it (walrus --trailing-replica-wait 0)")
 	flag.Parse()
 	if *msgs > 0 {
 		if *writers < *ack || *ack < 1 || *entry < 1 || *dur <= 0 {
 			fmt.Fprintln(os.Stderr, "fsyncrate: --msgs needs --ack of at least 1, --writers of at least --ack, --entry at least 1, --duration positive")
 			os.Exit(2)
 		}
-		c := groupCommitConfig{dir: *dir, writers: *writers, ack: *ack, rate: *msgs, entry: *entry, trailing: *trailing, minRound: *minRound, dur: *dur, slowOver: *slowOver}
+		c := groupCommitConfig{dir: *dir, writers: *writers, ack: *ack, rate: *msgs, entry: *entry, trailing: *trailing, minRound: *minRound, anyAck: *anyAck, dur: *dur, slowOver: *slowOver}
 		groupCommit(c).print(c)
 		return
 	}
