@@ -37,10 +37,10 @@ type groupCommitConfig struct {
 // they lack is trailing old (walrus --trailing-replica-wait). A message is
 // done once the first ack writers have synced it (with anyAck: every
 // writer eager, done once any ack of them have; walrus
-// --trailing-replica-wait 0). The line is a baseline
-// for walrus-bench's open loop at the same rate, not a lower bound: on a
-// machine whose host pauses it when its syncs come thick and fast, a
-// writer that syncs less often (minRound) can do better.
+// --trailing-replica-wait 0). The line is a baseline for walrus-bench's
+// open loop at the same rate, not a lower bound: on a machine whose host
+// pauses it when its syncs come thick and fast, a writer that syncs less
+// often (minRound) can do better.
 func groupCommit(c groupCommitConfig) groupCommitResult {
 	every := time.Duration(float64(time.Second) / c.rate)
 	total := int(c.dur / every)
