@@ -44,7 +44,7 @@
 // starts a round at most every D, fewer and larger syncs, which on this
 // machine can have the shorter tail).
 //
-//	go run ./bench/fsyncrate --dir /tmp --writers 3 --msgs 4000 --duration 8s
+//	go run ./bench/fsyncrate --dir /tmp --msgs 4000 --duration 8s
 //
 // With --sync dsync each block is written to a file opened O_DSYNC, the
 // write itself durable (one system call, no fdatasync); with --sync direct
@@ -73,7 +73,7 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "how long to measure")
 	prealloc := flag.Bool("prealloc", false, "write into space allocated up front (fallocate) instead of appending")
 	zeroAhead := flag.Bool("zero-ahead", false, "write into space filled with zeros ahead, 1 MiB at a time (walrus --wal-prealloc 1048576), instead of appending")
-	writers := flag.Int("writers", 1, "writers, each appending and syncing its own file at once (3: the three nodes of a benchmark cluster on this one disk)")
+	writers := flag.Int("writers", 1, "writers, each appending and syncing its own file at once (3: the three nodes of a benchmark cluster on this one disk; 3 unless set with --msgs)")
 	perFile := flag.Int("syncers-per-file", 1, "goroutines sharing each writer's file, each writing a block and fdatasyncing it, so that this many syncs of one file can be in flight")
 	rate := flag.Float64("rate", 0, "cycles a second per writer, paced (0: one after another, as fast as the disk goes)")
 	slowOver := flag.Duration("slow-over", 3*time.Millisecond, "count the cycles that took longer than this")
@@ -85,7 +85,16 @@ func main() {
 	minRound := flag.Duration("min-round", 0, "group-commit mode: a writer starts a round at least this long after its last one started (0: as soon as the last one synced)")
 	anyAck := flag.Bool("any-ack", false, "group-commit mode: every writer syncs as messages come, and a message is done once any --ack of them synced it (walrus --trailing-replica-wait 0)")
 	flag.Parse()
+	if *msgs < 0 {
+		fmt.Fprintln(os.Stderr, "fsyncrate: --msgs must not be negative")
+		os.Exit(2)
+	}
 	if *msgs > 0 {
+		set := false
+		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "writers" })
+		if !set {
+			*writers = 3 // the three replicas of a benchmark cluster
+		}
 		if *writers < *ack || *ack < 1 || *entry < 1 || *dur <= 0 {
 			fmt.Fprintln(os.Stderr, "fsyncrate: --msgs needs --ack of at least 1, --writers of at least --ack, --entry at least 1, --duration positive")
 			os.Exit(2)
