@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -191,4 +192,42 @@ func TestHungDiskIdleNodeExits(t *testing.T) {
 	c.dial(2).mustDo("REGISTER after", "OK")
 	c.dial(2).mustDo("PUT after x", "OK")
 	c.dial(1).mustDo("GET after", "OK x")
+}
+
+// A node started again onto a disk that still hangs gives up on it too:
+// the stall watchdog runs from before the WAL and raft's log open, so the
+// node logs that its disk stalled instead of waiting for it unnoticed,
+// and exits (status 3) once the disk answers; started again on the
+// thawed disk, it serves what it held.
+func TestNodeStartedOnHungDiskExits(t *testing.T) {
+	c, disks := frozenDiskCluster(t, "--plain-syscalls", "--disk-stall-exit", "2s")
+	c.dial(1).mustDo("REGISTER keep", "OK")
+	c.dial(1).mustDo("PUT keep x", "OK")
+	c.stop(2)
+	disks.freeze(2)
+	nd := c.node(2)
+	c.spawn(nd)
+	marker := []byte(fmt.Sprintf("=== e2e: launch %d of node %d:", nd.launches, nd.id))
+	spawnedAt := time.Now()
+	var started bool
+	c.waitFor("node 2, started on a frozen disk, to log that its disk stalled", failoverWait, func() error {
+		b, err := os.ReadFile(nd.logPath)
+		if err != nil {
+			return err
+		}
+		_, launch, _ := bytes.Cut(b, marker)
+		stalled := bytes.Index(launch, []byte("disk stalled"))
+		if stalled < 0 {
+			return fmt.Errorf("not in its log yet")
+		}
+		started = bytes.Contains(launch[:stalled], []byte(`msg="node started"`))
+		return nil
+	})
+	t.Logf("node 2 gave up on its disk %v after it was launched (it had logged its start first: %v)",
+		time.Since(spawnedAt).Round(time.Millisecond), started)
+	disks.thaw(2)
+	c.waitExited(2, 3)
+	c.start(2)
+	c.waitReady()
+	c.dial(2).mustDo("GET keep", "OK x")
 }
