@@ -87,8 +87,7 @@ func (w *WAL) syncDone(next bool) {
 		if err := b.errs[i]; err != nil {
 			w.fence(fmt.Errorf("sync %s: %w", s.path, err))
 		} else {
-			s.synced = max(s.synced, b.ends[i])
-			w.dropBehind(s)
+			w.markSynced(s, b.ends[i])
 		}
 		b.errs[i] = nil
 	}

@@ -433,7 +433,8 @@ func (w *WAL) syncSegments(segs []*segment) {
 		if errs[i] != nil {
 			w.fence(fmt.Errorf("sync %s: %w", s.path, errs[i]))
 		} else {
-			s.dirty, s.synced = false, s.size
+			s.dirty = false
+			w.markSynced(s, s.size)
 		}
 		errs[i] = nil
 	}
@@ -475,9 +476,17 @@ func (w *WAL) syncOne(s *segment) error {
 	if err := s.f.Sync(); err != nil {
 		return w.fence(fmt.Errorf("sync %s: %w", s.path, err))
 	}
-	s.dirty, s.synced = false, s.size
-	w.dropBehind(s)
+	s.dirty = false
+	w.markSynced(s, s.size)
 	return nil
+}
+
+// markSynced records that a sync made s's file durable up to end (its
+// written end when the sync began) and evicts what DropBehind says behind
+// it: every path that syncs a file records it here. Committer only.
+func (w *WAL) markSynced(s *segment, end int64) {
+	s.synced = max(s.synced, end)
+	w.dropBehind(s)
 }
 
 // dropStep is the least a dropBehind call evicts.

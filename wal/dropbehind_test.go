@@ -130,3 +130,41 @@ func TestDropBehindOnRealFiles(t *testing.T) {
 	expectEntries(t, readAll(t, w, k1), want)
 	w.Close()
 }
+
+// TestDropBehindWhenFilesSyncTogether: a cycle that syncs several files at
+// once (in parallel) drops behind each of them too, as a cycle of one
+// file does.
+func TestDropBehindWhenFilesSyncTogether(t *testing.T) {
+	const window = 1 << 20
+	fsys := newHintFS()
+	w := openWAL(t, "/d", Options{FS: fsys, DropBehind: window})
+	held := holdSyncs(t, fsys.memFS, openName(k1)) // after openWAL: its cleanup runs before Close's
+	k2 := SegmentKey{Topic: "logs", Segment: 2}
+	mustCreate(t, w, k1)
+	mustCreate(t, w, k2)
+
+	// hold one cycle's sync so that the next cycle takes both files' writes
+	held.armed.Store(true)
+	first := make(chan error, 1)
+	w.AppendAsync(k1, [][]byte{[]byte("first")}, func(_ uint64, err error) { first <- err })
+	<-held.started
+	big := make([][]byte, 48) // 3 MiB a file
+	for i := range big {
+		big[i] = bytes.Repeat([]byte("d"), 64<<10)
+	}
+	done := make(chan error, 2)
+	for _, k := range []SegmentKey{k1, k2} {
+		w.AppendAsync(k, big, func(_ uint64, err error) { done <- err })
+	}
+	held.let()
+	for _, ch := range []chan error{first, done, done} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []SegmentKey{k1, k2} {
+		if calls := callsFor(fsys, fsys.drops, openName(k)); len(calls) == 0 {
+			t.Fatalf("%v: 3 MiB synced with a window of 1 MiB and nothing dropped behind it", k)
+		}
+	}
+}
