@@ -52,8 +52,9 @@ type File interface {
 	// Sync makes every prior WriteAt and Truncate of this file durable:
 	// after it returns nil, a crash keeps the file's contents and size as
 	// they were when it was called (of a WriteAt running alongside it, a
-	// crash may keep any part, as of one made after it). Of what was written after the last Sync, a crash may keep
-	// any part: a prefix of what grew the file, and, where bytes were
+	// crash may keep any part, as of one made after it). Of what was
+	// written after the last Sync, a crash may keep any part: a prefix of
+	// what grew the file, and, where bytes were
 	// overwritten, any subset of their 512-byte sectors (so the engine's
 	// records carry what recovery needs to tell such a tear from damage).
 	// An error means the durable state is unknown (the engine fences itself).
