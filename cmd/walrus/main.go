@@ -315,11 +315,12 @@ const stallLooks = 10
 
 // watchDisk ends the process (exit status 3) once the node's disk calls
 // (the WAL's and raft's log's) have been in progress without one
-// finishing for about limit (wal.StallCounter): a disk that hangs. A node left running on it would
-// go on answering its peers, so nothing would fail over, while the writes
-// to the segments it leads wait; stopped, it is failed over like any dead
-// node (docs/operations.md, "A disk that hangs"). With raw system calls
-// (the default) the garbage collector may stop the process first.
+// finishing for about limit (wal.StallCounter): a disk that hangs. A node
+// left running on it would go on answering its peers, so nothing would
+// fail over, while the writes to the segments it leads wait; stopped, it
+// is failed over like any dead node (docs/operations.md, "A disk that
+// hangs"). With raw system calls (the default) the garbage collector may
+// stop the process first.
 //
 // A node that writes nothing would never have a call stuck, so when no
 // call has finished for half the limit, watchDisk writes and syncs a
