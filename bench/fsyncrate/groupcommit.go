@@ -129,12 +129,7 @@ func groupCommit(c groupCommitConfig) groupCommitResult {
 				rounds[w]++
 				durable[w] = target
 				if w < c.ack || c.anyAck {
-					q := slices.Min(durable[:c.ack])
-					if c.anyAck {
-						// the ack-th largest durable end of all writers
-						q = slices.Sorted(slices.Values(durable))[c.writers-c.ack]
-					}
-					for ; acked < q; acked++ {
+					for q := quorumEnd(durable, c.ack, c.anyAck); acked < q; acked++ {
 						lat = append(lat, now.Sub(slot(acked)))
 					}
 				}
@@ -176,6 +171,16 @@ func groupCommit(c groupCommitConfig) groupCommitResult {
 	slices.Sort(lat)
 	slices.Sort(syncs)
 	return groupCommitResult{total: total, lat: lat, syncs: syncs, rounds: rounds}
+}
+
+// quorumEnd is how many messages are done, given how many each writer
+// has synced: those the first ack writers all hold or, with anyAck, those
+// any ack writers hold (the ack-th largest count).
+func quorumEnd(durable []int, ack int, anyAck bool) int {
+	if anyAck {
+		return slices.Sorted(slices.Values(durable))[len(durable)-ack]
+	}
+	return slices.Min(durable[:ack])
 }
 
 // groupCommitResult is what a groupCommit run saw: each acknowledged

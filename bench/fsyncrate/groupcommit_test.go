@@ -64,3 +64,25 @@ func TestGroupCommitAnyAck(t *testing.T) {
 		t.Fatalf("third writer took %d rounds in 0.4 s: it trailed (one per 50 ms) instead of syncing as messages came", r.rounds[2])
 	}
 }
+
+// TestQuorumEnd: a message is done on the first ack writers, or with
+// anyAck on whichever ack writers synced it.
+func TestQuorumEnd(t *testing.T) {
+	for _, c := range []struct {
+		durable []int
+		ack     int
+		anyAck  bool
+		want    int
+	}{
+		{[]int{5, 9, 20}, 2, false, 5},   // the leader (5) holds it back
+		{[]int{5, 9, 20}, 2, true, 9},    // any two: 9 and 20
+		{[]int{20, 9, 5}, 2, true, 9},    // in any order
+		{[]int{7, 3, 1}, 1, false, 7},    // the first alone
+		{[]int{4, 4, 4}, 3, true, 4},     // all three
+		{[]int{10, 12, 0}, 2, false, 10}, // the trailing third does not count
+	} {
+		if got := quorumEnd(c.durable, c.ack, c.anyAck); got != c.want {
+			t.Errorf("quorumEnd(%v, %d, %v) = %d, want %d", c.durable, c.ack, c.anyAck, got, c.want)
+		}
+	}
+}
