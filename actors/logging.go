@@ -42,14 +42,21 @@ func (h *floorHandler) WithGroup(name string) slog.Handler {
 
 // hclogAdapter implements hclog.Logger (hashicorp/raft's logger) on slog.
 type hclogAdapter struct {
-	l    *slog.Logger
-	name string
-	args []interface{}
+	l        *slog.Logger
+	name     string
+	args     []interface{}
+	stopping func() bool // nil, or whether the node is stopping (see NewRaftLogger)
 }
 
-// NewRaftLogger returns an hclog.Logger that writes into base at min or above.
-func NewRaftLogger(base *slog.Logger, min slog.Level) hclog.Logger {
-	return &hclogAdapter{l: WithFloor(base, min).With("lib", "raft"), name: "raft"}
+// NewRaftLogger returns an hclog.Logger that writes into base at min or
+// above. While stopping() says the node is stopping, raft's warnings and
+// errors are logged at Info: when a whole cluster stops at once, every
+// node's raft complains that the others are gone (heartbeats refused, no
+// quorum, connections closed under it), and an operator who stopped them
+// should not read that as a fault. What the stop itself gets wrong the node
+// logs on its own. stopping may be nil.
+func NewRaftLogger(base *slog.Logger, min slog.Level, stopping func() bool) hclog.Logger {
+	return &hclogAdapter{l: WithFloor(base, min).With("lib", "raft"), name: "raft", stopping: stopping}
 }
 
 func toSlog(level hclog.Level) slog.Level {
@@ -69,6 +76,9 @@ func toSlog(level hclog.Level) slog.Level {
 
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 	lv := toSlog(level)
+	if lv > slog.LevelInfo && a.stopping != nil && a.stopping() {
+		lv = slog.LevelInfo
+	}
 	if !a.l.Enabled(context.Background(), lv) {
 		return
 	}
@@ -90,14 +100,14 @@ func (a *hclogAdapter) enabled(l hclog.Level) bool {
 }
 func (a *hclogAdapter) ImpliedArgs() []interface{} { return a.args }
 func (a *hclogAdapter) With(args ...interface{}) hclog.Logger {
-	return &hclogAdapter{l: a.l, name: a.name, args: append(append([]interface{}{}, a.args...), args...)}
+	return &hclogAdapter{l: a.l, name: a.name, args: append(append([]interface{}{}, a.args...), args...), stopping: a.stopping}
 }
 func (a *hclogAdapter) Name() string { return a.name }
 func (a *hclogAdapter) Named(name string) hclog.Logger {
-	return &hclogAdapter{l: a.l.With("component", name), name: a.name + "." + name, args: a.args}
+	return &hclogAdapter{l: a.l.With("component", name), name: a.name + "." + name, args: a.args, stopping: a.stopping}
 }
 func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
-	return &hclogAdapter{l: a.l.With("component", name), name: name, args: a.args}
+	return &hclogAdapter{l: a.l.With("component", name), name: name, args: a.args, stopping: a.stopping}
 }
 
 // SetLevel is ignored: the floor is set once, from the node's flags.

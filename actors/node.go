@@ -60,6 +60,7 @@ type Node struct {
 	// rejoined: the join said this node was already a member.
 	joining, rejoined atomic.Bool
 	crashed           atomic.Bool               // Crash: actors must not flush or propose while dying
+	stopping          atomic.Bool               // Stop or Crash has begun (raft's complaints are demoted: NewRaftLogger)
 	readyTerm         atomic.Uint64             // the raft term whose barrier this node (as leader) has passed
 	rootPID           atomic.Pointer[actor.PID] // set once the root runs (the apply hook may fire earlier)
 	listenerPID       atomic.Pointer[actor.PID] // the client connections' parent
@@ -189,6 +190,7 @@ func (n *Node) Crash() { n.stop(false) }
 
 func (n *Node) stop(graceful bool) {
 	n.stopOnce.Do(func() {
+		n.stopping.Store(true)
 		if n.clientLn != nil {
 			n.clientLn.Close()
 		}

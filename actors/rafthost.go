@@ -141,7 +141,7 @@ func newRaftHost(n *Node, onChange func(*raftfsm.State)) (*raftHost, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft store: %w", err)
 	}
-	logger := NewRaftLogger(n.log, n.cfg.LibLogLevel)
+	logger := NewRaftLogger(n.log, n.cfg.LibLogLevel, n.stopping.Load)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
 	if err != nil {
 		store.Close()
@@ -641,22 +641,30 @@ func raftStateName(s raft.RaftState) string {
 }
 
 // transferLeadership hands raft leadership to the most up-to-date
-// follower and waits until this node no longer leads, at most max (raft
-// gives up after an election timeout). It watches the leadership rather
+// follower and waits, at most max (raft gives up after an election
+// timeout), until another node leads. It watches the leadership rather
 // than raft's future: a future raft never got to before it shut down is
-// never answered, and a goroutine waiting on it would never end.
+// never answered, and a goroutine waiting on it would never end. A leader
+// whose peers are stopping too steps down for want of a quorum and sees no
+// successor; it says so instead of naming one.
 func (h *raftHost) transferLeadership(max time.Duration) {
 	_ = h.r.LeadershipTransfer()
 	deadline := h.n.now().Add(max)
-	for h.IsLeader() {
-		if !h.n.now().Before(deadline) {
+	for {
+		leader, _ := h.Leader()
+		switch {
+		case !h.IsLeader() && leader != 0 && leader != h.n.cfg.NodeID:
+			h.n.log.Info("graceful stop: raft leadership handed over", "to", leader)
+			return
+		case !h.n.now().Before(deadline) && h.IsLeader():
 			h.n.log.Warn("graceful stop: raft leadership not handed over (no follower took it in time)", "waited", max)
+			return
+		case !h.n.now().Before(deadline):
+			h.n.log.Info("graceful stop: stepped down as raft leader; no other node leads yet (are the others stopping too?)", "waited", max)
 			return
 		}
 		<-h.n.after(5 * time.Millisecond)
 	}
-	leader, _ := h.Leader()
-	h.n.log.Info("graceful stop: raft leadership handed over", "to", leader)
 }
 
 func (h *raftHost) shutdown() {

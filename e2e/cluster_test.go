@@ -193,6 +193,49 @@ func TestWholeClusterStopRightAfterGetsKeepsCursor(t *testing.T) {
 	b.mustDo("GET keep", "EMPTY")
 }
 
+// Stopping a whole cluster at once (walrus dev's Ctrl-C, a service
+// manager stopping every node) is not a fault, and the nodes' logs must
+// not say it is: from its "stopping" line on, no node logs an error, and
+// raft (whose peers vanish under it) no warning either. The raft leader,
+// left without anyone to hand over to, says it stepped down rather than
+// naming a new leader. Before this was fixed, the leader logged a dozen
+// raft errors (heartbeats refused, no quorum) and "handed over to=0".
+func TestWholeClusterStopLogsNoFaults(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	leader := c.raftLeader(1)
+	if leader == 0 {
+		t.Fatal("no raft leader in METRICS")
+	}
+	a := c.dial(1)
+	a.mustDo("REGISTER quiet", "OK")
+	for i := range 5 {
+		a.mustDo(fmt.Sprintf("PUT quiet q%d", i), "OK")
+	}
+	a.mustDo("GET quiet", "OK q0")
+
+	c.stopAll()
+	for _, nd := range c.nodes {
+		b, err := os.ReadFile(nd.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := string(b)
+		at := strings.Index(log, "msg=stopping")
+		if at < 0 {
+			t.Fatalf("node %d's log has no stopping line:\n%s", nd.id, lastLines(log, 20))
+		}
+		for _, line := range strings.Split(log[at:], "\n") {
+			if strings.Contains(line, "level=ERROR") ||
+				(strings.Contains(line, "level=WARN") && strings.Contains(line, "lib=raft")) {
+				t.Errorf("node %d logged while stopping: %s", nd.id, line)
+			}
+		}
+		if nd.id == leader && strings.Contains(log[at:], " to=0") {
+			t.Errorf("node %d (the raft leader) names node 0 as its successor:\n%s", nd.id, lastLines(log, 10))
+		}
+	}
+}
+
 // Scenario 4b: SIGKILL every node while a writer is busy. After a restart
 // every acknowledged entry is still there (READ, in write order), and the
 // shared cursor skipped nothing: GET resumes at or before where it was
