@@ -617,6 +617,17 @@ func (h *raftHost) suffrages() map[uint64]string {
 	return out
 }
 
+// hasOtherVoter reports whether raft's configuration has a voter besides
+// this node.
+func (h *raftHost) hasOtherVoter() bool {
+	for id, v := range h.suffrages() {
+		if id != h.n.cfg.NodeID && v == "voter" {
+			return true
+		}
+	}
+	return false
+}
+
 // stateName is raft's state as the reference names it; a follower that is
 // not a voter is a "Learner".
 func (h *raftHost) stateName() string {
@@ -648,6 +659,9 @@ func raftStateName(s raft.RaftState) string {
 // whose peers are stopping too steps down for want of a quorum and sees no
 // successor; it says so instead of naming one.
 func (h *raftHost) transferLeadership(max time.Duration) {
+	if !h.hasOtherVoter() {
+		return // a cluster of one: there is no one to hand over to
+	}
 	_ = h.r.LeadershipTransfer()
 	deadline := h.n.now().Add(max)
 	for {

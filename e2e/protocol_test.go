@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -284,4 +286,15 @@ func TestSingleNodeRegistersRightAway(t *testing.T) {
 	a.mustDo("REGISTER first", "OK")
 	a.mustDo("PUT first x", "OK")
 	a.mustDo("GET first", "OK x")
+
+	// a cluster of one has no one to hand raft leadership to: its stop
+	// does not try (and warn that no follower took it)
+	c.stop(1)
+	b, err := os.ReadFile(c.node(1).logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log := string(b); strings.Contains(log, "not handed over") || !strings.Contains(log, `msg="node stopped"`) {
+		t.Fatalf("single node's stop:\n%s", lastLines(log, 10))
+	}
 }
