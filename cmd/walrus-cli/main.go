@@ -43,6 +43,7 @@ commands (our additions):
   getw <topic> <wait_ms>              get, waiting up to wait_ms for an entry
   read <topic> <offset> [max]         entries from offset (max default 1), one per
                                       line: <offset><TAB><payload>; EMPTY if none
+                                      (reads on past segment boundaries)
   mput <topic> <payload>...           append each argument as one entry; prints
                                       OK <first> <count> [<first> <count>]...
   groupread <topic> <group> [max] [wait_ms]
@@ -316,8 +317,27 @@ func cmdRead(cc *cmdContext, args []string, out io.Writer) error {
 	if cc == nil {
 		return nil
 	}
-	first, entries, err := cc.c.Read(cc.ctx, args[0], offset, maxN)
-	return printEntries(out, first, entries, err)
+	// A READ stops at a segment's end; go on from there until max entries
+	// or the end of the log, so that a reader of the CLI sees the log, not
+	// its segments.
+	printed := 0
+	for {
+		first, entries, err := cc.c.Read(cc.ctx, args[0], offset, maxN-printed)
+		if err != nil || len(entries) == 0 {
+			if printed > 0 && err == nil {
+				return nil
+			}
+			return printEntries(out, first, entries, err)
+		}
+		if err := printEntries(out, first, entries, nil); err != nil {
+			return err
+		}
+		printed += len(entries)
+		offset = first + uint64(len(entries))
+		if printed >= maxN {
+			return nil
+		}
+	}
 }
 
 func cmdGroupRead(cc *cmdContext, args []string, out io.Writer) error {

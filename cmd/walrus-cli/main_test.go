@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walrus-go/walrus/actors"
 	"github.com/walrus-go/walrus/internal/testcluster"
 )
 
@@ -184,5 +185,36 @@ func TestCLIPrompt(t *testing.T) {
 	r = cli(t, bin, "READ p 0 10\nMETRICS", "--addr", addrs[0])
 	if !strings.HasPrefix(r.stdout, "OK 0 1\n0\tone two\n{") || r.code != 0 {
 		t.Fatalf("EOF: %+v", r)
+	}
+}
+
+// A READ stops at a segment's end; `walrus-cli read` goes on from there,
+// so it prints the log up to max whatever the segments: here five entries
+// in segments of two.
+func TestCLIReadAcrossSegments(t *testing.T) {
+	bin := buildCLI(t)
+	addrs := testcluster.Start(t, 3, func(c *actors.Config) { c.MaxSegmentEntries = 2 }).Addrs()
+	a := "--addr=" + addrs[0]
+	if r := cli(t, bin, "", a, "register", "small"); r.code != 0 {
+		t.Fatalf("register: %+v", r)
+	}
+	for _, p := range []string{"e0", "e1", "e2", "e3", "e4"} {
+		if r := cli(t, bin, "", a, "put", "small", p); r.code != 0 {
+			t.Fatalf("put %s: %+v", p, r)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"read", "small", "0", "10"}, "0\te0\n1\te1\n2\te2\n3\te3\n4\te4\n"},
+		{[]string{"read", "small", "1", "3"}, "1\te1\n2\te2\n3\te3\n"},
+		{[]string{"read", "small", "3", "2"}, "3\te3\n4\te4\n"},
+		{[]string{"read", "small", "1"}, "1\te1\n"},
+		{[]string{"read", "small", "5", "10"}, "EMPTY\n"},
+	} {
+		if r := cli(t, bin, "", append([]string{a}, c.args...)...); r.stdout != c.want || r.stderr != "" || r.code != 0 {
+			t.Errorf("walrus-cli %q: %+v, want stdout %q", c.args, r, c.want)
+		}
 	}
 }
