@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,53 +24,8 @@ import (
 // group) stops them all: the command exits 0, every node logs "node
 // stopped", and no node logs an error while stopping.
 func TestDevCommand(t *testing.T) {
-	var busy []int
-	for _, base := range []int{9090, 6000, 8080} {
-		for i := 1; i <= 3; i++ {
-			if !testport.IsFree(base + i) {
-				busy = append(busy, base+i)
-			}
-		}
-	}
-	if len(busy) > 0 {
-		t.Skipf("walrus dev listens on fixed ports and these are in use: %v", busy)
-	}
-	if err := declareInputs(); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "dev")
-	out, err := os.Create(filepath.Join(t.TempDir(), "dev.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command(walrusBin, "dev", "--data-dir", dir)
-	cmd.Stdout, cmd.Stderr = out, out
-	p, err := startProcess(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.kill)
-	logs := func() string {
-		var b strings.Builder
-		o, _ := os.ReadFile(out.Name())
-		fmt.Fprintf(&b, "walrus dev's output:\n%s", o)
-		for id := 1; id <= 3; id++ {
-			l, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("node_%d.log", id)))
-			fmt.Fprintf(&b, "---- node %d ----\n%s", id, lastLines(string(l), 30))
-		}
-		return b.String()
-	}
-
-	// The harness's readiness check, over walrus dev's three nodes: node 1
-	// lists voters 1-3 and every node knows the leader and has applied its
-	// commit index.
-	c := &cluster{t: t, dir: dir}
-	for id := 1; id <= 3; id++ {
-		c.nodes = append(c.nodes, &node{id: id, host: "127.0.0.1", clientPort: 9090 + id, raftPort: 6000 + id,
-			httpPort: 8080 + id, logPath: filepath.Join(dir, fmt.Sprintf("node_%d.log", id)), proc: p})
-	}
-	c.waitReady()
+	d := startDev(t)
+	p, dir, logs := d.p, d.dir, d.logs
 	reg := &conn{t: t, id: 1, client: mustDial(t, "127.0.0.1:9091")}
 	reg.mustDo("REGISTER devlog", "OK")
 	put := &conn{t: t, id: 2, client: mustDial(t, "127.0.0.1:9092")}
@@ -105,6 +65,133 @@ func TestDevCommand(t *testing.T) {
 	}
 }
 
+// A node of walrus dev killed (to watch a failover) is reported with the
+// command that starts it again, and the other two keep serving: writes
+// through them are acknowledged. Started again with that command, the node
+// serves what the cluster holds; Ctrl-C still stops dev's own nodes.
+func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
+	d := startDev(t)
+	a := &conn{t: t, id: 1, client: mustDial(t, "127.0.0.1:9091")}
+	a.mustDo("REGISTER devkill", "OK")
+	a.mustDo("PUT devkill before", "OK")
+
+	m := regexp.MustCompile(`(?m)^node 2 \(pid (\d+)\)`).FindStringSubmatch(d.output())
+	if m == nil {
+		t.Fatalf("walrus dev did not print node 2's pid\n%s", d.logs())
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var restart []string
+	if err := poll(readyTimeout, func() error {
+		out := d.output()
+		_, after, ok := strings.Cut(out, "node 2 exited (signal: killed); the others keep running. To start it again:\n")
+		if !ok {
+			return fmt.Errorf("no report of node 2's exit")
+		}
+		line, _, _ := strings.Cut(after, "\n")
+		restart = strings.Fields(line)
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, d.logs())
+	}
+	select {
+	case <-d.p.done:
+		t.Fatalf("walrus dev exited when one node died\n%s", d.logs())
+	default:
+	}
+	if len(restart) < 2 || restart[0] != walrusBin || !slices.Contains(restart, "--node-id") {
+		t.Fatalf("restart command %q", restart)
+	}
+	// a write through a live node is acknowledged (once the segment has a
+	// leader again, if node 2 led it)
+	if err := poll(readyTimeout, func() error {
+		if r := a.do("PUT devkill after"); r != "OK" {
+			return errors.New(r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("PUT through node 1 with node 2 dead: %v\n%s", err, d.logs())
+	}
+
+	n2, err := startProcess(exec.Command(restart[0], restart[1:]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n2.kill)
+	if err := poll(readyTimeout, func() error {
+		cl, err := dialClient("127.0.0.1:9092")
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		r, err := cl.roundTrip([]byte("GET devkill"))
+		if err != nil {
+			return err
+		}
+		if string(r) != "OK before" {
+			return fmt.Errorf("GET devkill through the restarted node 2: %q", r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, d.logs())
+	}
+
+	d.p.signal(syscall.SIGINT)
+	select {
+	case <-d.p.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("walrus dev did not exit within %v of SIGINT\n%s", stopTimeout, d.logs())
+	}
+	if d.p.err != nil {
+		t.Errorf("walrus dev: exited with %v, want status 0", d.p.err)
+	}
+	n2.signal(syscall.SIGTERM)
+	<-n2.done
+	if n2.err != nil {
+		t.Errorf("restarted node 2: SIGTERM: exited with %v, want status 0", n2.err)
+	}
+}
+
+// walrus dev refuses to start a cluster on ports already taken (another
+// walrus dev still running, say): it names the port and exits 1, and no
+// node runs.
+func TestDevCommandPortInUse(t *testing.T) {
+	devPortsFree(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:6002")
+	if err != nil {
+		t.Skipf("cannot hold 127.0.0.1:6002: %v", err)
+	}
+	defer ln.Close()
+	outPath := filepath.Join(t.TempDir(), "dev.out")
+	f, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(walrusBin, "dev", "--data-dir", filepath.Join(t.TempDir(), "dev"))
+	cmd.Stdout, cmd.Stderr = f, f
+	p, err := startProcess(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill) // its process group: nodes it started too
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("walrus dev still running %v after it started with 6002 taken", stopTimeout)
+	}
+	out, _ := os.ReadFile(outPath)
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "walrus dev: 127.0.0.1:6002 is in use") {
+		t.Fatalf("walrus dev with 6002 taken: %v\n%s", p.err, out)
+	}
+	if !testport.IsFree(9091) {
+		t.Fatal("walrus dev left node 1 running")
+	}
+}
+
 func mustDial(t *testing.T, addr string) *client {
 	t.Helper()
 	cl, err := dialClient(addr)
@@ -113,4 +200,82 @@ func mustDial(t *testing.T, addr string) *client {
 	}
 	t.Cleanup(func() { cl.Close() })
 	return cl
+}
+
+// devPortsFree skips the test when a port walrus dev listens on is taken.
+func devPortsFree(t *testing.T) {
+	t.Helper()
+	var busy []int
+	for _, base := range []int{9090, 6000, 8080} {
+		for i := 1; i <= 3; i++ {
+			if !testport.IsFree(base + i) {
+				busy = append(busy, base+i)
+			}
+		}
+	}
+	if len(busy) > 0 {
+		t.Skipf("walrus dev listens on fixed ports and these are in use: %v", busy)
+	}
+}
+
+// devRun is one `walrus dev` of a test.
+type devRun struct {
+	p    *process
+	dir  string // its --data-dir
+	out  string // the file its stdout and stderr go to
+	logs func() string
+}
+
+// output is what walrus dev has printed so far.
+func (d *devRun) output() string {
+	b, _ := os.ReadFile(d.out)
+	return string(b)
+}
+
+// startDev runs `walrus dev` on a fresh data folder and waits until its
+// three nodes form the cluster.
+func startDev(t *testing.T) *devRun {
+	t.Helper()
+	var (
+		p    *process
+		dir  string
+		logs func() string
+	)
+	devPortsFree(t)
+	if err := declareInputs(); err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(t.TempDir(), "dev")
+	out := filepath.Join(t.TempDir(), "dev.out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(walrusBin, "dev", "--data-dir", dir)
+	cmd.Stdout, cmd.Stderr = f, f
+	if p, err = startProcess(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	logs = func() string {
+		var b strings.Builder
+		o, _ := os.ReadFile(out)
+		fmt.Fprintf(&b, "walrus dev's output:\n%s", o)
+		for id := 1; id <= 3; id++ {
+			l, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("node_%d.log", id)))
+			fmt.Fprintf(&b, "---- node %d ----\n%s", id, lastLines(string(l), 30))
+		}
+		return b.String()
+	}
+	// The harness's readiness check, over walrus dev's three nodes: node 1
+	// lists voters 1-3 and every node knows the leader and has applied its
+	// commit index.
+	c := &cluster{t: t, dir: dir}
+	for id := 1; id <= 3; id++ {
+		c.nodes = append(c.nodes, &node{id: id, host: "127.0.0.1", clientPort: 9090 + id, raftPort: 6000 + id,
+			httpPort: 8080 + id, logPath: filepath.Join(dir, fmt.Sprintf("node_%d.log", id)), proc: p})
+	}
+	c.waitReady()
+	return &devRun{p: p, dir: dir, out: out, logs: logs}
 }

@@ -4,19 +4,28 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
+// devStartTimeout bounds how long walrus dev waits for a node's client
+// port to accept connections before it calls the start failed.
+const devStartTimeout = 15 * time.Second
+
 // runDev starts a local cluster of child node processes on the documented
 // ports (client 9091.., raft 6001.., http 8081..) with data under one
-// folder: node 1 bootstraps, the others join it. Ctrl-C stops them all.
+// folder: node 1 bootstraps, the others join it. A node that fails to
+// start stops them all. Once the cluster runs, a node that exits (killed
+// to try a failover, say) is reported with the command that starts it
+// again, and the others keep running. Ctrl-C stops them all.
 func runDev(args []string) int {
 	fs := flag.NewFlagSet("walrus dev", flag.ContinueOnError)
 	dir := fs.String("data-dir", "./data/dev", "data folder for all nodes")
@@ -41,66 +50,141 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "walrus dev:", err)
 		return 1
 	}
-	var procs []*exec.Cmd
+	// A port taken (by another walrus dev, say) would make a node exit, or
+	// worse, answer for it: refuse before starting any.
 	for i := 1; i <= *nodes; i++ {
-		a := []string{"--node-id", strconv.Itoa(i), "--data-dir", *dir, "--log-level", *logLevel,
-			"--log-file", filepath.Join(*dir, fmt.Sprintf("node_%d.log", i))}
+		for _, port := range []int{9090 + i, 6000 + i, 8080 + i} {
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "walrus dev: %s is in use (another walrus dev still running?): %v\n", addr, err)
+				return 1
+			}
+			ln.Close()
+		}
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	exited := make(chan int, *nodes)
+	var procs []*devNode
+	for i := 1; i <= *nodes; i++ {
+		logPath := filepath.Join(*dir, fmt.Sprintf("node_%d.log", i))
+		a := []string{"--node-id", strconv.Itoa(i), "--data-dir", *dir, "--log-level", *logLevel, "--log-file", logPath}
 		if i > 1 {
 			a = append(a, "--join", "127.0.0.1:6001")
 		}
-		cmd := exec.Command(self, a...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.Env = os.Environ()
-		if err := cmd.Start(); err != nil {
+		nd := &devNode{id: i, args: a, cmd: exec.Command(self, a...), done: make(chan struct{})}
+		nd.cmd.Stdout, nd.cmd.Stderr = os.Stdout, os.Stderr
+		nd.cmd.Env = os.Environ()
+		if err := nd.cmd.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "walrus dev: start node", i, err)
 			stopAll(procs)
 			return 1
 		}
-		procs = append(procs, cmd)
-		fmt.Printf("node %d: client 127.0.0.1:%d  raft 127.0.0.1:%d  http 127.0.0.1:%d  log %s\n",
-			i, 9090+i, 6000+i, 8080+i, filepath.Join(*dir, fmt.Sprintf("node_%d.log", i)))
-		if i == 1 {
-			time.Sleep(300 * time.Millisecond) // let the first node bootstrap before others join
+		procs = append(procs, nd)
+		go func() {
+			nd.err = nd.cmd.Wait()
+			close(nd.done)
+			exited <- nd.id
+		}()
+		addr := fmt.Sprintf("127.0.0.1:%d", 9090+i)
+		if err := waitListening(addr, nd.done, sig); err != nil {
+			fmt.Fprintf(os.Stderr, "walrus dev: node %d did not start (%v); see %s. Stopping the others.\n", i, err, logPath)
+			stopAll(procs)
+			return 1
 		}
+		fmt.Printf("node %d (pid %d): client %s  raft 127.0.0.1:%d  http 127.0.0.1:%d  log %s\n",
+			i, nd.cmd.Process.Pid, addr, 6000+i, 8080+i, logPath)
 	}
 	fmt.Println("cluster running; try: go run ./cmd/walrus-cli register logs && go run ./cmd/walrus-cli put logs hello")
-	fmt.Println("Ctrl-C stops every node")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	exited := make(chan int, len(procs))
-	for i, p := range procs {
-		go func(i int, p *exec.Cmd) {
-			_ = p.Wait()
-			exited <- i + 1
-		}(i, p)
+	fmt.Println("kill a node (kill -9 <pid>) to watch a failover; Ctrl-C stops every node")
+	for running := len(procs); running > 0; {
+		select {
+		case <-sig:
+			stopAll(procs)
+			return 0
+		case id := <-exited:
+			running--
+			nd := procs[id-1]
+			fmt.Fprintf(os.Stderr, "walrus dev: node %d exited (%v); the others keep running. To start it again:\n  %s\n",
+				id, exitDescription(nd.err), restartCommand(self, nd.args))
+		}
 	}
-	select {
-	case <-sig:
-	case id := <-exited:
-		fmt.Fprintf(os.Stderr, "walrus dev: node %d exited; stopping the others\n", id)
-	}
-	stopAll(procs)
-	return 0
+	fmt.Fprintln(os.Stderr, "walrus dev: every node has exited")
+	return 1
 }
 
-func stopAll(procs []*exec.Cmd) {
+// devNode is one node process of walrus dev.
+type devNode struct {
+	id   int
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has exited; err is its Wait's result then
+	err  error
+}
+
+func exitDescription(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// waitListening waits until addr accepts a connection. It gives up when
+// the node exits first (done closed), on a signal (put back for the
+// caller), or after devStartTimeout.
+func waitListening(addr string, done chan struct{}, sig chan os.Signal) error {
+	deadline := time.Now().Add(devStartTimeout)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-done:
+			return errors.New("it exited")
+		case s := <-sig:
+			sig <- s
+			return fmt.Errorf("%v", s)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not accepting connections after %v", addr, devStartTimeout)
+		}
+	}
+}
+
+// restartCommand is the command line that starts a node of walrus dev
+// again: through go run when dev itself runs from go run's build cache.
+func restartCommand(self string, args []string) string {
+	bin := self
+	if strings.Contains(self, "go-build") {
+		bin = "go run ./cmd/walrus"
+	}
+	return bin + " " + strings.Join(args, " ")
+}
+
+// stopAll sends SIGTERM to every node still running and waits for them,
+// killing any that has not exited 10 s later.
+func stopAll(procs []*devNode) {
 	var wg sync.WaitGroup
-	for _, p := range procs {
-		if p.Process == nil || p.ProcessState != nil {
+	for _, nd := range procs {
+		select {
+		case <-nd.done:
 			continue
+		default:
 		}
 		wg.Add(1)
-		go func(p *exec.Cmd) {
+		go func() {
 			defer wg.Done()
-			_ = p.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _, _ = p.Process.Wait(); close(done) }()
+			_ = nd.cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-done:
+			case <-nd.done:
 			case <-time.After(10 * time.Second):
-				_ = p.Process.Kill()
+				_ = nd.cmd.Process.Kill()
+				<-nd.done
 			}
-		}(p)
+		}()
 	}
 	wg.Wait()
 }
