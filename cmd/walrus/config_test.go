@@ -21,6 +21,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{[]string{"--client-port", "-5"}, "--client-port"},
 		{[]string{"--raft-port", "70000"}, "--raft-port"},
 		{[]string{"--http-port", "-2"}, "--http-port"},
+		{[]string{"--http-port", "-1"}, "--http-port"},
 		{[]string{"--replication-factor", "0"}, "--replication-factor"},
 		{[]string{"--replication-factor", "-1"}, "--replication-factor"},
 		{[]string{"--replication-factor", "256"}, "--replication-factor"},
@@ -172,5 +173,35 @@ func TestDiskStallExitFlag(t *testing.T) {
 		if cfg.DiskWatch != f.diskWatch {
 			t.Errorf("%v: the raft log is watched by %p, the WAL by %p: want one watch for both", tc.args, cfg.DiskWatch, f.diskWatch)
 		}
+	}
+}
+
+// --http-port's default depends on --node-id: 8080+id unless given (0
+// turns it off), and --help shows no made-up default for it.
+func TestHTTPPortDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--node-id", "3"}, "127.0.0.1:8083"},
+		{[]string{"--node-id", "3", "--http-port", "9000"}, "127.0.0.1:9000"},
+		{[]string{"--node-id", "3", "--http-port", "0"}, ""},
+	} {
+		f := newNodeFlags()
+		if err := f.fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, closer, err := f.config()
+		closer.Close()
+		if err != nil || cfg.HTTPAddr != tc.want {
+			t.Errorf("%v: HTTPAddr %q, %v; want %q", tc.args, cfg.HTTPAddr, err, tc.want)
+		}
+	}
+	var help strings.Builder
+	f := newNodeFlags()
+	f.fs.SetOutput(&help)
+	f.fs.PrintDefaults()
+	if strings.Contains(help.String(), "(default -1)") || !strings.Contains(help.String(), "(default 8080+node-id; 0 disables)") {
+		t.Errorf("--help:\n%s", help.String())
 	}
 }

@@ -37,6 +37,31 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// optionalInt is an int flag that knows whether it was given, for a
+// default that depends on another flag and cannot be a value of its own
+// (--http-port: 0 means off). Unset, it prints as "": --help shows no
+// "(default ...)".
+type optionalInt struct {
+	v   int
+	set bool
+}
+
+func (o *optionalInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.Itoa(o.v)
+}
+
+func (o *optionalInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	o.v, o.set = n, true
+	return nil
+}
+
 // nodeFlags are the flags of one node.
 type nodeFlags struct {
 	fs                                *flag.FlagSet
@@ -49,7 +74,7 @@ type nodeFlags struct {
 	httpAdvertiseHost                 string
 	raftPort                          int
 	httpHost                          string
-	httpPort                          int
+	httpPort                          optionalInt
 	join                              multiFlag
 	initialPeers                      multiFlag
 	logFile, logFormat, logLevel      string
@@ -83,7 +108,7 @@ func newNodeFlags() *nodeFlags {
 	fs.StringVar(&f.clientAdvertiseHost, "client-advertise-host", "", "host clients reach the client port at, as NODES and LEADER report it (default --client-host)")
 	fs.StringVar(&f.httpHost, "http-host", "127.0.0.1", "metrics/health listen host")
 	fs.StringVar(&f.httpAdvertiseHost, "http-advertise-host", "", "host the metrics port is reached at, as NODES reports it (default --http-host)")
-	fs.IntVar(&f.httpPort, "http-port", -1, "metrics/health port: /metrics, /healthz, /readyz (default 8080+node-id; 0 disables)")
+	fs.Var(&f.httpPort, "http-port", "metrics/health port: /metrics, /healthz, /readyz (default 8080+node-id; 0 disables)")
 	fs.Var(&f.join, "join", "raft address of an existing member to join through (repeatable)")
 	fs.Var(&f.initialPeers, "initial-peer", "id@raft-address of another founding member (repeatable)")
 	fs.StringVar(&f.logFile, "log-file", "", "write logs here instead of stderr")
@@ -118,15 +143,16 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	if f.raftPort == 0 {
 		f.raftPort = 6000 + int(f.nodeID)
 	}
-	if f.httpPort == -1 {
-		f.httpPort = 8080 + int(f.nodeID)
+	httpPort := f.httpPort.v
+	if !f.httpPort.set {
+		httpPort = 8080 + int(f.nodeID)
 	}
 	for _, p := range []struct {
-		name      string
-		v, lowest int
-	}{{"--client-port", f.clientPort, 0}, {"--raft-port", f.raftPort, 0}, {"--http-port", f.httpPort, -1}} {
-		if p.v < p.lowest || p.v > 65535 {
-			return actors.Config{}, closer, fmt.Errorf("%s %d is not a port (%d..65535)", p.name, p.v, p.lowest)
+		name string
+		v    int
+	}{{"--client-port", f.clientPort}, {"--raft-port", f.raftPort}, {"--http-port", httpPort}} {
+		if p.v < 0 || p.v > 65535 {
+			return actors.Config{}, closer, fmt.Errorf("%s %d is not a port (0..65535)", p.name, p.v)
 		}
 	}
 	if f.rf < 1 || f.rf > wire.MaxRF {
@@ -171,11 +197,11 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	if f.clientAdvertiseHost != "" {
 		cfg.AdvertiseClientAddr = net.JoinHostPort(f.clientAdvertiseHost, strconv.Itoa(f.clientPort))
 	}
-	if f.httpAdvertiseHost != "" && f.httpPort > 0 {
-		cfg.AdvertiseHTTPAddr = net.JoinHostPort(f.httpAdvertiseHost, strconv.Itoa(f.httpPort))
+	if f.httpAdvertiseHost != "" && httpPort > 0 {
+		cfg.AdvertiseHTTPAddr = net.JoinHostPort(f.httpAdvertiseHost, strconv.Itoa(httpPort))
 	}
-	if f.httpPort > 0 {
-		cfg.HTTPAddr = net.JoinHostPort(f.httpHost, strconv.Itoa(f.httpPort))
+	if httpPort > 0 {
+		cfg.HTTPAddr = net.JoinHostPort(f.httpHost, strconv.Itoa(httpPort))
 	}
 	if cfg.Sync, cfg.SyncInterval, err = parseSync(f.syncMode); err != nil {
 		return cfg, closer, err
