@@ -205,3 +205,14 @@ func TestHTTPPortDefault(t *testing.T) {
 		t.Errorf("--help:\n%s", help.String())
 	}
 }
+
+// walrus --help names both ways to run it: one node, and walrus dev.
+func TestUsageNamesDev(t *testing.T) {
+	var help strings.Builder
+	f := newNodeFlags()
+	f.fs.SetOutput(&help)
+	f.fs.Usage()
+	if !strings.Contains(help.String(), "walrus dev [flags]") || !strings.Contains(help.String(), "-node-id") {
+		t.Errorf("usage:\n%s", help.String())
+	}
+}

@@ -31,6 +31,18 @@ func runDev(args []string) int {
 	dir := fs.String("data-dir", "./data/dev", "data folder for all nodes")
 	nodes := fs.Int("nodes", 3, "how many nodes")
 	logLevel := fs.String("log-level", "info", "log level of the nodes")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: walrus dev [flags]
+
+Runs a local cluster of child node processes on the reference ports
+(client 9091.., raft 6001.., http 8081..); node 1 bootstraps, the others
+join it. Ctrl-C stops them all; a node killed meanwhile is reported with
+the command that starts it again, and the others keep running.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -97,6 +97,15 @@ type nodeFlags struct {
 func newNodeFlags() *nodeFlags {
 	f := &nodeFlags{fs: flag.NewFlagSet("walrus", flag.ContinueOnError)}
 	fs := f.fs
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprint(out, `usage: walrus [flags]       run one node (docs/configuration.md)
+       walrus dev [flags]   run a local cluster of child nodes (walrus dev --help)
+
+flags of a node:
+`)
+		fs.PrintDefaults()
+	}
 	fs.Uint64Var(&f.nodeID, "node-id", 1, "this node's id (a small positive integer)")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "state lives under <data-dir>/node_<id>/")
 	fs.StringVar(&f.clientHost, "client-host", "127.0.0.1", "client protocol listen host")
