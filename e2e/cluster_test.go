@@ -220,20 +220,40 @@ func TestWholeClusterStopLogsNoFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		log := string(b)
-		at := strings.Index(log, "msg=stopping")
-		if at < 0 {
+		stopping, ok := afterStopping(log)
+		if !ok {
 			t.Fatalf("node %d's log has no stopping line:\n%s", nd.id, lastLines(log, 20))
 		}
-		for _, line := range strings.Split(log[at:], "\n") {
-			if strings.Contains(line, "level=ERROR") ||
-				(strings.Contains(line, "level=WARN") && strings.Contains(line, "lib=raft")) {
-				t.Errorf("node %d logged while stopping: %s", nd.id, line)
-			}
+		for _, line := range faultsLogged(stopping) {
+			t.Errorf("node %d logged while stopping: %s", nd.id, line)
 		}
-		if nd.id == leader && strings.Contains(log[at:], " to=0") {
+		if nd.id == leader && strings.Contains(stopping, " to=0") {
 			t.Errorf("node %d (the raft leader) names node 0 as its successor:\n%s", nd.id, lastLines(log, 10))
 		}
 	}
+}
+
+// afterStopping is a node's log from its "stopping" line on (SIGTERM or
+// SIGINT received), and whether it has one.
+func afterStopping(log string) (string, bool) {
+	at := strings.Index(log, "msg=stopping")
+	if at < 0 {
+		return "", false
+	}
+	return log[at:], true
+}
+
+// faultsLogged lists the lines of log that report a fault: errors, and
+// raft's warnings.
+func faultsLogged(log string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=ERROR") ||
+			(strings.Contains(line, "level=WARN") && strings.Contains(line, "lib=raft")) {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // Scenario 4b: SIGKILL every node while a writer is busy. After a restart

@@ -22,10 +22,9 @@ import (
 // processes on the documented ports serve writes through one node and
 // reads through another, and Ctrl-C (SIGINT to the foreground process
 // group) stops them all: the command exits 0, every node logs "node
-// stopped", and no node logs an error while stopping.
+// stopped", and no node logs an error (nor raft a warning) while stopping.
 func TestDevCommand(t *testing.T) {
 	d := startDev(t)
-	p, dir, logs := d.p, d.dir, d.logs
 	reg := &conn{t: t, id: 1, client: mustDial(t, "127.0.0.1:9091")}
 	reg.mustDo("REGISTER devlog", "OK")
 	put := &conn{t: t, id: 2, client: mustDial(t, "127.0.0.1:9092")}
@@ -35,32 +34,19 @@ func TestDevCommand(t *testing.T) {
 	get.mustDo("GET devlog", "OK hello")
 	get.mustDo("GET devlog", "OK world")
 
-	p.signal(syscall.SIGINT) // Ctrl-C: the whole foreground group
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		t.Fatalf("walrus dev did not exit within %v of SIGINT\n%s", stopTimeout, logs())
-	}
-	if p.err != nil {
-		t.Errorf("walrus dev: exited with %v, want status 0", p.err)
-	}
+	d.stop(t)
 	for id := 1; id <= 3; id++ {
-		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("node_%d.log", id)))
+		b, err := os.ReadFile(filepath.Join(d.dir, fmt.Sprintf("node_%d.log", id)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		log := string(b)
 		if !strings.Contains(log, `msg="node stopped"`) {
-			t.Errorf("node %d's log does not end with a clean stop\n%s", id, logs())
+			t.Errorf("node %d's log does not end with a clean stop\n%s", id, d.logs())
 		}
-		at := strings.Index(log, "msg=stopping")
-		if at < 0 {
-			continue
-		}
-		for _, line := range strings.Split(log[at:], "\n") {
-			if strings.Contains(line, "level=ERROR") {
-				t.Errorf("node %d logged an error while stopping: %s", id, line)
-			}
+		stopping, _ := afterStopping(log)
+		for _, line := range faultsLogged(stopping) {
+			t.Errorf("node %d logged while stopping: %s", id, line)
 		}
 	}
 }
@@ -138,15 +124,7 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 		t.Fatalf("%v\n%s", err, d.logs())
 	}
 
-	d.p.signal(syscall.SIGINT)
-	select {
-	case <-d.p.done:
-	case <-time.After(stopTimeout):
-		t.Fatalf("walrus dev did not exit within %v of SIGINT\n%s", stopTimeout, d.logs())
-	}
-	if d.p.err != nil {
-		t.Errorf("walrus dev: exited with %v, want status 0", d.p.err)
-	}
+	d.stop(t)
 	n2.signal(syscall.SIGTERM)
 	<-n2.done
 	if n2.err != nil {
@@ -224,6 +202,21 @@ type devRun struct {
 	dir  string // its --data-dir
 	out  string // the file its stdout and stderr go to
 	logs func() string
+}
+
+// stop presses Ctrl-C (SIGINT to the whole foreground process group) and
+// waits for walrus dev to exit 0.
+func (d *devRun) stop(t *testing.T) {
+	t.Helper()
+	d.p.signal(syscall.SIGINT)
+	select {
+	case <-d.p.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("walrus dev did not exit within %v of SIGINT\n%s", stopTimeout, d.logs())
+	}
+	if d.p.err != nil {
+		t.Errorf("walrus dev: exited with %v, want status 0", d.p.err)
+	}
 }
 
 // output is what walrus dev has printed so far.
