@@ -100,7 +100,10 @@ flags:
 			exited <- nd.id
 		}()
 		addr := fmt.Sprintf("127.0.0.1:%d", 9090+i)
-		if err := waitListening(addr, nd.done, sig); err != nil {
+		if err := waitListening(addr, nd.done, sig); errors.Is(err, errInterrupted) {
+			stopAll(procs) // Ctrl-C while starting
+			return 0
+		} else if err != nil {
 			fmt.Fprintf(os.Stderr, "walrus dev: node %d did not start (%v); see %s. Stopping the others.\n", i, err, logPath)
 			stopAll(procs)
 			return 1
@@ -142,9 +145,12 @@ func exitDescription(err error) string {
 	return err.Error()
 }
 
+// errInterrupted: walrus dev was told to stop while a node was starting.
+var errInterrupted = errors.New("interrupted")
+
 // waitListening waits until addr accepts a connection. It gives up when
-// the node exits first (done closed), on a signal (put back for the
-// caller), or after devStartTimeout.
+// the node exits first (done closed), on a signal (errInterrupted), or
+// after devStartTimeout.
 func waitListening(addr string, done chan struct{}, sig chan os.Signal) error {
 	deadline := time.Now().Add(devStartTimeout)
 	for {
@@ -155,9 +161,8 @@ func waitListening(addr string, done chan struct{}, sig chan os.Signal) error {
 		select {
 		case <-done:
 			return errors.New("it exited")
-		case s := <-sig:
-			sig <- s
-			return fmt.Errorf("%v", s)
+		case <-sig:
+			return errInterrupted
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
