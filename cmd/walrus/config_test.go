@@ -201,7 +201,7 @@ func TestHTTPPortDefault(t *testing.T) {
 	f := newNodeFlags()
 	f.fs.SetOutput(&help)
 	f.fs.PrintDefaults()
-	if strings.Contains(help.String(), "(default -1)") || !strings.Contains(help.String(), "(default 8080+node-id; 0 disables)") {
+	if strings.Contains(help.String(), "(default -1)") || !strings.Contains(help.String(), "0 disables it (default 8080+node-id)") {
 		t.Errorf("--help:\n%s", help.String())
 	}
 }
