@@ -101,7 +101,6 @@ type request struct {
 	ranges   [][2]uint64
 	deadline time.Time
 	attempt  int
-	lastErr  messages.Err
 	start    time.Time // when the frame was read
 	synced   bool      // a metadata read barrier ran for this request
 	waitSet  bool      // GROUPREAD's wait was added to the deadline

@@ -41,12 +41,6 @@ func (k *leaseKeeper) applied(index uint64) {
 	k.mu.Unlock()
 }
 
-func (k *leaseKeeper) revoke() {
-	k.mu.Lock()
-	k.l.Revoke()
-	k.mu.Unlock()
-}
-
 func (h *raftHost) appliedIndex() uint64 { return h.State().LastApplied }
 
 // observe forwards raft leadership changes to the root actor.

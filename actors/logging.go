@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -125,7 +124,7 @@ func (a *hclogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Lo
 }
 func (a *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 	return writerFunc(func(p []byte) (int, error) {
-		a.Warn(fmt.Sprintf("%s", p))
+		a.Warn(string(p))
 		return len(p), nil
 	})
 }

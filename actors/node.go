@@ -268,9 +268,7 @@ func (n *Node) stop(graceful bool) {
 func (n *Node) liveActors() []string {
 	var out []string
 	for _, m := range n.system.ProcessRegistry.LocalPIDs.LocalPIDs {
-		for _, k := range m.Keys() {
-			out = append(out, k)
-		}
+		out = append(out, m.Keys()...)
 	}
 	return out
 }
@@ -435,9 +433,6 @@ func (n *Node) goCall(id uint64, kind messages.Kind, req any, timeout time.Durat
 		finish(rpcHandler{n}.Handle(ctx, uint8(kind), body))
 	}()
 }
-
-// errUnavailable marks a peer that cannot be reached now.
-var errUnavailable = &messages.Err{Code: messages.CodeUnavailable, Msg: "peer unavailable"}
 
 func wrapTransportErr(err error) error {
 	var me *messages.Err

@@ -118,14 +118,6 @@ func (cn *conn) mustDo(req, want string) {
 	}
 }
 
-// mustSend writes one request frame without waiting for its reply.
-func (cn *conn) mustSend(req []byte) {
-	cn.t.Helper()
-	if err := cn.send(req); err != nil {
-		cn.t.Fatalf("node %d: send %s: %v", cn.id, quote(req), err)
-	}
-}
-
 // mustWriteRaw writes bytes that need not form a frame.
 func (cn *conn) mustWriteRaw(b []byte) {
 	cn.t.Helper()

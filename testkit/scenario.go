@@ -58,6 +58,7 @@ func RunScenario(t *testing.T, path string) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := &scenario{t: t, dir: dir, seed: 1, seq: map[string]int{}, cls: map[uint64]*Client{},
 			names: map[string]uint64{}, async: map[string]*asyncOp{}}
+		//lint:ignore SA1019 deliberate: see runBubble
 		rand.Seed(sc.seed) //nolint:staticcheck // see runBubble
 		cryptotest.SetGlobalRandom(t, uint64(sc.seed))
 		defer sc.close()

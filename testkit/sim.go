@@ -263,6 +263,7 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 	start := time.Now()
 	// hashicorp/raft draws election jitter from math/rand's global source;
 	// protoactor and raft draw ids from crypto/rand.
+	//lint:ignore SA1019 deliberate: raft's jitter comes from the global source (GODEBUG randseednop=0)
 	rand.Seed(o.Seed) //nolint:staticcheck // deliberate: GODEBUG randseednop=0
 	cryptotest.SetGlobalRandom(t, uint64(o.Seed))
 	s := o.Schedule
