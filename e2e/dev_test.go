@@ -51,19 +51,29 @@ func TestDevCommand(t *testing.T) {
 	}
 }
 
-// A node of walrus dev killed (to watch a failover) is reported with the
-// command that starts it again, and the other two keep serving: writes
-// through them are acknowledged. Started again with that command, the node
-// serves what the cluster holds; Ctrl-C still stops dev's own nodes.
+// README's failover demo on walrus dev: the node that leads the topic's
+// segment, killed (kill -9 of the pid dev printed), is reported with the
+// command that starts it again, and dev keeps the other two running: a
+// write through one of them is acknowledged (in a new segment once the
+// dead leader's is failed over), and a READ through it has every
+// acknowledged entry. Started again with that command, the killed node
+// serves the shared cursor; Ctrl-C still stops dev's own nodes.
 func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 	d := startDev(t)
 	a := &conn{t: t, id: 1, client: mustDial(t, "127.0.0.1:9091")}
 	a.mustDo("REGISTER devkill", "OK")
 	a.mustDo("PUT devkill before", "OK")
+	var seg, dead int
+	var addr string
+	if _, err := fmt.Sscanf(a.do("LEADER devkill"), "OK %d %d %s", &seg, &dead, &addr); err != nil || dead < 1 || dead > 3 {
+		t.Fatalf("LEADER devkill: %v (node %d)", err, dead)
+	}
+	live := dead%3 + 1
+	b := &conn{t: t, id: live, client: mustDial(t, fmt.Sprintf("127.0.0.1:%d", 9090+live))}
 
-	m := regexp.MustCompile(`(?m)^node 2 \(pid (\d+)\)`).FindStringSubmatch(d.output())
+	m := regexp.MustCompile(fmt.Sprintf(`(?m)^node %d \(pid (\d+)\)`, dead)).FindStringSubmatch(d.output())
 	if m == nil {
-		t.Fatalf("walrus dev did not print node 2's pid\n%s", d.logs())
+		t.Fatalf("walrus dev did not print node %d's pid\n%s", dead, d.logs())
 	}
 	pid, _ := strconv.Atoi(m[1])
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -71,10 +81,10 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 	}
 	var restart []string
 	if err := poll(readyTimeout, func() error {
-		out := d.output()
-		_, after, ok := strings.Cut(out, "node 2 exited (signal: killed); the others keep running. To start it again:\n")
+		report := fmt.Sprintf("node %d exited (signal: killed); the others keep running. To start it again:\n", dead)
+		_, after, ok := strings.Cut(d.output(), report)
 		if !ok {
-			return fmt.Errorf("no report of node 2's exit")
+			return fmt.Errorf("no report of node %d's exit", dead)
 		}
 		line, _, _ := strings.Cut(after, "\n")
 		restart = strings.Fields(line)
@@ -90,24 +100,30 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 	if len(restart) < 2 || restart[0] != walrusBin || !slices.Contains(restart, "--node-id") {
 		t.Fatalf("restart command %q", restart)
 	}
-	// a write through a live node is acknowledged (once the segment has a
-	// leader again, if node 2 led it)
+	// a write through a live node is acknowledged once the dead leader's
+	// segment is failed over (an error reply until then wrote nothing)
 	if err := poll(readyTimeout, func() error {
-		if r := a.do("PUT devkill after"); r != "OK" {
+		if r := b.do("PUT devkill after"); r != "OK" {
 			return errors.New(r)
 		}
 		return nil
 	}); err != nil {
-		t.Fatalf("PUT through node 1 with node 2 dead: %v\n%s", err, d.logs())
+		t.Fatalf("PUT through node %d with node %d dead: %v\n%s", live, dead, err, d.logs())
+	}
+	if r := b.do("READ devkill 0 10"); !strings.Contains(r, "before") {
+		t.Fatalf("READ devkill 0 10 through node %d: %q", live, r)
+	}
+	if r := b.do("READ devkill 1 10"); !strings.Contains(r, "after") {
+		t.Fatalf("READ devkill 1 10 through node %d: %q", live, r)
 	}
 
-	n2, err := startProcess(exec.Command(restart[0], restart[1:]...))
+	n, err := startProcess(exec.Command(restart[0], restart[1:]...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(n2.kill)
+	t.Cleanup(n.kill)
 	if err := poll(readyTimeout, func() error {
-		cl, err := dialClient("127.0.0.1:9092")
+		cl, err := dialClient(fmt.Sprintf("127.0.0.1:%d", 9090+dead))
 		if err != nil {
 			return err
 		}
@@ -117,7 +133,7 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 			return err
 		}
 		if string(r) != "OK before" {
-			return fmt.Errorf("GET devkill through the restarted node 2: %q", r)
+			return fmt.Errorf("GET devkill through the restarted node %d: %q", dead, r)
 		}
 		return nil
 	}); err != nil {
@@ -125,10 +141,10 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 	}
 
 	d.stop(t)
-	n2.signal(syscall.SIGTERM)
-	<-n2.done
-	if n2.err != nil {
-		t.Errorf("restarted node 2: SIGTERM: exited with %v, want status 0", n2.err)
+	n.signal(syscall.SIGTERM)
+	<-n.done
+	if n.err != nil {
+		t.Errorf("restarted node %d: SIGTERM: exited with %v, want status 0", dead, n.err)
 	}
 }
 
