@@ -215,8 +215,9 @@ func (c *Client) get(ctx context.Context, topic string, req *wire.Request, wait 
 // Read returns up to max entries of topic starting at offset, without
 // touching any cursor (READ; max 1..wire.MaxReadMax). first is the offset
 // of entries[0]; with nothing at offset (at or past the end) it returns
-// offset and no entries. The server may return fewer than max entries to
-// keep the reply within its frame limit: read on from first+len(entries).
+// offset and no entries. The server may return fewer than max entries, to
+// keep the reply within its frame limit or because a segment ends there (a
+// READ never spans two): read on from first+len(entries).
 func (c *Client) Read(ctx context.Context, topic string, offset uint64, max int) (first uint64, entries [][]byte, err error) {
 	if err := checkName("topic", topic); err != nil {
 		return 0, nil, err
