@@ -117,7 +117,7 @@ flags of a node:
 	fs.StringVar(&f.clientAdvertiseHost, "client-advertise-host", "", "host clients reach the client port at, as NODES and LEADER report it (default --client-host)")
 	fs.StringVar(&f.httpHost, "http-host", "127.0.0.1", "metrics/health listen host")
 	fs.StringVar(&f.httpAdvertiseHost, "http-advertise-host", "", "host the metrics port is reached at, as NODES reports it (default --http-host)")
-	fs.Var(&f.httpPort, "http-port", "metrics/health port: /metrics, /healthz, /readyz; 0 disables it (default 8080+node-id)")
+	fs.Var(&f.httpPort, "http-port", "metrics/health `port`: /metrics, /healthz, /readyz; 0 disables it (default 8080+node-id)")
 	fs.Var(&f.join, "join", "raft address of an existing member to join through (repeatable)")
 	fs.Var(&f.initialPeers, "initial-peer", "id@raft-address of another founding member (repeatable)")
 	fs.StringVar(&f.logFile, "log-file", "", "write logs here instead of stderr")
