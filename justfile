@@ -69,3 +69,7 @@ sim-soak seeds="5000" first="1000":
 # replay one simulation seed with its trace
 sim seed:
     go test -count=1 -v ./testkit -run 'TestSim$' -seed {{seed}} -simtrace
+
+# static checks beyond go vet (staticcheck, fetched from the Go module proxy; not part of CI)
+lint:
+    go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
