@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func groupCommit(c groupCommitConfig) groupCommitResult {
 		go func() {
 			defer wg.Done()
 			zeros := make([]byte, 1<<20)
-			buf := make([]byte, 0, 64<<10)
+			var fill []byte // the round's bytes, filled once and grown as rounds need
 			var off, alloc int64
 			var last time.Time
 			written := 0
@@ -89,6 +90,9 @@ func groupCommit(c groupCommitConfig) groupCommitResult {
 					}
 				}
 				if w >= c.ack && !c.anyAck {
+					// as walrus's trailing follower: wait for the oldest
+					// missing message to be c.trailing old, unless a full
+					// batch (actors' trailingBatch, 256) is already there
 					if wait := time.Until(slot(written).Add(c.trailing)); wait > 0 && target-written < 256 {
 						time.Sleep(wait)
 						mu.Lock()
@@ -102,11 +106,11 @@ func groupCommit(c groupCommitConfig) groupCommitResult {
 					target = arrived
 					mu.Unlock()
 				}
-				n := target - written
-				buf = buf[:0]
-				for range n * c.entry {
-					buf = append(buf, 0xa5)
+				n := (target - written) * c.entry
+				if len(fill) < n {
+					fill = bytes.Repeat([]byte{0xa5}, max(n, 2*len(fill)))
 				}
+				buf := fill[:n]
 				for off+int64(len(buf)) > alloc {
 					if _, err := tf.WriteAt(zeros, alloc); err != nil {
 						die(err)
@@ -203,17 +207,12 @@ func (r groupCommitResult) print(c groupCommitConfig) {
 	pct := func(d []time.Duration, p float64) float64 {
 		return float64(d[min(len(d)-1, int(p*float64(len(d))))].Microseconds()) / 1000
 	}
-	slow, slowSyncs := 0, 0
-	for _, d := range lat {
-		if d > c.slowOver {
-			slow++
-		}
+	// both sorted: the count over the limit is what lies past it
+	over := func(d []time.Duration) int {
+		i, _ := slices.BinarySearch(d, c.slowOver+1)
+		return len(d) - i
 	}
-	for _, d := range syncs {
-		if d > c.slowOver {
-			slowSyncs++
-		}
-	}
+	slow, slowSyncs := over(lat), over(syncs)
 	abs, _ := filepath.Abs(c.dir)
 	quorum := fmt.Sprintf("acknowledged on the first %d, the others every %v", c.ack, c.trailing)
 	if c.anyAck {

@@ -80,7 +80,7 @@ func main() {
 	syncMode := flag.String("sync", "fdatasync", "how a block is made durable: fdatasync (write, then fdatasync), dsync (write to a file opened O_DSYNC), direct (O_DIRECT|O_DSYNC, rewriting the 4 KiB blocks a write touches)")
 	msgs := flag.Float64("msgs", 0, "group-commit mode: messages a second, open loop, each written by every writer's group commit and acknowledged once the first --ack writers synced it (0: off)")
 	ack := flag.Int("ack", 2, "group-commit mode: writers a message must be durable on (the segment leader and its eager follower)")
-	entry := flag.Int("entry", 144, "group-commit mode: bytes a message adds to each file (128 B and the WAL's record header)")
+	entry := flag.Int("entry", 148, "group-commit mode: bytes a message adds to each file (128 B and the WAL's 20-byte record header)")
 	trailing := flag.Duration("trailing-wait", 5*time.Millisecond, "group-commit mode: writers past --ack sync what they lack once its oldest message is this old (walrus --trailing-replica-wait)")
 	minRound := flag.Duration("min-round", 0, "group-commit mode: a writer starts a round at least this long after its last one started (0: as soon as the last one synced)")
 	anyAck := flag.Bool("any-ack", false, "group-commit mode: every writer syncs as messages come, and a message is done once any --ack of them synced it (walrus --trailing-replica-wait 0)")
@@ -95,8 +95,8 @@ func main() {
 		if !set {
 			*writers = 3 // the three replicas of a benchmark cluster
 		}
-		if *writers < *ack || *ack < 1 || *entry < 1 || *dur <= 0 {
-			fmt.Fprintln(os.Stderr, "fsyncrate: --msgs needs --ack of at least 1, --writers of at least --ack, --entry at least 1, --duration positive")
+		if *writers < *ack || *ack < 1 || *entry < 1 || *dur <= 0 || *trailing < 0 || *minRound < 0 {
+			fmt.Fprintln(os.Stderr, "fsyncrate: --msgs needs --ack of at least 1, --writers of at least --ack, --entry at least 1, --duration positive, --trailing-wait and --min-round not negative")
 			os.Exit(2)
 		}
 		c := groupCommitConfig{dir: *dir, writers: *writers, ack: *ack, rate: *msgs, entry: *entry, trailing: *trailing, minRound: *minRound, anyAck: *anyAck, dur: *dur, slowOver: *slowOver}
