@@ -109,10 +109,11 @@ fsync3_baseline() {
 # walrus-bench's open loop counts it. Prints the command (stderr) and
 # fsyncrate's line.
 disk_alone() {
-	local reqs
-	reqs=$(awk -v r="$1" -v b="$2" 'BEGIN { print r / b }')
-	printf '$ fsyncrate --dir %s --writers 3 --ack 2 --msgs %s --entry %s --duration %s\n' "$WORK" "$reqs" $(($2 * ($3 + 20))) "$4" >&2
-	"$WORK/bin/fsyncrate" --dir "$WORK" --writers 3 --ack 2 --msgs "$reqs" --entry $(($2 * ($3 + 20))) --duration "$4"
+	local args
+	args=(--dir "$WORK" --writers 3 --ack 2 --msgs "$(awk -v r="$1" -v b="$2" 'BEGIN { print r / b }')"
+		--entry $(($2 * ($3 + 20))) --duration "$4")
+	echo "\$ fsyncrate ${args[*]}" >&2
+	"$WORK/bin/fsyncrate" "${args[@]}"
 }
 
 # disk_alone_ms FILE: "p50 p99 p99.9" (ms) from a disk_alone line.

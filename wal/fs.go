@@ -54,10 +54,10 @@ type File interface {
 	// they were when it was called (of a WriteAt running alongside it, a
 	// crash may keep any part, as of one made after it). Of what was
 	// written after the last Sync, a crash may keep any part: a prefix of
-	// what grew the file, and, where bytes were
-	// overwritten, any subset of their 512-byte sectors (so the engine's
-	// records carry what recovery needs to tell such a tear from damage).
-	// An error means the durable state is unknown (the engine fences itself).
+	// what grew the file, and, where bytes were overwritten, any subset of
+	// their 512-byte sectors (so the engine's records carry what recovery
+	// needs to tell such a tear from damage). An error means the durable
+	// state is unknown (the engine fences itself).
 	Sync() error
 	// Truncate sets the file's size; durable only after Sync.
 	Truncate(size int64) error
