@@ -158,19 +158,7 @@ func TestDevCommandPortInUse(t *testing.T) {
 		t.Skipf("cannot hold 127.0.0.1:6002: %v", err)
 	}
 	defer ln.Close()
-	outPath := filepath.Join(t.TempDir(), "dev.out")
-	f, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(walrusBin, "dev", "--data-dir", filepath.Join(t.TempDir(), "dev"))
-	cmd.Stdout, cmd.Stderr = f, f
-	p, err := startProcess(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.kill) // its process group: nodes it started too
+	p, _, outPath := launchDev(t)
 	select {
 	case <-p.done:
 	case <-time.After(stopTimeout):
@@ -194,6 +182,31 @@ func mustDial(t *testing.T, addr string) *client {
 	}
 	t.Cleanup(func() { cl.Close() })
 	return cl
+}
+
+// launchDev starts `walrus dev` on a fresh data folder, its output going
+// to a file; the process and the nodes it starts (its process group) are
+// killed when the test ends. It returns the process, the data folder and
+// the output file.
+func launchDev(t *testing.T) (p *process, dir, out string) {
+	t.Helper()
+	if err := declareInputs(); err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(t.TempDir(), "dev")
+	out = filepath.Join(t.TempDir(), "dev.out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(walrusBin, "dev", "--data-dir", dir)
+	cmd.Stdout, cmd.Stderr = f, f
+	if p, err = startProcess(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	return p, dir, out
 }
 
 // devPortsFree skips the test when a port walrus dev listens on is taken.
@@ -245,29 +258,9 @@ func (d *devRun) output() string {
 // three nodes form the cluster.
 func startDev(t *testing.T) *devRun {
 	t.Helper()
-	var (
-		p    *process
-		dir  string
-		logs func() string
-	)
 	devPortsFree(t)
-	if err := declareInputs(); err != nil {
-		t.Fatal(err)
-	}
-	dir = filepath.Join(t.TempDir(), "dev")
-	out := filepath.Join(t.TempDir(), "dev.out")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(walrusBin, "dev", "--data-dir", dir)
-	cmd.Stdout, cmd.Stderr = f, f
-	if p, err = startProcess(cmd); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.kill)
-	logs = func() string {
+	p, dir, out := launchDev(t)
+	logs := func() string {
 		var b strings.Builder
 		o, _ := os.ReadFile(out)
 		fmt.Fprintf(&b, "walrus dev's output:\n%s", o)

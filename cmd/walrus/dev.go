@@ -65,7 +65,8 @@ flags:
 	// A port taken (by another walrus dev, say) would make a node exit, or
 	// worse, answer for it: refuse before starting any.
 	for i := 1; i <= *nodes; i++ {
-		for _, port := range []int{9090 + i, 6000 + i, 8080 + i} {
+		client, raft, http := devPorts(i)
+		for _, port := range []int{client, raft, http} {
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -99,7 +100,8 @@ flags:
 			close(nd.done)
 			exited <- nd.id
 		}()
-		addr := fmt.Sprintf("127.0.0.1:%d", 9090+i)
+		client, raft, http := devPorts(i)
+		addr := fmt.Sprintf("127.0.0.1:%d", client)
 		if err := waitListening(addr, nd.done, sig); errors.Is(err, errInterrupted) {
 			stopAll(procs) // Ctrl-C while starting
 			return 0
@@ -109,7 +111,7 @@ flags:
 			return 1
 		}
 		fmt.Printf("node %d (pid %d): client %s  raft 127.0.0.1:%d  http 127.0.0.1:%d  log %s\n",
-			i, nd.cmd.Process.Pid, addr, 6000+i, 8080+i, logPath)
+			i, nd.cmd.Process.Pid, addr, raft, http, logPath)
 	}
 	fmt.Println("cluster running; try: go run ./cmd/walrus-cli register logs && go run ./cmd/walrus-cli put logs hello")
 	fmt.Println("kill a node (kill -9 <pid>) to watch a failover; Ctrl-C stops every node")
@@ -128,6 +130,10 @@ flags:
 	fmt.Fprintln(os.Stderr, "walrus dev: every node has exited")
 	return 1
 }
+
+// devPorts is node i's client, raft and HTTP port: the reference's
+// layout, each node's flags' defaults.
+func devPorts(i int) (client, raft, http int) { return 9090 + i, 6000 + i, 8080 + i }
 
 // devNode is one node process of walrus dev.
 type devNode struct {
