@@ -16,7 +16,7 @@ import (
 
 var (
 	flagSeed      = flag.Int64("seed", 0, "rerun this one seed (TestSim); the other Sim tests skip")
-	flagSeeds     = flag.Int("seeds", 20, "TestSimBatch/TestSimPlantedBug: how many seeds (CI: 200, see .ci/sim.sh)")
+	flagSeeds     = flag.Int("seeds", 20, "TestSimBatch/TestSimPlantedBug: how many seeds (CI: 200, see .ci/sim.sh; TestSimPlantedBug: 200 unless given)")
 	flagFirst     = flag.Int64("first", 1, "TestSimBatch: the first seed")
 	flagPlant     = flag.Bool("plant", false, "TestSim/TestSimBatch: run with the planted bug (AckBeforeQuorum)")
 	flagSimLog    = flag.Bool("simlog", false, "print the nodes' logs (Info and above)")
@@ -283,12 +283,22 @@ func verdictKey(r *Result) string {
 // (actors.Config.AckBeforeQuorum: a segment leader acknowledges writes on
 // its own copy alone) the CI batch's seeds must produce a safety violation
 // that no known bug explains. It runs the batch's seeds in order and stops
-// at the first one caught.
+// at the first one caught: 200 of them unless -seeds says otherwise, also
+// under a plain `go test ./...`. About one seed in seven to fifteen catches
+// it (seeds 5, 13 and 19 of the first 20), and the runs are not bit-for-bit
+// deterministic: in one CI run on 2026-11-28 all three missed under the
+// load of the other packages' tests, so 20 seeds were not enough.
 func TestSimPlantedBug(t *testing.T) {
 	if *flagSeed != 0 {
 		t.Skip("-seed given: TestSim runs it")
 	}
-	for i := 0; i < *flagSeeds; i++ {
+	seeds := plantedSeeds
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "seeds" {
+			seeds = *flagSeeds
+		}
+	})
+	for i := 0; i < seeds; i++ {
 		seed := *flagFirst + int64(i)
 		res := Run(t, Options{Seed: seed, Plant: true, KeepLogs: true})
 		if failed(res) {
@@ -300,5 +310,10 @@ func TestSimPlantedBug(t *testing.T) {
 			return
 		}
 	}
-	t.Fatalf("the planted bug (AckBeforeQuorum) went unnoticed in all %d seeds from %d", *flagSeeds, *flagFirst)
+	t.Fatalf("the planted bug (AckBeforeQuorum) went unnoticed in all %d seeds from %d", seeds, *flagFirst)
 }
+
+// plantedSeeds is how many seeds TestSimPlantedBug may take without
+// -seeds: the CI batch's 200, which all miss the bug about once in ten
+// million (docs/testing.md, "The planted bug").
+const plantedSeeds = 200
