@@ -24,7 +24,7 @@ import (
 // group) stops them all: the command exits 0, every node logs "node
 // stopped", and no node logs an error (nor raft a warning) while stopping.
 func TestDevCommand(t *testing.T) {
-	d := startDev(t)
+	d := startDev(t, 0)
 	reg := &conn{t: t, id: 1, client: mustDial(t, "127.0.0.1:9091")}
 	reg.mustDo("REGISTER devlog", "OK")
 	put := &conn{t: t, id: 2, client: mustDial(t, "127.0.0.1:9092")}
@@ -57,10 +57,11 @@ func TestDevCommand(t *testing.T) {
 // write through one of them is acknowledged (in a new segment once the
 // dead leader's is failed over), and a READ through it has every
 // acknowledged entry. Started again with that command, the killed node
-// serves the shared cursor; Ctrl-C still stops dev's own nodes.
+// serves the shared cursor; Ctrl-C still stops dev's own nodes. It runs
+// on ports moved by --port-offset, so the printed command must carry them.
 func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
-	d := startDev(t)
-	a := &conn{t: t, id: 1, client: mustDial(t, "127.0.0.1:9091")}
+	d := startDev(t, freeDevOffset(t))
+	a := &conn{t: t, id: 1, client: mustDial(t, d.clientAddr(1))}
 	a.mustDo("REGISTER devkill", "OK")
 	a.mustDo("PUT devkill before", "OK")
 	var seg, dead int
@@ -69,7 +70,7 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 		t.Fatalf("LEADER devkill: %v (node %d)", err, dead)
 	}
 	live := dead%3 + 1
-	b := &conn{t: t, id: live, client: mustDial(t, fmt.Sprintf("127.0.0.1:%d", 9090+live))}
+	b := &conn{t: t, id: live, client: mustDial(t, d.clientAddr(live))}
 
 	m := regexp.MustCompile(fmt.Sprintf(`(?m)^node %d \(pid (\d+)\)`, dead)).FindStringSubmatch(d.output())
 	if m == nil {
@@ -123,7 +124,7 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 	}
 	t.Cleanup(n.kill)
 	if err := poll(readyTimeout, func() error {
-		cl, err := dialClient(fmt.Sprintf("127.0.0.1:%d", 9090+dead))
+		cl, err := dialClient(d.clientAddr(dead))
 		if err != nil {
 			return err
 		}
@@ -152,24 +153,25 @@ func TestDevCommandKeepsRunningWhenANodeDies(t *testing.T) {
 // walrus dev still running, say): it names the port and exits 1, and no
 // node runs.
 func TestDevCommandPortInUse(t *testing.T) {
-	devPortsFree(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:6002")
+	offset := freeDevOffset(t)
+	taken := fmt.Sprintf("127.0.0.1:%d", 6002+offset) // node 2's raft port
+	ln, err := net.Listen("tcp", taken)
 	if err != nil {
-		t.Skipf("cannot hold 127.0.0.1:6002: %v", err)
+		t.Fatal(err)
 	}
 	defer ln.Close()
-	p, _, outPath := launchDev(t)
+	p, _, outPath := launchDev(t, offset)
 	select {
 	case <-p.done:
 	case <-time.After(stopTimeout):
-		t.Fatalf("walrus dev still running %v after it started with 6002 taken", stopTimeout)
+		t.Fatalf("walrus dev still running %v after it started with %s taken", stopTimeout, taken)
 	}
 	out, _ := os.ReadFile(outPath)
 	var ee *exec.ExitError
-	if !errors.As(p.err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "walrus dev: 127.0.0.1:6002 is in use") {
-		t.Fatalf("walrus dev with 6002 taken: %v\n%s", p.err, out)
+	if !errors.As(p.err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "walrus dev: "+taken+" is in use") {
+		t.Fatalf("walrus dev with %s taken: %v\n%s", taken, p.err, out)
 	}
-	if !testport.IsFree(9091) {
+	if !testport.IsFree(9091 + offset) {
 		t.Fatal("walrus dev left node 1 running")
 	}
 }
@@ -184,11 +186,11 @@ func mustDial(t *testing.T, addr string) *client {
 	return cl
 }
 
-// launchDev starts `walrus dev` on a fresh data folder, its output going
-// to a file; the process and the nodes it starts (its process group) are
-// killed when the test ends. It returns the process, the data folder and
-// the output file.
-func launchDev(t *testing.T) (p *process, dir, out string) {
+// launchDev starts `walrus dev` (with --port-offset unless offset is 0)
+// on a fresh data folder, its output going to a file; the process and the
+// nodes it starts (its process group) are killed when the test ends. It
+// returns the process, the data folder and the output file.
+func launchDev(t *testing.T, offset int) (p *process, dir, out string) {
 	t.Helper()
 	if err := declareInputs(); err != nil {
 		t.Fatal(err)
@@ -200,7 +202,11 @@ func launchDev(t *testing.T) (p *process, dir, out string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd := exec.Command(walrusBin, "dev", "--data-dir", dir)
+	args := []string{"dev", "--data-dir", dir}
+	if offset != 0 {
+		args = append(args, "--port-offset", strconv.Itoa(offset))
+	}
+	cmd := exec.Command(walrusBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if p, err = startProcess(cmd); err != nil {
 		t.Fatal(err)
@@ -209,7 +215,18 @@ func launchDev(t *testing.T) (p *process, dir, out string) {
 	return p, dir, out
 }
 
-// devPortsFree skips the test when a port walrus dev listens on is taken.
+// freeDevOffset is a --port-offset that puts walrus dev's three nodes on
+// free ports.
+func freeDevOffset(t *testing.T) int {
+	var ports []int
+	for i := 1; i <= 3; i++ {
+		ports = append(ports, 9090+i, 6000+i, 8080+i)
+	}
+	return testport.FreeOffset(t, ports...)
+}
+
+// devPortsFree skips the test when a port walrus dev listens on by
+// default (the README's command) is taken.
 func devPortsFree(t *testing.T) {
 	t.Helper()
 	var busy []int
@@ -227,11 +244,15 @@ func devPortsFree(t *testing.T) {
 
 // devRun is one `walrus dev` of a test.
 type devRun struct {
-	p    *process
-	dir  string // its --data-dir
-	out  string // the file its stdout and stderr go to
-	logs func() string
+	p      *process
+	dir    string // its --data-dir
+	out    string // the file its stdout and stderr go to
+	offset int    // its --port-offset
+	logs   func() string
 }
+
+// clientAddr is node id's client address.
+func (d *devRun) clientAddr(id int) string { return fmt.Sprintf("127.0.0.1:%d", 9090+id+d.offset) }
 
 // stop presses Ctrl-C (SIGINT to the whole foreground process group) and
 // waits for walrus dev to exit 0.
@@ -254,12 +275,15 @@ func (d *devRun) output() string {
 	return string(b)
 }
 
-// startDev runs `walrus dev` on a fresh data folder and waits until its
-// three nodes form the cluster.
-func startDev(t *testing.T) *devRun {
+// startDev runs `walrus dev` with --port-offset offset on a fresh data
+// folder and waits until its three nodes form the cluster. With offset 0
+// (the README's ports) it skips the test when those are taken.
+func startDev(t *testing.T, offset int) *devRun {
 	t.Helper()
-	devPortsFree(t)
-	p, dir, out := launchDev(t)
+	if offset == 0 {
+		devPortsFree(t)
+	}
+	p, dir, out := launchDev(t, offset)
 	logs := func() string {
 		var b strings.Builder
 		o, _ := os.ReadFile(out)
@@ -275,9 +299,9 @@ func startDev(t *testing.T) *devRun {
 	// commit index.
 	c := &cluster{t: t, dir: dir}
 	for id := 1; id <= 3; id++ {
-		c.nodes = append(c.nodes, &node{id: id, host: "127.0.0.1", clientPort: 9090 + id, raftPort: 6000 + id,
-			httpPort: 8080 + id, logPath: filepath.Join(dir, fmt.Sprintf("node_%d.log", id)), proc: p})
+		c.nodes = append(c.nodes, &node{id: id, host: "127.0.0.1", clientPort: 9090 + id + offset, raftPort: 6000 + id + offset,
+			httpPort: 8080 + id + offset, logPath: filepath.Join(dir, fmt.Sprintf("node_%d.log", id)), proc: p})
 	}
 	c.waitReady()
-	return &devRun{p: p, dir: dir, out: out, logs: logs}
+	return &devRun{p: p, dir: dir, out: out, offset: offset, logs: logs}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +216,19 @@ func TestUsageNamesDev(t *testing.T) {
 	f.fs.Usage()
 	if !strings.Contains(help.String(), "walrus dev [flags]") || !strings.Contains(help.String(), "-node-id") {
 		t.Errorf("usage:\n%s", help.String())
+	}
+}
+
+// walrus dev refuses a --port-offset that moves a port out of 1..65535
+// (exit 2) before it creates its data folder or starts a node.
+func TestDevRefusesPortOffsetOutOfRange(t *testing.T) {
+	for _, offset := range []string{"-6001", "56445"} { // node 1's raft port to 0; node 3's client port to 65536
+		dir := filepath.Join(t.TempDir(), "dev")
+		if code := runDev([]string{"--data-dir", dir, "--port-offset", offset}); code != 2 {
+			t.Errorf("walrus dev --port-offset %s: exit %d, want 2", offset, code)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("walrus dev --port-offset %s made its data folder (%v)", offset, err)
+		}
 	}
 }

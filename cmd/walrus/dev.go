@@ -21,8 +21,8 @@ import (
 const devStartTimeout = 15 * time.Second
 
 // runDev starts a local cluster of child node processes on the documented
-// ports (client 9091.., raft 6001.., http 8081..) with data under one
-// folder: node 1 bootstraps, the others join it. A node that fails to
+// ports (client 9091.., raft 6001.., http 8081.., each shifted by
+// --port-offset) with data under one folder: node 1 bootstraps, the others join it. A node that fails to
 // start stops them all. Once the cluster runs, a node that exits (killed
 // to try a failover, say) is reported with the command that starts it
 // again, and the others keep running. Ctrl-C stops them all.
@@ -31,13 +31,15 @@ func runDev(args []string) int {
 	dir := fs.String("data-dir", "./data/dev", "data folder for all nodes")
 	nodes := fs.Int("nodes", 3, "how many nodes")
 	logLevel := fs.String("log-level", "info", "log level of the nodes")
+	offset := fs.Int("port-offset", 0, "add this to every port (to run beside another walrus dev, or when 8081 is taken)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: walrus dev [flags]
 
 Runs a local cluster of child node processes on the reference ports
-(client 9091.., raft 6001.., http 8081..); node 1 bootstraps, the others
-join it. Ctrl-C stops them all; a node killed meanwhile is reported with
-the command that starts it again, and the others keep running.
+(client 9091.., raft 6001.., http 8081..; --port-offset N adds N to
+each); node 1 bootstraps, the others join it. Ctrl-C stops them all; a
+node killed meanwhile is reported with the command that starts it again,
+and the others keep running.
 
 flags:
 `)
@@ -58,23 +60,27 @@ flags:
 		fmt.Fprintln(os.Stderr, "walrus dev:", err)
 		return 1
 	}
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "walrus dev:", err)
-		return 1
-	}
 	// A port taken (by another walrus dev, say) would make a node exit, or
 	// worse, answer for it: refuse before starting any.
 	for i := 1; i <= *nodes; i++ {
-		client, raft, http := devPorts(i)
+		client, raft, http := devPorts(i, *offset)
 		for _, port := range []int{client, raft, http} {
+			if port < 1 || port > 65535 {
+				fmt.Fprintf(os.Stderr, "walrus dev: --port-offset %d puts a port at %d, outside 1..65535\n", *offset, port)
+				return 2
+			}
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "walrus dev: %s is in use (another walrus dev still running?): %v\n", addr, err)
+				fmt.Fprintf(os.Stderr, "walrus dev: %s is in use (another walrus dev still running? --port-offset runs one beside it): %v\n", addr, err)
 				return 1
 			}
 			ln.Close()
 		}
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "walrus dev:", err)
+		return 1
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -82,9 +88,15 @@ flags:
 	var procs []*devNode
 	for i := 1; i <= *nodes; i++ {
 		logPath := filepath.Join(*dir, fmt.Sprintf("node_%d.log", i))
+		client, raft, http := devPorts(i, *offset)
 		a := []string{"--node-id", strconv.Itoa(i), "--data-dir", *dir, "--log-level", *logLevel, "--log-file", logPath}
+		if *offset != 0 {
+			// the node's port flags default to the unshifted layout
+			a = append(a, "--client-port", strconv.Itoa(client), "--raft-port", strconv.Itoa(raft), "--http-port", strconv.Itoa(http))
+		}
 		if i > 1 {
-			a = append(a, "--join", "127.0.0.1:6001")
+			_, first, _ := devPorts(1, *offset)
+			a = append(a, "--join", fmt.Sprintf("127.0.0.1:%d", first))
 		}
 		nd := &devNode{id: i, args: a, cmd: exec.Command(self, a...), done: make(chan struct{})}
 		nd.cmd.Stdout, nd.cmd.Stderr = os.Stdout, os.Stderr
@@ -100,7 +112,6 @@ flags:
 			close(nd.done)
 			exited <- nd.id
 		}()
-		client, raft, http := devPorts(i)
 		addr := fmt.Sprintf("127.0.0.1:%d", client)
 		if err := waitListening(addr, nd.done, sig); errors.Is(err, errInterrupted) {
 			stopAll(procs) // Ctrl-C while starting
@@ -113,7 +124,12 @@ flags:
 		fmt.Printf("node %d (pid %d): client %s  raft 127.0.0.1:%d  http 127.0.0.1:%d  log %s\n",
 			i, nd.cmd.Process.Pid, addr, raft, http, logPath)
 	}
-	fmt.Println("cluster running; try: go run ./cmd/walrus-cli register logs && go run ./cmd/walrus-cli put logs hello")
+	cli := "go run ./cmd/walrus-cli"
+	if *offset != 0 {
+		first, _, _ := devPorts(1, *offset)
+		cli += fmt.Sprintf(" --addr 127.0.0.1:%d", first)
+	}
+	fmt.Printf("cluster running; try: %s register logs && %s put logs hello\n", cli, cli)
 	fmt.Println("kill a node (kill -9 <pid>) to watch a failover; Ctrl-C stops every node")
 	for running := len(procs); running > 0; {
 		select {
@@ -132,8 +148,10 @@ flags:
 }
 
 // devPorts is node i's client, raft and HTTP port: the reference's
-// layout, each node's flags' defaults.
-func devPorts(i int) (client, raft, http int) { return 9090 + i, 6000 + i, 8080 + i }
+// layout (each node's flags' defaults), shifted by offset.
+func devPorts(i, offset int) (client, raft, http int) {
+	return 9090 + i + offset, 6000 + i + offset, 8080 + i + offset
+}
 
 // devNode is one node process of walrus dev.
 type devNode struct {

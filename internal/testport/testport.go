@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -43,5 +44,34 @@ func Free(t testing.TB) int {
 		}
 	}
 	t.Fatal("no free port in 20000-31999")
+	return 0
+}
+
+// FreeOffset picks an offset that, added to every one of ports, gives
+// ports in 20000-31999 that are free now and were not handed out before
+// (Free's range and reasons); it hands them all out. For a program that
+// lays its ports out from fixed bases (walrus dev's --port-offset).
+func FreeOffset(t testing.TB, ports ...int) int {
+	t.Helper()
+	lo, hi := slices.Min(ports), slices.Max(ports)
+	if hi-lo >= 12000 {
+		t.Fatalf("ports %v span more than 20000-31999", ports)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+next:
+	for range 1000 {
+		offset := 20000 - lo + rand.IntN(12000-(hi-lo))
+		for _, p := range ports {
+			if handedOut[p+offset] || !IsFree(p+offset) {
+				continue next
+			}
+		}
+		for _, p := range ports {
+			handedOut[p+offset] = true
+		}
+		return offset
+	}
+	t.Fatalf("no offset puts %v on free ports in 20000-31999", ports)
 	return 0
 }
