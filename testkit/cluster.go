@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing/synctest"
 	"time"
 
 	"github.com/walrus-go/walrus/actors"
@@ -391,10 +392,12 @@ func (c *Cluster) WaitTimeout(id uint64, d time.Duration) bool {
 	}
 }
 
-// Shutdown stops every node (gracefully when graceful) and closes the
-// network, so that no goroutine of the cluster is left in the bubble. It
-// returns the ids of nodes whose teardown did not finish within a minute of
-// virtual time (their goroutines are stuck).
+// Shutdown stops every node (gracefully when graceful), closes the
+// network and waits out the libraries' timers (protoactor's dead-letter
+// throttle, idle mailbox workers: 5 s of virtual time), so that no
+// goroutine of the cluster is left in the bubble and synctest.Test can
+// return. It returns the ids of nodes whose teardown did not finish within
+// a minute of virtual time (their goroutines are stuck, and stay).
 func (c *Cluster) Shutdown(graceful bool) (hung []uint64) {
 	for _, id := range c.IDs() {
 		if graceful {
@@ -409,8 +412,17 @@ func (c *Cluster) Shutdown(graceful bool) (hung []uint64) {
 		}
 	}
 	c.Net.Close()
+	if len(hung) == 0 {
+		time.Sleep(shutdownLinger)
+		synctest.Wait()
+	}
 	return hung
 }
+
+// shutdownLinger outlasts the timers the node's libraries leave running
+// after a stop: protoactor's dead-letter throttle and the idle mailbox
+// workers of actors' dispatcher (they exit after 1 s).
+const shutdownLinger = 5 * time.Second
 
 // Leader returns the node whose running process leads raft (0 if none);
 // a deposed leader may not know yet, so the highest term wins.

@@ -10,7 +10,9 @@
 // (Check): no acknowledged write lost, nothing read that was not written,
 // offsets in real-time order (porcupine), the shared cursor's at-least-once
 // window, one writer per segment epoch, replicas equal. Scenario scripts
-// (testdata/scenarios, datadriven) drive a Cluster step by step.
+// (testdata/scenarios, datadriven) drive a Cluster step by step. A test of
+// your own builds a Cluster inside synctest.Test after Seed, and ends it
+// with Shutdown.
 //
 // docs/testing.md explains how to replay a seed, read a trace, write a
 // scenario, and how deterministic runs are (measured).

@@ -110,7 +110,10 @@ type History struct {
 	nextID int
 }
 
-func newHistory(start time.Time) *History { return &History{start: start} }
+// NewHistory starts an empty history whose times count from start (take
+// time.Now() inside the bubble, when the cluster starts): NewNemesis
+// records its faults in one.
+func NewHistory(start time.Time) *History { return &History{start: start} }
 
 func (h *History) now() time.Duration { return time.Since(h.start) }
 

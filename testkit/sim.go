@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/cryptotest"
 	"testing/synctest"
 	"time"
 
@@ -191,6 +189,35 @@ var idempotentKinds = map[uint8]bool{
 	uint8(messages.KindFence): true, uint8(messages.KindSync): true, uint8(messages.KindStatus): true,
 }
 
+// Failed reports whether the run found what no known bug explains: a
+// broken rule (Verdict.Violations) or a liveness problem (Problems) of no
+// known cause. Run does not fail its test: the caller decides (t.Error
+// with Key, or go on through a batch).
+func (r *Result) Failed() bool { return !r.Verdict.OK() || r.unexplainedLiveness() }
+
+func (r *Result) unexplainedLiveness() bool {
+	return len(r.Problems) > 0 && len(r.Verdict.KnownLiveness) == 0
+}
+
+// Key sums the verdict up for comparing runs: the broken rules, then
+// after "|" the known bugs hit, then "|liveness" for a liveness problem of
+// no known cause; "ok" for none. Two runs of a seed whose verdicts agree
+// have the same key (Verdict.Summary also counts operations, which
+// differ).
+func (r *Result) Key() string {
+	k := strings.Join(r.Verdict.Rules(), ",")
+	if ids := r.Verdict.KnownIDs(); len(ids) > 0 {
+		k += "|" + strings.Join(ids, ",")
+	}
+	if r.unexplainedLiveness() {
+		k += "|liveness"
+	}
+	if k == "" {
+		return "ok"
+	}
+	return k
+}
+
 // ReplayCommand is the one line that reruns a seed.
 func ReplayCommand(seed int64, plant bool) string {
 	s := fmt.Sprintf("go test ./testkit -run 'TestSim$' -seed %d -v", seed)
@@ -201,7 +228,9 @@ func ReplayCommand(seed int64, plant bool) string {
 }
 
 // Run runs one simulation in its own synctest bubble and checks it. t must
-// be a test or subtest that may call synctest.Test.
+// be a test or subtest that may call synctest.Test (not a parallel one:
+// see Seed). It does not fail t: Result.Failed and Result.Key say how the
+// run went.
 func Run(t *testing.T, o Options) *Result {
 	t.Helper()
 	dir, err := TempDataDir("walrus-sim-")
@@ -261,11 +290,7 @@ type runner struct {
 
 func runBubble(t *testing.T, o Options, dir string) *Result {
 	start := time.Now()
-	// hashicorp/raft draws election jitter from math/rand's global source;
-	// protoactor and raft draw ids from crypto/rand.
-	//lint:ignore SA1019 deliberate: raft's jitter comes from the global source (GODEBUG randseednop=0)
-	rand.Seed(o.Seed) //nolint:staticcheck // deliberate: GODEBUG randseednop=0
-	cryptotest.SetGlobalRandom(t, uint64(o.Seed))
+	Seed(t, o.Seed)
 	s := o.Schedule
 	if s == nil {
 		p := o.Profile
@@ -274,7 +299,7 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 		}
 		s = Generate(o.Seed, p)
 	}
-	h := newHistory(start)
+	h := NewHistory(start)
 	var logs *bytes.Buffer
 	var sb *syncBuffer
 	if o.Logger == nil && o.KeepLogs {
@@ -367,15 +392,11 @@ func runBubble(t *testing.T, o Options, dir string) *Result {
 	return res
 }
 
-// finish stops the cluster and waits out library timers so that no
-// goroutine is left in the bubble.
+// finish stops the cluster so that no goroutine is left in the bubble.
 func (r *runner) finish() {
 	if hung := r.c.Shutdown(true); len(hung) > 0 {
 		r.stuck(fmt.Sprintf("liveness: stopping %v did not finish within a minute of virtual time", hung))
-		return
 	}
-	time.Sleep(5 * time.Second)
-	synctest.Wait()
 }
 
 // stuck records a liveness problem with the stacks of the bubble.

@@ -111,11 +111,11 @@ func TestSim(t *testing.T) {
 		if *flagWant != "" {
 			// one whole element of the key ("lost-ack", "KB3", "liveness"):
 			// -want ok must not match lost-ack
-			words := strings.FieldsFunc(verdictKey(res), func(r rune) bool { return r == ',' || r == '|' })
+			words := strings.FieldsFunc(res.Key(), func(r rune) bool { return r == ',' || r == '|' })
 			hit = slices.Contains(words, *flagWant)
 		}
 		if tries > 1 {
-			t.Logf("try %d: %s", try, verdictKey(res))
+			t.Logf("try %d: %s", try, res.Key())
 		}
 		if hit || try == tries {
 			break
@@ -185,10 +185,9 @@ func runBatch(t *testing.T, first int64, n int, plant bool) *batchResult {
 		for _, id := range res.Verdict.KnownIDs() {
 			b.known[id] = append(b.known[id], seed)
 		}
-		unexplainedLiveness := len(res.Problems) > 0 && len(res.Verdict.KnownLiveness) == 0
 		strictFail := *flagStrict && len(res.Verdict.KnownIDs()) > 0
 		switch {
-		case failed(res) || unexplainedLiveness || strictFail:
+		case res.Failed() || strictFail:
 			if failed(res) {
 				b.bad = append(b.bad, seed)
 			} else {
@@ -244,7 +243,7 @@ func TestSimDeterminism(t *testing.T) {
 				t.Errorf("seed %d run %d: trace differs from run 1 at %s", seed, k+2, d)
 			}
 			fracSum += d.Fraction
-			if verdictKey(r) == verdictKey(base) {
+			if r.Key() == base.Key() {
 				agree++
 			}
 			oa := OutcomeAgreement(base.Outcomes, r.Outcomes)
@@ -254,7 +253,7 @@ func TestSimDeterminism(t *testing.T) {
 			}
 			t.Logf("seed %d run %d vs 1: schedule %s=%s trace %s vs %s: %s; outcomes %s vs %s (%.1f%% agree); verdict %q vs %q",
 				seed, k+2, r.ScheduleHash, base.ScheduleHash, r.TraceHash, base.TraceHash, d, r.OutcomeHash, base.OutcomeHash,
-				100*oa, verdictKey(r), verdictKey(base))
+				100*oa, r.Key(), base.Key())
 		}
 		t.Logf("seed %d: %d runs, %d distinct traces", seed, len(runs), len(hashes))
 	}
@@ -262,21 +261,6 @@ func TestSimDeterminism(t *testing.T) {
 		t.Logf("determinism: %d of %d repeats had the identical trace; on average the first %.1f%% of a run (virtual time) was identical; identical client outcomes in %d of %d, %.1f%% of client outcomes agreed (up to each client's first difference); verdicts agreed in %d of %d",
 			same, total, 100*fracSum/float64(total), sameOutcomes, total, 100*outSum/float64(total), agree, total)
 	}
-}
-
-// verdictKey summarises a verdict as its broken rules and known bugs.
-func verdictKey(r *Result) string {
-	k := strings.Join(r.Verdict.Rules(), ",")
-	if ids := r.Verdict.KnownIDs(); len(ids) > 0 {
-		k += "|" + strings.Join(ids, ",")
-	}
-	if len(r.Problems) > 0 && len(r.Verdict.KnownLiveness) == 0 {
-		k += "|liveness"
-	}
-	if k == "" {
-		return "ok"
-	}
-	return k
 }
 
 // TestSimPlantedBug proves the checker has teeth: with the planted bug
