@@ -28,6 +28,11 @@ var (
 	ErrStateRequiresTopic    = &Error{"STATE requires a topic"}
 )
 
+// ErrRegisterBadTopic refuses a new topic's name that CheckTopicName
+// refuses.
+var ErrRegisterBadTopic = &Error{CmdRegister + " topic must be 1 to " + strconv.Itoa(MaxTopicName) +
+	" bytes of UTF-8 without white space or control characters"}
+
 // UnknownTopic is the reply to a request naming a topic that was never
 // registered: "unknown topic <t>".
 func UnknownTopic(topic string) *Error { return &Error{UnknownTopicPrefix + topic} }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Command words. The first five are the reference protocol; the rest are
@@ -211,12 +212,16 @@ func parseMetrics(args []byte, hasArgs bool) (req Request, err error) {
 
 // parseRegister accepts the reference form and our option rf=N anywhere in
 // the (otherwise ignored) third part. Other words there are ignored, as the
-// reference ignores the whole part.
+// reference ignores the whole part. The topic's name must pass
+// CheckTopicName.
 func parseRegister(args []byte, hasArgs bool) (req Request, err error) {
 	if !hasArgs {
 		return req, ErrRegisterRequiresTopic
 	}
 	splitRef(&req, args)
+	if !CheckTopicName(req.Topic) {
+		return req, ErrRegisterBadTopic
+	}
 	for rest := req.Payload; len(rest) > 0; {
 		var word []byte
 		word, rest, _ = bytes.Cut(rest, space)
@@ -231,6 +236,26 @@ func parseRegister(args []byte, hasArgs bool) (req Request, err error) {
 		req.RF = int(n)
 	}
 	return req, nil
+}
+
+// MaxTopicName is the longest name, in bytes, REGISTER gives a new topic.
+const MaxTopicName = 255
+
+// CheckTopicName reports whether REGISTER may create a topic of this name:
+// 1 to MaxTopicName bytes of UTF-8 without white space (requests split on
+// spaces, and trim the rest) or control characters (a name is one line in
+// logs and in the CLI's output). The reference took any name; topics
+// named otherwise before this rule are still served.
+func CheckTopicName(name string) bool {
+	if name == "" || len(name) > MaxTopicName || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func appendRef(dst []byte, req *Request) []byte {

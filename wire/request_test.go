@@ -15,6 +15,8 @@ func TestParseRequestReferenceCommands(t *testing.T) {
 	}{
 		{"REGISTER logs", Request{Cmd: CmdRegister, Topic: "logs"}},
 		{"REGISTER logs\r\n", Request{Cmd: CmdRegister, Topic: "logs"}},
+		{"REGISTER " + strings.Repeat("t", 255), Request{Cmd: CmdRegister, Topic: strings.Repeat("t", 255)}},
+		{"REGISTER café/λ-1", Request{Cmd: CmdRegister, Topic: "café/λ-1"}},
 		{"PUT logs hello", Request{Cmd: CmdPut, Topic: "logs", Payload: b("hello"), HasPayload: true}},
 		{"PUT logs hello world  again", Request{Cmd: CmdPut, Topic: "logs", Payload: b("hello world  again"), HasPayload: true}},
 		{"PUT logs  lead", Request{Cmd: CmdPut, Topic: "logs", Payload: b(" lead"), HasPayload: true}},
@@ -43,6 +45,7 @@ func TestParseRequestReferenceCommands(t *testing.T) {
 }
 
 func TestParseRequestReferenceErrors(t *testing.T) {
+	bad := "REGISTER topic must be 1 to 255 bytes of UTF-8 without white space or control characters"
 	for _, tc := range []struct{ in, msg string }{
 		{"", "unknown command"},
 		{"   \r\n", "unknown command"},
@@ -60,6 +63,12 @@ func TestParseRequestReferenceErrors(t *testing.T) {
 		{"GET", "GET requires a topic"},
 		{"GET ", "GET requires a topic"},
 		{"STATE", "STATE requires a topic"},
+		{"REGISTER  logs", bad},                       // the topic is the empty word
+		{"REGISTER " + strings.Repeat("t", 256), bad}, // one byte too long
+		{"REGISTER a\x00b", bad},                      // control character
+		{"REGISTER a\nb", bad},                        // a line break inside
+		{"REGISTER a\u00a0b", bad},                    // white space other than ' '
+		{"REGISTER \xff\xfe", bad},                    // not UTF-8
 	} {
 		_, err := ParseRequest([]byte(tc.in))
 		var we *Error
