@@ -13,7 +13,9 @@ import (
 type StateJSON struct {
 	raftfsm.CompatStateJSON
 	// HighWaterMark is the topic-global offset below which entries are held
-	// by a quorum and readable; null when the leader could not be asked.
+	// by a quorum and readable; null when the leader could not be asked,
+	// or had not opened the segment yet (a few milliseconds after a
+	// REGISTER or a rollover).
 	HighWaterMark *uint64 `json:"high_water_mark"`
 	// Groups are the consumer groups' committed positions.
 	Groups map[string]uint64 `json:"groups"`
