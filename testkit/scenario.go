@@ -284,6 +284,16 @@ func (sc *scenario) remember(d *datadriven.TestData, id uint64) {
 	}
 }
 
+// dropClient closes the scenario's connection to node id, whose process
+// ends or starts: the next request through it dials the running process,
+// instead of going out on a connection to one that is gone (an "unknown"
+// outcome a script would have to expect).
+func (sc *scenario) dropClient(id uint64) {
+	if cl := sc.cls[id]; cl != nil {
+		cl.Close()
+	}
+}
+
 func (sc *scenario) client(id uint64) *Client {
 	cl := sc.cls[id]
 	if cl == nil {
@@ -417,6 +427,7 @@ func (sc *scenario) cmdCrash(d *datadriven.TestData) string {
 	} else {
 		sc.c.Crash(id, false)
 	}
+	sc.dropClient(id)
 	sc.r.h.Eventf("scenario", "crash n%d", id)
 	return out.String()
 }
@@ -433,6 +444,7 @@ func (sc *scenario) cmdStop(d *datadriven.TestData) string {
 	sc.remember(d, id)
 	sc.c.Stop(id)
 	sc.c.Wait(id)
+	sc.dropClient(id)
 	sc.r.h.Eventf("scenario", "stop n%d", id)
 	return fmt.Sprintf("stopped n%d", id)
 }
@@ -459,6 +471,7 @@ func (sc *scenario) cmdRestart(d *datadriven.TestData) string {
 	var out []string
 	for _, id := range ids {
 		sc.c.Nodes[id].FS.ReleaseSyncs()
+		sc.dropClient(id)
 		if err := sc.c.Start(id); err != nil {
 			out = append(out, fmt.Sprintf("n%d refused to start: %s", id, shortErr(err)))
 			continue
@@ -1114,7 +1127,7 @@ func getText(op *Op) string {
 	return op.Status.String()
 }
 
-// cmdRead reads by offset.
+// cmdRead reads by offset; errors=show adds a failure's error text.
 //
 // Example:
 //
@@ -1129,7 +1142,11 @@ func (sc *scenario) cmdRead(d *datadriven.TestData) string {
 	op.apply(sc.client(via).Do(op.Request()))
 	sc.r.h.end(op)
 	if op.Status != StOK {
-		return statusText(op)
+		st := statusText(op)
+		if op.Status == StFail && sc.arg(d, "errors", "") != "" {
+			st += " (" + shortErr(errors.New(op.Err)) + ")"
+		}
+		return st
 	}
 	return fmt.Sprintf("%d: %s", op.First, strings.Join(op.Values, " "))
 }
