@@ -568,6 +568,8 @@ func TestClusterJoinPromoteRemoveAndReReplicate(t *testing.T) {
 	})
 	// remove node 2 for good: its segments are sealed or re-replicated
 	c.client(3).must("REMOVENODE 2", "OK")
+	c.client(3).must("REMOVENODE 2", "ERR unknown node 2") // removed already
+	c.client(1).must("REMOVENODE 99", "ERR unknown node 99")
 	c.stop(2)
 	c.waitFor("every sealed segment back at three full copies on members", 30*time.Second, func() bool {
 		st := c.anyNode().State()

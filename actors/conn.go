@@ -385,6 +385,9 @@ func (a *connActor) dispatch(ctx actor.Context, r *request) {
 			rctx, cancel := ctxTimeout(n, n.cfg.RequestTimeout)
 			defer cancel()
 			err := n.host.RemoveNode(rctx, id)
+			if errors.Is(err, raftfsm.ErrUnknownNode) {
+				err = wire.UnknownNode(id)
+			}
 			n.system.Root.Send(self, replyMsg{seq: seq, frame: okOrErr(err)})
 		}()
 	case wire.CmdLeader:

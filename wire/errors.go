@@ -41,6 +41,10 @@ func UnknownTopic(topic string) *Error { return &Error{UnknownTopicPrefix + topi
 // cluster does not know.
 const UnknownTopicPrefix = "unknown topic "
 
+// UnknownNode is the reply to REMOVENODE of a node that is not a member
+// (never was, or removed already): "unknown node <id>".
+func UnknownNode(id uint64) *Error { return &Error{"unknown node " + strconv.FormatUint(id, 10)} }
+
 // NotLeaderPrefix starts the reply to a write that reached a node without
 // the segment's lease. Clients test this prefix only.
 const NotLeaderPrefix = "NotLeaderForPartition: "
