@@ -14,6 +14,7 @@ import (
 	"github.com/walrus-go/walrus/internal/backoff"
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -251,9 +252,24 @@ func (a *connActor) onFrame(ctx actor.Context, body []byte) {
 		return
 	}
 	r.req = req
+	if e := wire.CheckEntrySizes(&req, a.n.maxEntry()); e != nil {
+		// refused before it is routed: nothing of it is written or
+		// forwarded, and the next request is read as usual
+		r.started = true
+		a.complete(ctx, r.seq, wire.AppendReplyError(nil, e.Msg))
+		return
+	}
 	r.pipe = req.Cmd == wire.CmdPut || req.Cmd == wire.CmdMPut
 	r.deadline = a.n.now().Add(a.n.cfg.RequestTimeout)
 	a.startReady(ctx)
+}
+
+// maxEntry is the largest entry this node takes from PUT or MPUT: the
+// largest whose one-entry READ or GROUPREAD reply fits the client frame
+// limit (wire.MaxEntrySize), so a client with that limit can read every
+// entry it wrote, and never more than the WAL stores.
+func (n *Node) maxEntry() int {
+	return min(wire.MaxEntrySize(n.cfg.MaxFrame), wal.DefaultMaxEntryBytes)
 }
 
 // startReady starts queued requests that may run now: the head always; a
