@@ -944,8 +944,13 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 		a.replyErr(ctx, r, "unavailable: "+msg)
 		return
 	}
-	a.n.metrics.readEntries.Add(float64(len(m.resp.Entries)))
-	a.reply(ctx, r, wire.AppendReplyBatch(nil, m.base+m.idx, m.resp.Entries))
+	// the replica's byte budget counts payloads only: drop the entries
+	// whose length prefixes would take the reply past the client's frame
+	// limit (the reader asks again from first+count)
+	first := m.base + m.idx
+	entries := m.resp.Entries[:wire.BatchFit(first, m.resp.Entries, a.n.cfg.MaxFrame)]
+	a.n.metrics.readEntries.Add(float64(len(entries)))
+	a.reply(ctx, r, wire.AppendReplyBatch(nil, first, entries))
 }
 
 // metricCmd labels a request for metrics ("invalid" when it did not parse).

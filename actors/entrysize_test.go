@@ -106,3 +106,34 @@ func TestClusterForwardedOversizedWriteIsRefused(t *testing.T) {
 	r.must("PUT fwd y", "OK")
 	r.must("READ fwd 0 10", batch(0, "x", "y"))
 }
+
+// TestClusterBatchRepliesFitTheFrameLimit: a READ or GROUPREAD of many
+// small entries stops where the reply would pass the frame limit, length
+// prefixes counted, and reading on returns everything.
+func TestClusterBatchRepliesFitTheFrameLimit(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	r := c.limitedClient(1)
+	r.must("REGISTER many", "OK")
+	// 10,000 entries of 104 bytes: 1,040,000 payload bytes, within the
+	// payload budget, but 1,080,011 bytes as one reply
+	entry := strings.Repeat("e", 104)
+	entries := make([]string, 5000)
+	for i := range entries {
+		entries[i] = entry
+	}
+	r.must(mput("many", entries...), "OK 0 5000")
+	r.must(mput("many", entries...), "OK 5000 5000")
+	for _, req := range []string{"READ many 0 10000", "GROUPREAD many g 10000"} {
+		got := r.do(req)
+		first, es, err := wire.ParseBatchReply([]byte(strings.TrimPrefix(got, "OK ")))
+		if err != nil || first != 0 || len(es) == 0 || len(es) == 10000 {
+			t.Fatalf("%s: first %d, %d entries, %v", req, first, len(es), err)
+		}
+		if len(got) > wire.DefaultMaxFrame {
+			t.Fatalf("%s: %d-byte reply", req, len(got))
+		}
+	}
+	if got := r.readAll("many"); len(got) != 10000 {
+		t.Fatalf("read %d entries, want 10000", len(got))
+	}
+}

@@ -77,3 +77,43 @@ func TestCheckEntrySizesMPut(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchFit(t *testing.T) {
+	e := func(n int) []byte { return make([]byte, n) }
+	for _, tc := range []struct {
+		first   uint64
+		entries [][]byte
+		limit   int
+		want    int
+	}{
+		{0, nil, 100, 0},
+		{0, [][]byte{e(500)}, 100, 1}, // a lone entry is always sent
+		// "OK 0 2\n" (7) + 2*4 + 40+45 = 100
+		{0, [][]byte{e(40), e(45), e(1)}, 100, 2},
+		{0, [][]byte{e(40), e(46), e(1)}, 100, 1},
+		// a longer offset, and a count that gains a digit at 10
+		{12345, [][]byte{e(40), e(41)}, 100, 2},
+		{12345, [][]byte{e(40), e(42)}, 100, 1},
+	} {
+		if got := BatchFit(tc.first, tc.entries, tc.limit); got != tc.want {
+			t.Errorf("BatchFit(%d, %d entries, %d) = %d, want %d", tc.first, len(tc.entries), tc.limit, got, tc.want)
+		}
+		if k := BatchFit(tc.first, tc.entries, tc.limit); k > 1 {
+			if n := len(AppendReplyBatch(nil, tc.first, tc.entries[:k])) - FrameHeaderLen; n > tc.limit {
+				t.Errorf("BatchFit(%d, ...) = %d: a %d-byte reply", tc.first, k, n)
+			}
+		}
+	}
+	// many small entries: the length prefixes count
+	many := make([][]byte, 10000)
+	for i := range many {
+		many[i] = e(104)
+	}
+	k := BatchFit(0, many, DefaultMaxFrame)
+	if n := len(AppendReplyBatch(nil, 0, many[:k])) - FrameHeaderLen; n > DefaultMaxFrame || k == len(many) {
+		t.Fatalf("BatchFit of 10000 small entries = %d: a %d-byte reply", k, n)
+	}
+	if n := len(AppendReplyBatch(nil, 0, many[:k+1])) - FrameHeaderLen; n <= DefaultMaxFrame {
+		t.Fatalf("BatchFit of 10000 small entries = %d, but %d fit", k, k+1)
+	}
+}

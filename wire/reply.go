@@ -72,6 +72,21 @@ func BatchReplySize(first uint64, count, payloadBytes int) int {
 	return FrameHeaderLen + len(replyOKSP) + len(h) + 2 + 4*count + payloadBytes
 }
 
+// BatchFit is how many of entries, from the first, one batch reply at
+// offset first carries within a client frame limit of maxFrame body bytes
+// (length prefixes and header counted): at least one when there are any,
+// as a lone entry is always sent (MaxEntrySize keeps it within the limit).
+func BatchFit(first uint64, entries [][]byte, maxFrame int) int {
+	payload := 0
+	for i, e := range entries {
+		payload += len(e)
+		if i > 0 && BatchReplySize(first, i+1, payload)-FrameHeaderLen > maxFrame {
+			return i
+		}
+	}
+	return len(entries)
+}
+
 // BatchReplyOverhead is the most a one-entry batch reply body adds to its
 // entry: "OK ", the first offset (a uint64: at most 20 digits), " 1\n" and
 // the entry's 4-byte length. A READ or GROUPREAD reply carries at least one
