@@ -117,3 +117,20 @@ func TestBatchFit(t *testing.T) {
 		t.Fatalf("BatchFit of 10000 small entries = %d, but %d fit", k, k+1)
 	}
 }
+
+// TestMinMaxFrameTakesEveryReferencePut: at the smallest limit a node may
+// run with, the largest PUT the reference accepts (a 64 KiB request, empty
+// topic) carries an entry the node accepts.
+func TestMinMaxFrameTakesEveryReferencePut(t *testing.T) {
+	put := append([]byte("PUT  "), bytes.Repeat([]byte{'p'}, ReferenceMaxFrame-len("PUT  "))...)
+	req, err := ParseRequest(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := CheckEntrySizes(&req, MaxEntrySize(MinMaxFrame)); e != nil {
+		t.Fatalf("MinMaxFrame %d: %v", MinMaxFrame, e)
+	}
+	if e := CheckEntrySizes(&req, MaxEntrySize(MinMaxFrame-1)); e == nil {
+		t.Fatalf("MinMaxFrame %d is not the smallest that takes it", MinMaxFrame)
+	}
+}
