@@ -14,6 +14,7 @@ import (
 	"github.com/walrus-go/walrus/internal/backoff"
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/raftfsm"
+	"github.com/walrus-go/walrus/wal"
 	"github.com/walrus-go/walrus/wire"
 )
 
@@ -251,9 +252,24 @@ func (a *connActor) onFrame(ctx actor.Context, body []byte) {
 		return
 	}
 	r.req = req
+	if e := wire.CheckEntrySizes(&req, a.n.maxEntry()); e != nil {
+		// refused before it is routed: nothing of it is written or
+		// forwarded, and the next request is read as usual
+		r.started = true
+		a.complete(ctx, r.seq, wire.AppendReplyError(nil, e.Msg))
+		return
+	}
 	r.pipe = req.Cmd == wire.CmdPut || req.Cmd == wire.CmdMPut
 	r.deadline = a.n.now().Add(a.n.cfg.RequestTimeout)
 	a.startReady(ctx)
+}
+
+// maxEntry is the largest entry this node takes from PUT or MPUT: the
+// largest whose one-entry READ or GROUPREAD reply fits the client frame
+// limit (wire.MaxEntrySize), so a client with that limit can read every
+// entry it wrote, and never more than the WAL stores.
+func (n *Node) maxEntry() int {
+	return min(wire.MaxEntrySize(n.cfg.MaxFrame), wal.DefaultMaxEntryBytes)
 }
 
 // startReady starts queued requests that may run now: the head always; a
@@ -931,8 +947,13 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 		a.replyErr(ctx, r, "unavailable: "+msg)
 		return
 	}
-	a.n.metrics.readEntries.Add(float64(len(m.resp.Entries)))
-	a.reply(ctx, r, wire.AppendReplyBatch(nil, m.base+m.idx, m.resp.Entries))
+	// the replica's byte budget counts payloads only: drop the entries
+	// whose length prefixes would take the reply past the client's frame
+	// limit (the reader asks again from first+count)
+	first := m.base + m.idx
+	entries := m.resp.Entries[:wire.BatchFit(first, m.resp.Entries, a.n.cfg.MaxFrame)]
+	a.n.metrics.readEntries.Add(float64(len(entries)))
+	a.reply(ctx, r, wire.AppendReplyBatch(nil, first, entries))
 }
 
 // metricCmd labels a request for metrics ("invalid" when it did not parse).

@@ -79,10 +79,17 @@ func (c *Client) Register(ctx context.Context, topic string, opts ...RegisterOpt
 // one-entry MPUT. An empty payload is refused by the server
 // ("PUT requires a payload").
 //
+// A payload over wire.MaxEntrySize of the frame limit (WithMaxFrame) fails
+// locally with ErrTooLarge: the server refuses it ("entry too large"), as
+// its READ reply would not fit the frame limit.
+//
 // On an error matching IsOutcomeUnknown the entry may or may not have been
 // appended; it is not retried unless RetryUnknownWrites(true).
 func (c *Client) Put(ctx context.Context, topic string, payload []byte) error {
 	if err := checkName("topic", topic); err != nil {
+		return err
+	}
+	if err := c.checkEntry(-1, payload); err != nil {
 		return err
 	}
 	req := wire.Request{Cmd: wire.CmdPut, Topic: topic, Payload: payload, HasPayload: true}
@@ -105,10 +112,17 @@ func (c *Client) Put(ctx context.Context, topic string, payload []byte) error {
 // several MPUTs, one after the other. If one fails, the ranges of those
 // before it are returned with the error (their entries were appended).
 // Empty payloads are refused by the server ("MPUT entry <i> of <n> is
-// empty"); an empty batch sends nothing.
+// empty"); an empty batch sends nothing. A payload over wire.MaxEntrySize
+// of the frame limit fails the whole batch locally with ErrTooLarge,
+// before anything is sent (see Put).
 func (c *Client) PutBatch(ctx context.Context, topic string, payloads [][]byte) ([]Range, error) {
 	if err := checkName("topic", topic); err != nil {
 		return nil, err
+	}
+	for i, p := range payloads {
+		if err := c.checkEntry(i, p); err != nil {
+			return nil, err
+		}
 	}
 	var out []Range
 	for start := 0; start < len(payloads); {
@@ -137,6 +151,20 @@ func (c *Client) PutBatch(ctx context.Context, topic string, payloads [][]byte) 
 		start = end
 	}
 	return out, nil
+}
+
+// checkEntry refuses a payload the server would refuse as too large to
+// read back under the frame limit (wire.MaxEntrySize); i is its index in a
+// batch, or -1.
+func (c *Client) checkEntry(i int, payload []byte) error {
+	limit := wire.MaxEntrySize(c.cfg.maxFrame)
+	if len(payload) <= limit {
+		return nil
+	}
+	if i < 0 {
+		return fmt.Errorf("%w: entry of %d bytes, at most %d (frame limit %d)", ErrTooLarge, len(payload), limit, c.cfg.maxFrame)
+	}
+	return fmt.Errorf("%w: entry %d holds %d bytes, at most %d (frame limit %d)", ErrTooLarge, i, len(payload), limit, c.cfg.maxFrame)
 }
 
 // chunkEnd returns the end of the longest run of payloads from start that

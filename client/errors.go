@@ -27,8 +27,8 @@ var (
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	// ErrTimeout: no reply within the request timeout (WithRequestTimeout).
 	ErrTimeout = errors.New("walrus: no reply within the request timeout")
-	// ErrTooLarge: the request exceeds the frame limit (WithMaxFrame); it
-	// was not sent.
+	// ErrTooLarge: the request exceeds the frame limit (WithMaxFrame), or
+	// an entry exceeds wire.MaxEntrySize of it; it was not sent.
 	ErrTooLarge = errors.New("walrus: request larger than the frame limit")
 	// ErrNoNodes: Dial was given no address.
 	ErrNoNodes = errors.New("walrus: no node addresses")

@@ -473,8 +473,19 @@ func TestFakeTooLargeIsRefusedLocally(t *testing.T) {
 	if _, err := c.PutBatch(ctx, "t", [][]byte{make([]byte, 200)}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("PutBatch: %v", err)
 	}
+	// an entry whose request fits the frame, but whose READ reply would
+	// not (wire.MaxEntrySize(100) = 70): refused before anything is sent
+	if err := c.Put(ctx, "t", make([]byte, 71)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Put of 71 bytes under a 100-byte frame limit: %v", err)
+	}
+	if _, err := c.PutBatch(ctx, "t", [][]byte{[]byte("a"), make([]byte, 71)}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("PutBatch with a 71-byte entry: %v", err)
+	}
 	if got := len(s.requests()); got != 0 {
 		t.Fatalf("server saw %d requests, want none", got)
+	}
+	if err := c.Put(ctx, "t", make([]byte, 70)); err != nil {
+		t.Fatalf("Put of 70 bytes: %v", err)
 	}
 }
 

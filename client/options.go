@@ -107,7 +107,9 @@ func WithRequestTimeout(d time.Duration) Option {
 // largest reply body it accepts (default DefaultMaxFrame, the server's
 // default; set it to the server's --max-frame if you raised that). Larger
 // requests fail locally with ErrTooLarge, before anything is sent: the
-// server would close the connection on them.
+// server would close the connection on them. So do Put and PutBatch
+// entries over wire.MaxEntrySize(n) (n - 30 bytes), which the server
+// refuses as their READ reply would not fit the limit.
 func WithMaxFrame(n int) Option {
 	return func(c *config) {
 		if n > 0 {

@@ -197,13 +197,38 @@ func TestBadInput(t *testing.T) {
 		stillServing(t)
 	})
 	t.Run("exactly the limit", func(t *testing.T) {
+		// a 1 MiB PUT fits the frame, but its entry would not fit a READ
+		// reply: refused, nothing written, the connection in step
 		cn := c.dialIn(t, 1)
+		max := wire.MaxEntrySize(wire.DefaultMaxFrame)
 		payload := bytes.Repeat([]byte("L"), wire.DefaultMaxFrame-len("PUT t "))
-		if got := cn.doBytes(append([]byte("PUT t "), payload...)); string(got) != "OK" {
-			t.Fatalf("1 MiB request: got %s, want \"OK\"", quote(got))
+		want := fmt.Sprintf("ERR entry too large: %d bytes (at most %d)", len(payload), max)
+		if got := cn.doBytes(append([]byte("PUT t "), payload...)); string(got) != want {
+			t.Fatalf("1 MiB request: got %s, want %q", quote(got), want)
 		}
-		if got := cn.doBytes([]byte("GET t")); !bytes.Equal(got, append([]byte("OK "), payload...)) {
-			t.Fatalf("GET of the 1 MiB entry: got %s", quote(got))
+		cn.mustDo("GET t", "EMPTY")
+		stillServing(t)
+	})
+	t.Run("the largest entry", func(t *testing.T) {
+		// what a PUT may carry, a reader with the node's frame limit
+		// reads back, by READ, GROUPREAD and GET
+		cn := c.dialIn(t, 1)
+		cn.mustDo("REGISTER big", "OK")
+		entry := bytes.Repeat([]byte("B"), wire.MaxEntrySize(wire.DefaultMaxFrame))
+		if got := cn.doBytes(append([]byte("PUT big "), entry...)); string(got) != "OK" {
+			t.Fatalf("PUT of the largest entry: got %s", quote(got))
+		}
+		reader := c.dialIn(t, 2)
+		reader.fr = wire.NewFrameReader(reader.nc, wire.DefaultMaxFrame)
+		want := append([]byte("OK 0 1\n"), binary.LittleEndian.AppendUint32(nil, uint32(len(entry)))...)
+		want = append(want, entry...)
+		for _, req := range []string{"READ big 0 10", "GROUPREAD big g 10"} {
+			if got := reader.doBytes([]byte(req)); !bytes.Equal(got, want) {
+				t.Fatalf("%s: got %s", req, quote(got))
+			}
+		}
+		if got := reader.doBytes([]byte("GET big")); !bytes.Equal(got, append([]byte("OK "), entry...)) {
+			t.Fatalf("GET of the largest entry: got %s", quote(got))
 		}
 		stillServing(t)
 	})

@@ -70,3 +70,41 @@ func errRange(cmd, arg string, lo, hi uint64) *Error {
 func errNonNegative(cmd, arg string) *Error {
 	return &Error{cmd + " " + arg + " must be a non-negative integer"}
 }
+
+// EntryTooLargePrefix starts the reply to a PUT or MPUT carrying an entry
+// longer than the node accepts (MaxEntrySize of its frame limit). Nothing
+// of the request was written.
+const EntryTooLargePrefix = "entry too large: "
+
+// EntryTooLarge is the reply to a PUT whose payload is size bytes, over the
+// node's limit: "entry too large: <size> bytes (at most <limit>)".
+func EntryTooLarge(size, limit int) *Error {
+	return &Error{EntryTooLargePrefix + strconv.Itoa(size) + " bytes (at most " + strconv.Itoa(limit) + ")"}
+}
+
+// MPutEntryTooLarge is the reply to an MPUT whose entry i (counting from 1)
+// of count is size bytes, over the node's limit: "entry too large: entry
+// <i> of <count> has <size> bytes (at most <limit>)".
+func MPutEntryTooLarge(i, count, size, limit int) *Error {
+	return &Error{EntryTooLargePrefix + "entry " + strconv.Itoa(i) + " of " + strconv.Itoa(count) + " has " +
+		strconv.Itoa(size) + " bytes (at most " + strconv.Itoa(limit) + ")"}
+}
+
+// CheckEntrySizes returns the error for the first entry of a PUT or MPUT
+// request longer than limit bytes (MaxEntrySize of the node's frame
+// limit), or nil. Other requests carry no entries: nil.
+func CheckEntrySizes(req *Request, limit int) *Error {
+	switch req.Cmd {
+	case CmdPut:
+		if len(req.Payload) > limit {
+			return EntryTooLarge(len(req.Payload), limit)
+		}
+	case CmdMPut:
+		for i, e := range req.Entries {
+			if len(e) > limit {
+				return MPutEntryTooLarge(i+1, len(req.Entries), len(e), limit)
+			}
+		}
+	}
+	return nil
+}

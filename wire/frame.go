@@ -15,8 +15,15 @@ const (
 	// DefaultMaxFrame is the largest client frame body we accept by default:
 	// 1 MiB. The reference caps requests at 64 KiB (ReferenceMaxFrame); any
 	// client written against it therefore fits. A client port must never be
-	// configured below ReferenceMaxFrame.
+	// configured below MinMaxFrame.
 	DefaultMaxFrame = 1 << 20
+
+	// MinMaxFrame is the smallest client frame limit a node may run with:
+	// ReferenceMaxFrame, plus what a one-entry READ reply may add to the
+	// largest payload a reference request carries ("PUT  <payload>" with an
+	// empty topic: 5 bytes of header). Every request the reference accepts
+	// is then accepted here, and its entry read back (MaxEntrySize).
+	MinMaxFrame = ReferenceMaxFrame + BatchReplyOverhead - len("PUT  ")
 
 	// ReferenceMaxFrame is the reference implementation's request cap.
 	ReferenceMaxFrame = 64 << 10

@@ -72,6 +72,41 @@ func BatchReplySize(first uint64, count, payloadBytes int) int {
 	return FrameHeaderLen + len(replyOKSP) + len(h) + 2 + 4*count + payloadBytes
 }
 
+// BatchFit is how many of entries, from the first, one batch reply at
+// offset first carries within a client frame limit of maxFrame body bytes
+// (length prefixes and header counted): at least one when there are any,
+// as a lone entry is always sent (MaxEntrySize keeps it within the limit).
+func BatchFit(first uint64, entries [][]byte, maxFrame int) int {
+	payload := 0
+	for i, e := range entries {
+		payload += len(e)
+		if i > 0 && BatchReplySize(first, i+1, payload)-FrameHeaderLen > maxFrame {
+			return i
+		}
+	}
+	return len(entries)
+}
+
+// BatchReplyOverhead is the most a one-entry batch reply body adds to its
+// entry: "OK ", the first offset (a uint64: at most 20 digits), " 1\n" and
+// the entry's 4-byte length. A READ or GROUPREAD reply carries at least one
+// entry whatever its size, so an entry is only readable by a client with
+// the node's frame limit if it is at most MaxEntrySize(limit) bytes.
+const BatchReplyOverhead = len("OK ") + 20 + len(" 1\n") + 4
+
+// MaxEntrySize is the largest entry a node with client frame limit
+// maxFrame (DefaultMaxFrame if maxFrame <= 0) accepts from PUT or MPUT: the
+// largest whose one-entry batch reply, at any offset, fits maxFrame. A PUT
+// request carrying it can be shorter than that reply ("PUT t " is 6
+// bytes), which is why the frame limit alone does not bound it. GET's reply
+// ("OK <payload>") is shorter than any PUT of the payload.
+func MaxEntrySize(maxFrame int) int {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	return maxFrame - BatchReplyOverhead
+}
+
 // AppendReplyMPut appends MPUT's reply "OK <first> <count>": the entries
 // got offsets first .. first+count-1.
 func AppendReplyMPut(dst []byte, first uint64, count int) []byte {

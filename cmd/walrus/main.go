@@ -125,7 +125,7 @@ flags of a node:
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&f.rf, "replication-factor", 3, "default replication factor of new topics (capped by live nodes)")
 	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
-	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request in bytes (at least 65536)")
+	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request and reply in bytes (at least 65561); entries may be 30 bytes shorter")
 	fs.Int64Var(&f.walDropBehind, "wal-drop-behind", 0, "bytes behind each segment's synced end kept in the page cache; older bytes are evicted (0: keep all)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
 	fs.BoolVar(&f.plainSyscalls, "plain-syscalls", false, "issue socket reads and writes and WAL writes and syncs as ordinary system calls instead of raw ones (docs/configuration.md)")
@@ -176,8 +176,9 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 			return actors.Config{}, closer, fmt.Errorf("%s %v: must be positive", d.name, d.v)
 		}
 	}
-	if f.maxFrame < 64<<10 {
-		return actors.Config{}, closer, fmt.Errorf("--max-frame %d is below the reference's 65536", f.maxFrame)
+	if f.maxFrame < wire.MinMaxFrame {
+		return actors.Config{}, closer, fmt.Errorf("--max-frame %d is below %d: the reference's 65536-byte requests must fit, and their entries' READ replies too",
+			f.maxFrame, wire.MinMaxFrame)
 	}
 	logger, c, err := buildLogger(f.logFile, f.logFormat, f.logLevel)
 	if err != nil {
