@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // While the node stops, raft's warnings and errors are demoted to Info (a
@@ -17,7 +18,7 @@ func TestRaftLoggerDemotesWhileStopping(t *testing.T) {
 	var buf bytes.Buffer
 	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	atWarn := NewRaftLogger(base, slog.LevelWarn, stopping.Load)
+	atWarn := NewRaftLogger(base, slog.LevelWarn, stopping.Load, nil)
 	child := atWarn.Named("transport").With("peer", "p1")
 	atWarn.Error("failed to heartbeat to")
 	child.Warn("failed to decode incoming command")
@@ -35,15 +36,58 @@ func TestRaftLoggerDemotesWhileStopping(t *testing.T) {
 		t.Fatalf("while stopping, at a Warn floor, raft's complaints are dropped; got:\n%s", buf.String())
 	}
 
-	atInfo := NewRaftLogger(base, slog.LevelInfo, stopping.Load)
+	atInfo := NewRaftLogger(base, slog.LevelInfo, stopping.Load, nil)
 	atInfo.Named("transport").Error("failed to appendEntries to")
 	if got := buf.String(); !strings.Contains(got, `level=INFO msg="failed to appendEntries to"`) || !strings.Contains(got, "component=transport") {
 		t.Fatalf("while stopping, at an Info floor, raft's errors are logged at Info:\n%s", got)
 	}
 
 	buf.Reset()
-	NewRaftLogger(base, slog.LevelWarn, nil).Error("no stop hook")
+	NewRaftLogger(base, slog.LevelWarn, nil, nil).Error("no stop hook")
 	if !strings.Contains(buf.String(), "level=ERROR") {
 		t.Fatalf("without a stop hook nothing is demoted:\n%s", buf.String())
+	}
+}
+
+// A peer that stays down makes raft repeat the same complaint several
+// times a second: the first is logged, then one per window with the count
+// of those held back; another peer's or another message's complaints are
+// their own runs, and lines below Warn are never held back.
+func TestRaftLoggerHoldsBackRepeats(t *testing.T) {
+	var buf bytes.Buffer
+	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	now := time.Unix(1000, 0)
+	lg := NewRaftLogger(base, slog.LevelInfo, nil, func() time.Time { return now })
+	repl := lg.Named("replication")
+	complain := func(peer string) {
+		repl.Error("failed to heartbeat to", "peer", peer, "backoff time", now.Unix(), "error", "connection refused")
+	}
+	lines := func() []string {
+		defer buf.Reset()
+		return strings.FieldsFunc(buf.String(), func(r rune) bool { return r == '\n' })
+	}
+
+	for i := 0; i < 5; i++ {
+		complain("n2")
+		now = now.Add(250 * time.Millisecond)
+	}
+	complain("n3")
+	lg.Warn("failed to contact", "server-id", 2)
+	lg.Warn("failed to contact", "server-id", 3)
+	lg.Warn("failed to contact quorum of nodes")
+	lg.Info("entering follower state")
+	lg.Info("entering follower state")
+	got := lines()
+	if len(got) != 7 || !strings.Contains(got[0], "peer=n2") || strings.Contains(got[0], "held_back") ||
+		!strings.Contains(got[1], "peer=n3") || !strings.Contains(got[3], "server-id=3") || !strings.Contains(got[4], "quorum") {
+		t.Fatalf("first of each complaint, and every Info line, logged; got:\n%s", strings.Join(got, "\n"))
+	}
+
+	now = now.Add(raftRepeatWindow)
+	complain("n2")
+	complain("n2")
+	got = lines()
+	if len(got) != 1 || !strings.Contains(got[0], "peer=n2") || !strings.Contains(got[0], "held_back=4") {
+		t.Fatalf("a window later, one line counting the four held back; got:\n%s", strings.Join(got, "\n"))
 	}
 }

@@ -141,7 +141,7 @@ func newRaftHost(n *Node, onChange func(*raftfsm.State)) (*raftHost, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft store: %w", err)
 	}
-	logger := NewRaftLogger(n.log, n.cfg.LibLogLevel, n.stopping.Load)
+	logger := NewRaftLogger(n.log, n.cfg.LibLogLevel, n.stopping.Load, n.now)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
 	if err != nil {
 		store.Close()
