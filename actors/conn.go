@@ -104,6 +104,9 @@ type request struct {
 	start    time.Time // when the frame was read
 	synced   bool      // a metadata read barrier ran for this request
 	waitSet  bool      // GROUPREAD's wait was added to the deadline
+	// pollUntil: when a GETW's long poll ends, fixed at its first attempt
+	// (a retry through an election waits only for what is left of it)
+	pollUntil time.Time
 }
 
 // connActor serves one client connection. Requests are answered strictly
@@ -714,12 +717,18 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	maxN := 1
+	if q.Wait > 0 && r.pollUntil.IsZero() {
+		r.pollUntil = n.now().Add(q.Wait)
+		r.deadline = r.pollUntil.Add(n.cfg.RequestTimeout)
+	}
+	// a retry (the owner was unreachable or not ready) polls for what is
+	// left of the client's wait, and not at all once it is over
 	var deadline time.Time
-	if q.Wait > 0 {
-		deadline = n.now().Add(q.Wait)
-		if r.attempt == 0 {
-			r.deadline = deadline.Add(n.cfg.RequestTimeout)
-		}
+	wait := r.pollUntil.Sub(n.now())
+	if wait > 0 {
+		deadline = r.pollUntil
+	} else {
+		wait = 0
 	}
 	self, seq := ctx.Self(), r.seq
 	done := func(resp messages.GetResp, err error) {
@@ -731,16 +740,18 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	if owner == n.cfg.NodeID {
+		// the local cursor's refusals (not the owner any more, not started
+		// yet) are answers, not lost calls: nothing was consumed
 		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
-			func(err error) { done(messages.GetResp{}, err) })
+			func(err error) { done(messages.GetResp{Err: errToWire(err)}, nil) })
 		return
 	}
-	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: q.Wait.Milliseconds()}
+	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: wait.Milliseconds()}
 	// the owner may hold the GET for its long poll, plus fencedWait while
 	// the segment is between leaders, plus one read from a replica: give
 	// it longer than that, so its answer (EMPTY) arrives rather than our
 	// own timeout
-	n.goCall(owner, messages.KindGet, req, q.Wait+fencedWait+5*time.Second, func() any { return &messages.GetResp{} },
+	n.goCall(owner, messages.KindGet, req, wait+fencedWait+5*time.Second, func() any { return &messages.GetResp{} },
 		func(resp any, err error) {
 			var g messages.GetResp
 			if p, ok := resp.(*messages.GetResp); ok {
@@ -771,20 +782,30 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 	if !ok {
 		return
 	}
-	err := m.err
-	if err == nil {
-		err = m.resp.Err.AsError()
+	if m.err != nil {
+		if isCode(m.err, messages.CodeNotSent) {
+			// the owner was not reached (down, or a raft election under
+			// way and our view still names the old one): nothing was
+			// consumed, so ask again, whoever owns the cursor by then
+			a.retry(ctx, r, "unavailable: "+m.err.Error())
+			return
+		}
+		// sent, and then the call failed: the owner may have handed an
+		// entry out for it. Asking again could consume a second one.
+		a.replyErr(ctx, r, "unavailable: "+m.err.Error()+" (outcome unknown)")
+		return
 	}
-	if err != nil {
-		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) && m.err == nil {
+	if err := m.resp.Err.AsError(); err != nil {
+		switch {
+		case isCode(err, messages.CodeNotLeader), isCode(err, messages.CodeUnavailable):
+			// the owner's own refusal (not the owner, not ready, data it
+			// cannot reach yet): nothing was handed out
 			a.retry(ctx, r, "unavailable: "+err.Error())
-			return
-		}
-		if isCode(err, messages.CodeUnknownTopic) {
+		case isCode(err, messages.CodeUnknownTopic):
 			a.replyErr(ctx, r, wire.UnknownTopic(r.req.Topic).Msg)
-			return
+		default:
+			a.replyErr(ctx, r, "unavailable: "+err.Error())
 		}
-		a.replyErr(ctx, r, "unavailable: "+err.Error())
 		return
 	}
 	if len(m.resp.Entries) == 0 {
