@@ -1125,3 +1125,64 @@ func TestClusterEmptyPeerWriteIsRefused(t *testing.T) {
 		t.Fatalf("empty write answered %+v, want CodeInvalid", resp)
 	}
 }
+
+// answered counts the client requests of command cmd that node n has
+// answered (walrus_requests_total, every result).
+func answered(t testing.TB, n *Node, cmd string) float64 {
+	t.Helper()
+	mfs, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "walrus_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "command" && l.GetValue() == cmd {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+// TestClusterAbandonedLongPollsTakeNoEntry: clients that send a GETW and
+// close their connections at once, before anything is written, must not
+// take entries: the node cancels a connection's long polls when it ends,
+// at the cursor owner too when another node forwarded them there. (As
+// reported: five such clients, then six PUTs, and a live client's GET got
+// only the sixth; the others went to nobody.)
+func TestClusterAbandonedLongPollsTakeNoEntry(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	const owner, other = 1, 2 // node 1 leads raft: it owns the cursor
+	live := c.client(3)
+	live.must("REGISTER dw", "OK")
+	live.must("GET dw", "EMPTY")
+	for i := range 5 {
+		via := uint64(owner) // three wait at the owner itself
+		if i%2 == 1 {
+			via = other // two are forwarded there by another node
+		}
+		cl := c.client(via)
+		cl.sendNow("GETW dw 300000")
+		if err := cl.c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each is answered (into the closed connection) once withdrawn; before
+	// the fix they waited for an entry, or their 300 s.
+	c.waitFor("the five abandoned GETWs to be withdrawn", 10*time.Second, func() bool {
+		return answered(t, c.nodes[owner], "GETW") == 3 && answered(t, c.nodes[other], "GETW") == 2
+	})
+	for i := range 6 {
+		live.must(fmt.Sprintf("PUT dw e%d", i), "OK")
+	}
+	for i := range 6 {
+		live.must("GET dw", fmt.Sprintf("OK e%d", i))
+	}
+	live.must("GET dw", "EMPTY")
+}

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -107,6 +108,9 @@ type request struct {
 	// pollUntil: when a GETW's long poll ends, fixed at its first attempt
 	// (a retry through an election waits only for what is left of it)
 	pollUntil time.Time
+	// fwdTo, fwdID: the GET in flight at the cursor owner fwdTo, as
+	// GetReq.ID fwdID (0: none), to withdraw if the client goes away
+	fwdTo, fwdID uint64
 }
 
 // connActor serves one client connection. Requests are answered strictly
@@ -125,11 +129,18 @@ type connActor struct {
 	ready  map[uint64][]byte
 	closed bool
 	writes map[string]*writeQueue // per topic: see writeQueue
+	// client ends when the connection does (the client closed it or
+	// vanished, it idled out, or the node closes it): the cursor then
+	// serves none of its GETs still waiting (getMsg.client).
+	client     context.Context
+	clientGone context.CancelFunc
 }
 
 func newConnActor(n *Node, c net.Conn) *connActor {
-	return &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1,
+	a := &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1,
 		writes: map[string]*writeQueue{}}
+	a.client, a.clientGone = context.WithCancel(n.ctx)
+	return a
 }
 
 func (a *connActor) Receive(ctx actor.Context) {
@@ -175,6 +186,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.dispatch(ctx, r)
 		}
 	case *actor.Stopping:
+		a.hangUp()
 		a.closed = true
 		close(a.out)
 	}
@@ -190,6 +202,10 @@ func (a *connActor) readLoop() {
 				a.n.system.Root.Send(a.self, badFrame{err: err})
 				return
 			}
+			// the client is gone (or idled out): from this instant the
+			// cursor serves none of its waiting GETs, before the actor
+			// even hears of it
+			a.clientGone()
 			a.n.system.Root.Send(a.self, connEOF{err: err})
 			return
 		}
@@ -210,12 +226,14 @@ func (a *connActor) writeLoop() {
 		}
 		if _, err := w.Write(f); err != nil {
 			// drain so the actor never blocks on a dead client
+			a.clientGone()
 			for range a.out {
 			}
 			return
 		}
 		if len(a.out) == 0 {
 			if err := w.Flush(); err != nil {
+				a.clientGone()
 				for range a.out {
 				}
 				return
@@ -228,6 +246,9 @@ func (a *connActor) closeAfterFlush(ctx actor.Context) {
 	if a.closed {
 		return
 	}
+	// GETs still waiting are withdrawn (answered at once, with no entry
+	// taken): their replies could only go to a connection being closed
+	a.hangUp()
 	// answer what is in flight first: stop once every reply is written
 	if len(a.byseq) == 0 {
 		a.closed = true
@@ -237,6 +258,21 @@ func (a *connActor) closeAfterFlush(ctx actor.Context) {
 	}
 	// the last reply triggers the stop (see complete)
 	a.closed = true
+}
+
+// hangUp marks the client gone and withdraws the connection's GETs waiting
+// at another node, the cursor owner; the local cursor sees a.client end.
+func (a *connActor) hangUp() {
+	a.clientGone()
+	for _, r := range a.byseq {
+		if r.fwdID == 0 {
+			continue
+		}
+		req := &messages.CancelGetReq{From: a.n.cfg.NodeID, ID: r.fwdID}
+		a.n.goCall(r.fwdTo, messages.KindCancelGet, req, 2*time.Second,
+			func() any { return &messages.CancelGetResp{} }, func(any, error) {})
+		r.fwdID = 0
+	}
 }
 
 func (a *connActor) onFrame(ctx actor.Context, body []byte) {
@@ -730,6 +766,11 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	} else {
 		wait = 0
 	}
+	if a.client.Err() != nil {
+		// a retry after the client left
+		a.reply(ctx, r, wire.AppendReplyError(nil, errClientGone.Msg))
+		return
+	}
 	self, seq := ctx.Self(), r.seq
 	done := func(resp messages.GetResp, err error) {
 		n.system.Root.Send(self, getResultMsg{seq: seq, resp: resp, err: err})
@@ -742,11 +783,13 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	if owner == n.cfg.NodeID {
 		// the local cursor's refusals (not the owner any more, not started
 		// yet) are answers, not lost calls: nothing was consumed
-		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
+		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, client: a.client,
+			reply: func(resp messages.GetResp) { done(resp, nil) }},
 			func(err error) { done(messages.GetResp{Err: errToWire(err)}, nil) })
 		return
 	}
-	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: wait.Milliseconds()}
+	r.fwdTo, r.fwdID = owner, n.getIDs.Add(1)
+	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: wait.Milliseconds(), From: n.cfg.NodeID, ID: r.fwdID}
 	// the owner may hold the GET for its long poll, plus fencedWait while
 	// the segment is between leaders, plus one read from a replica: give
 	// it longer than that, so its answer (EMPTY) arrives rather than our
@@ -782,6 +825,7 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 	if !ok {
 		return
 	}
+	r.fwdID = 0
 	if m.err != nil {
 		if isCode(m.err, messages.CodeNotSent) {
 			// the owner was not reached (down, or a raft election under
