@@ -883,6 +883,18 @@ func TestClientIdleAndStalledFramesTimeOut(t *testing.T) {
 	c.client(1).must("REGISTER alive", "OK")
 }
 
+// A client waiting for a long poll is not idle: a GETW longer than the idle
+// timeout gets its answer (the idle timeout closes a connection, and that
+// withdraws its long polls).
+func TestClientIdleTimeoutSparesALongPoll(t *testing.T) {
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.ClientIdleTimeout = 300 * time.Millisecond })
+	cl := c.client(1)
+	cl.must("REGISTER idle", "OK")
+	cl.must("GETW idle 1000", "EMPTY")
+	cl.must("PUT idle x", "OK")
+	cl.must("GETW idle 1000", "OK x")
+}
+
 // TestClusterReadYourWrites: an acknowledged PUT is readable at once by READ
 // and GET through any node, even when two followers made it durable before
 // the leader's own fsync (the leader serves it from its replication buffer).

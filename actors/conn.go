@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -134,6 +135,9 @@ type connActor struct {
 	// serves none of its GETs still waiting (getMsg.client).
 	client     context.Context
 	clientGone context.CancelFunc
+	// readUntil (unix ns): the idle timeout does not close the connection
+	// before then, while a long poll is in flight (holdOpen)
+	readUntil atomic.Int64
 }
 
 func newConnActor(n *Node, c net.Conn) *connActor {
@@ -195,7 +199,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 func (a *connActor) readLoop() {
 	fr := wire.NewFrameReader(bufio.NewReaderSize(a.c, 64<<10), a.n.cfg.MaxFrame)
 	for {
-		_ = a.c.SetReadDeadline(time.Now().Add(a.n.cfg.ClientIdleTimeout))
+		a.setReadDeadline()
 		body, err := fr.ReadFrame()
 		if err != nil {
 			if errors.Is(err, wire.ErrInvalidFrameLength) {
@@ -211,6 +215,30 @@ func (a *connActor) readLoop() {
 		}
 		a.n.system.Root.Send(a.self, frameMsg{body: append([]byte(nil), body...)})
 	}
+}
+
+// setReadDeadline gives the client ClientIdleTimeout from now to send its
+// next frame, or until readUntil if that is later.
+func (a *connActor) setReadDeadline() {
+	for {
+		until := a.readUntil.Load()
+		_ = a.c.SetReadDeadline(time.Unix(0, max(until, time.Now().Add(a.n.cfg.ClientIdleTimeout).UnixNano())))
+		if a.readUntil.Load() == until {
+			return // else holdOpen raced with us: set it again
+		}
+	}
+}
+
+// holdOpen keeps the connection from idling out while a request that may
+// be answered as late as answerBy (a long poll) is in flight: a client
+// waiting for an answer is not idle. Its idle time counts from then.
+func (a *connActor) holdOpen(answerBy time.Time) {
+	u := answerBy.Add(a.n.cfg.ClientIdleTimeout).UnixNano()
+	if u <= a.readUntil.Load() {
+		return
+	}
+	a.readUntil.Store(u)
+	a.setReadDeadline()
 }
 
 func (a *connActor) writeLoop() {
@@ -756,6 +784,7 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	if q.Wait > 0 && r.pollUntil.IsZero() {
 		r.pollUntil = n.now().Add(q.Wait)
 		r.deadline = r.pollUntil.Add(n.cfg.RequestTimeout)
+		a.holdOpen(r.deadline)
 	}
 	// a retry (the owner was unreachable or not ready) polls for what is
 	// left of the client's wait, and not at all once it is over
@@ -912,6 +941,7 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 		if q.Wait > 0 && r.attempt == 0 && !r.waitSet {
 			r.waitSet = true
 			r.deadline = n.now().Add(q.Wait + n.cfg.RequestTimeout)
+			a.holdOpen(r.deadline)
 		}
 	}
 	if first := t.FirstOffset(); offset < first {
