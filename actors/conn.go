@@ -996,9 +996,12 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 	if !ok {
 		return
 	}
-	if !m.sealed && notServingYet(m.err) {
+	if !m.sealed && (notServingYet(m.err) || isCode(m.err, messages.CodeNotSent) || isCode(m.err, messages.CodeTimeout)) {
 		// the active segment's leader is not serving (just opened,
-		// restarting, or about to be fenced): try again until the deadline
+		// restarting, or about to be fenced), or cannot be reached (down,
+		// until the segment fails over): try again until the deadline. A
+		// read moves nothing, so a call that may have reached it is
+		// repeated as safely as one that did not.
 		a.retry(ctx, r, "unavailable: "+m.err.Error())
 		return
 	}
