@@ -883,6 +883,36 @@ func TestClientIdleAndStalledFramesTimeOut(t *testing.T) {
 	c.client(1).must("REGISTER alive", "OK")
 }
 
+// A client that half-closes its connection after its requests (FIN, as
+// "nc -N" does) still gets the answer to a plain GET: only long polls,
+// which wait for entries to come, are withdrawn when the connection ends.
+func TestHalfClosedClientGetsPlainGet(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.client(1).must("REGISTER half", "OK")
+	c.client(1).must("PUT half x", "OK")
+	for _, via := range []uint64{1, 2} { // at the cursor owner, and forwarded to it
+		cl := c.client(via)
+		cl.send("GET half")
+		cl.send("GETW half 60000")
+		if err := cl.w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if via == 1 {
+			if got := cl.recv(); got != "OK x" {
+				t.Fatalf("GET through node %d, then FIN: got %q, want \"OK x\"", via, got)
+			}
+		} else if got := cl.recv(); got != "EMPTY" {
+			t.Fatalf("GET through node %d, then FIN: got %q, want EMPTY", via, got)
+		}
+		if got := cl.recv(); !strings.HasPrefix(got, "ERR") {
+			t.Fatalf("GETW through node %d, then FIN: got %q, want it withdrawn (ERR)", via, got)
+		}
+	}
+}
+
 // A client waiting for a long poll is not idle: a GETW longer than the idle
 // timeout gets its answer (the idle timeout closes a connection, and that
 // withdraws its long polls).

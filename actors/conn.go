@@ -132,7 +132,7 @@ type connActor struct {
 	writes map[string]*writeQueue // per topic: see writeQueue
 	// client ends when the connection does (the client closed it or
 	// vanished, it idled out, or the node closes it): the cursor then
-	// serves none of its GETs still waiting (getMsg.client).
+	// serves none of its long polls still waiting (getMsg.client).
 	client     context.Context
 	clientGone context.CancelFunc
 	// readUntil (unix ns): the idle timeout does not close the connection
@@ -207,8 +207,8 @@ func (a *connActor) readLoop() {
 				return
 			}
 			// the client is gone (or idled out): from this instant the
-			// cursor serves none of its waiting GETs, before the actor
-			// even hears of it
+			// cursor serves none of its long polls, before the actor even
+			// hears of it
 			a.clientGone()
 			a.n.system.Root.Send(a.self, connEOF{err: err})
 			return
@@ -274,8 +274,9 @@ func (a *connActor) closeAfterFlush(ctx actor.Context) {
 	if a.closed {
 		return
 	}
-	// GETs still waiting are withdrawn (answered at once, with no entry
-	// taken): their replies could only go to a connection being closed
+	// long polls still waiting are withdrawn (answered at once, with no
+	// entry taken): their replies could only go to a connection being
+	// closed
 	a.hangUp()
 	// answer what is in flight first: stop once every reply is written
 	if len(a.byseq) == 0 {
@@ -288,8 +289,9 @@ func (a *connActor) closeAfterFlush(ctx actor.Context) {
 	a.closed = true
 }
 
-// hangUp marks the client gone and withdraws the connection's GETs waiting
-// at another node, the cursor owner; the local cursor sees a.client end.
+// hangUp marks the client gone and withdraws the connection's long polls
+// waiting at another node, the cursor owner; the local cursor sees
+// a.client end.
 func (a *connActor) hangUp() {
 	a.clientGone()
 	for _, r := range a.byseq {
@@ -795,10 +797,18 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	} else {
 		wait = 0
 	}
-	if a.client.Err() != nil {
-		// a retry after the client left
-		a.reply(ctx, r, wire.AppendReplyError(nil, errClientGone.Msg))
-		return
+	// A long poll is withdrawn when its connection ends (client): it waits
+	// for entries still to come, which must not go to a client that is
+	// gone. A plain GET takes what is there now, also for a client that
+	// half-closed its connection and still reads.
+	var client context.Context
+	if q.Wait > 0 {
+		client = a.client
+		if client.Err() != nil {
+			// a retry after the client left
+			a.reply(ctx, r, wire.AppendReplyError(nil, errClientGone.Msg))
+			return
+		}
 	}
 	self, seq := ctx.Self(), r.seq
 	done := func(resp messages.GetResp, err error) {
@@ -812,13 +822,16 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	if owner == n.cfg.NodeID {
 		// the local cursor's refusals (not the owner any more, not started
 		// yet) are answers, not lost calls: nothing was consumed
-		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, client: a.client,
+		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, client: client,
 			reply: func(resp messages.GetResp) { done(resp, nil) }},
 			func(err error) { done(messages.GetResp{Err: errToWire(err)}, nil) })
 		return
 	}
-	r.fwdTo, r.fwdID = owner, n.getIDs.Add(1)
-	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: wait.Milliseconds(), From: n.cfg.NodeID, ID: r.fwdID}
+	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: wait.Milliseconds()}
+	if client != nil {
+		r.fwdTo, r.fwdID = owner, n.getIDs.Add(1)
+		req.From, req.ID = n.cfg.NodeID, r.fwdID
+	}
 	// the owner may hold the GET for its long poll, plus fencedWait while
 	// the segment is between leaders, plus one read from a replica: give
 	// it longer than that, so its answer (EMPTY) arrives rather than our
