@@ -885,6 +885,48 @@ func TestClientIdleAndStalledFramesTimeOut(t *testing.T) {
 	c.client(1).must("REGISTER alive", "OK")
 }
 
+// A client that half-closes its connection after its requests (FIN, as
+// "nc -N" does) still gets the answer to a plain GET: only long polls,
+// which wait for entries to come, are withdrawn when the connection ends.
+func TestHalfClosedClientGetsPlainGet(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.client(1).must("REGISTER half", "OK")
+	c.client(1).must("PUT half x", "OK")
+	for _, via := range []uint64{1, 2} { // at the cursor owner, and forwarded to it
+		cl := c.client(via)
+		cl.send("GET half")
+		cl.send("GETW half 60000")
+		if err := cl.w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if via == 1 {
+			if got := cl.recv(); got != "OK x" {
+				t.Fatalf("GET through node %d, then FIN: got %q, want \"OK x\"", via, got)
+			}
+		} else if got := cl.recv(); got != "EMPTY" {
+			t.Fatalf("GET through node %d, then FIN: got %q, want EMPTY", via, got)
+		}
+		if got := cl.recv(); !strings.HasPrefix(got, "ERR") {
+			t.Fatalf("GETW through node %d, then FIN: got %q, want it withdrawn (ERR)", via, got)
+		}
+	}
+}
+
+// A client waiting for a long poll is not idle: a GETW longer than the idle
+// timeout gets its answer (the idle timeout closes a connection, and that
+// withdraws its long polls).
+func TestClientIdleTimeoutSparesALongPoll(t *testing.T) {
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.ClientIdleTimeout = 300 * time.Millisecond })
+	cl := c.client(1)
+	cl.must("REGISTER idle", "OK")
+	cl.must("GETW idle 1000", "EMPTY")
+	cl.must("PUT idle x", "OK")
+	cl.must("GETW idle 1000", "OK x")
+}
+
 // TestClusterReadYourWrites: an acknowledged PUT is readable at once by READ
 // and GET through any node, even when two followers made it durable before
 // the leader's own fsync (the leader serves it from its replication buffer).
@@ -1126,4 +1168,65 @@ func TestClusterEmptyPeerWriteIsRefused(t *testing.T) {
 	if resp.Err.Code != messages.CodeInvalid {
 		t.Fatalf("empty write answered %+v, want CodeInvalid", resp)
 	}
+}
+
+// answered counts the client requests of command cmd that node n has
+// answered (walrus_requests_total, every result).
+func answered(t testing.TB, n *Node, cmd string) float64 {
+	t.Helper()
+	mfs, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "walrus_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "command" && l.GetValue() == cmd {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+// TestClusterAbandonedLongPollsTakeNoEntry: clients that send a GETW and
+// close their connections at once, before anything is written, must not
+// take entries: the node cancels a connection's long polls when it ends,
+// at the cursor owner too when another node forwarded them there. (As
+// reported: five such clients, then six PUTs, and a live client's GET got
+// only the sixth; the others went to nobody.)
+func TestClusterAbandonedLongPollsTakeNoEntry(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	const owner, other = 1, 2 // node 1 leads raft: it owns the cursor
+	live := c.client(3)
+	live.must("REGISTER dw", "OK")
+	live.must("GET dw", "EMPTY")
+	for i := range 5 {
+		via := uint64(owner) // three wait at the owner itself
+		if i%2 == 1 {
+			via = other // two are forwarded there by another node
+		}
+		cl := c.client(via)
+		cl.sendNow("GETW dw 300000")
+		if err := cl.c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each is answered (into the closed connection) once withdrawn; before
+	// the fix they waited for an entry, or their 300 s.
+	c.waitFor("the five abandoned GETWs to be withdrawn", 10*time.Second, func() bool {
+		return answered(t, c.nodes[owner], "GETW") == 3 && answered(t, c.nodes[other], "GETW") == 2
+	})
+	for i := range 6 {
+		live.must(fmt.Sprintf("PUT dw e%d", i), "OK")
+	}
+	for i := range 6 {
+		live.must("GET dw", fmt.Sprintf("OK e%d", i))
+	}
+	live.must("GET dw", "EMPTY")
 }

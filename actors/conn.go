@@ -2,11 +2,13 @@ package actors
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -105,6 +107,12 @@ type request struct {
 	start    time.Time // when the frame was read
 	synced   bool      // a metadata read barrier ran for this request
 	waitSet  bool      // GROUPREAD's wait was added to the deadline
+	// pollUntil: when a GETW's long poll ends, fixed at its first attempt
+	// (a retry through an election waits only for what is left of it)
+	pollUntil time.Time
+	// fwdTo, fwdID: the GET in flight at the cursor owner fwdTo, as
+	// GetReq.ID fwdID (0: none), to withdraw if the client goes away
+	fwdTo, fwdID uint64
 }
 
 // connActor serves one client connection. Requests are answered strictly
@@ -123,11 +131,21 @@ type connActor struct {
 	ready  map[uint64][]byte
 	closed bool
 	writes map[string]*writeQueue // per topic: see writeQueue
+	// client ends when the connection does (the client closed it or
+	// vanished, it idled out, or the node closes it): the cursor then
+	// serves none of its long polls still waiting (getMsg.client).
+	client     context.Context
+	clientGone context.CancelFunc
+	// readUntil (unix ns): the idle timeout does not close the connection
+	// before then, while a long poll is in flight (holdOpen)
+	readUntil atomic.Int64
 }
 
 func newConnActor(n *Node, c net.Conn) *connActor {
-	return &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1,
+	a := &connActor{n: n, c: c, out: make(chan []byte, 256), byseq: map[uint64]*request{}, ready: map[uint64][]byte{}, next: 1,
 		writes: map[string]*writeQueue{}}
+	a.client, a.clientGone = context.WithCancel(n.ctx)
+	return a
 }
 
 func (a *connActor) Receive(ctx actor.Context) {
@@ -173,6 +191,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.dispatch(ctx, r)
 		}
 	case *actor.Stopping:
+		a.hangUp()
 		a.closed = true
 		close(a.out)
 	}
@@ -181,18 +200,46 @@ func (a *connActor) Receive(ctx actor.Context) {
 func (a *connActor) readLoop() {
 	fr := wire.NewFrameReader(bufio.NewReaderSize(a.c, 64<<10), a.n.cfg.MaxFrame)
 	for {
-		_ = a.c.SetReadDeadline(time.Now().Add(a.n.cfg.ClientIdleTimeout))
+		a.setReadDeadline()
 		body, err := fr.ReadFrame()
 		if err != nil {
 			if errors.Is(err, wire.ErrInvalidFrameLength) {
 				a.n.system.Root.Send(a.self, badFrame{err: err})
 				return
 			}
+			// the client is gone (or idled out): from this instant the
+			// cursor serves none of its long polls, before the actor even
+			// hears of it
+			a.clientGone()
 			a.n.system.Root.Send(a.self, connEOF{err: err})
 			return
 		}
 		a.n.system.Root.Send(a.self, frameMsg{body: append([]byte(nil), body...)})
 	}
+}
+
+// setReadDeadline gives the client ClientIdleTimeout from now to send its
+// next frame, or until readUntil if that is later.
+func (a *connActor) setReadDeadline() {
+	for {
+		until := a.readUntil.Load()
+		_ = a.c.SetReadDeadline(time.Unix(0, max(until, time.Now().Add(a.n.cfg.ClientIdleTimeout).UnixNano())))
+		if a.readUntil.Load() == until {
+			return // else holdOpen raced with us: set it again
+		}
+	}
+}
+
+// holdOpen keeps the connection from idling out while a request that may
+// be answered as late as answerBy (a long poll) is in flight: a client
+// waiting for an answer is not idle. Its idle time counts from then.
+func (a *connActor) holdOpen(answerBy time.Time) {
+	u := answerBy.Add(a.n.cfg.ClientIdleTimeout).UnixNano()
+	if u <= a.readUntil.Load() {
+		return
+	}
+	a.readUntil.Store(u)
+	a.setReadDeadline()
 }
 
 func (a *connActor) writeLoop() {
@@ -208,12 +255,14 @@ func (a *connActor) writeLoop() {
 		}
 		if _, err := w.Write(f); err != nil {
 			// drain so the actor never blocks on a dead client
+			a.clientGone()
 			for range a.out {
 			}
 			return
 		}
 		if len(a.out) == 0 {
 			if err := w.Flush(); err != nil {
+				a.clientGone()
 				for range a.out {
 				}
 				return
@@ -226,6 +275,10 @@ func (a *connActor) closeAfterFlush(ctx actor.Context) {
 	if a.closed {
 		return
 	}
+	// long polls still waiting are withdrawn (answered at once, with no
+	// entry taken): their replies could only go to a connection being
+	// closed
+	a.hangUp()
 	// answer what is in flight first: stop once every reply is written
 	if len(a.byseq) == 0 {
 		a.closed = true
@@ -235,6 +288,22 @@ func (a *connActor) closeAfterFlush(ctx actor.Context) {
 	}
 	// the last reply triggers the stop (see complete)
 	a.closed = true
+}
+
+// hangUp marks the client gone and withdraws the connection's long polls
+// waiting at another node, the cursor owner; the local cursor sees
+// a.client end.
+func (a *connActor) hangUp() {
+	a.clientGone()
+	for _, r := range a.byseq {
+		if r.fwdID == 0 {
+			continue
+		}
+		req := &messages.CancelGetReq{From: a.n.cfg.NodeID, ID: r.fwdID}
+		a.n.goCall(r.fwdTo, messages.KindCancelGet, req, 2*time.Second,
+			func() any { return &messages.CancelGetResp{} }, func(any, error) {})
+		r.fwdID = 0
+	}
 }
 
 func (a *connActor) onFrame(ctx actor.Context, body []byte) {
@@ -733,11 +802,31 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	maxN := 1
+	if q.Wait > 0 && r.pollUntil.IsZero() {
+		r.pollUntil = n.now().Add(q.Wait)
+		r.deadline = r.pollUntil.Add(n.cfg.RequestTimeout)
+		a.holdOpen(r.deadline)
+	}
+	// a retry (the owner was unreachable or not ready) polls for what is
+	// left of the client's wait, and not at all once it is over
 	var deadline time.Time
+	wait := r.pollUntil.Sub(n.now())
+	if wait > 0 {
+		deadline = r.pollUntil
+	} else {
+		wait = 0
+	}
+	// A long poll is withdrawn when its connection ends (client): it waits
+	// for entries still to come, which must not go to a client that is
+	// gone. A plain GET takes what is there now, also for a client that
+	// half-closed its connection and still reads.
+	var client context.Context
 	if q.Wait > 0 {
-		deadline = n.now().Add(q.Wait)
-		if r.attempt == 0 {
-			r.deadline = deadline.Add(n.cfg.RequestTimeout)
+		client = a.client
+		if client.Err() != nil {
+			// a retry after the client left
+			a.reply(ctx, r, wire.AppendReplyError(nil, errClientGone.Msg))
+			return
 		}
 	}
 	self, seq := ctx.Self(), r.seq
@@ -750,16 +839,23 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 		return
 	}
 	if owner == n.cfg.NodeID {
-		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, reply: func(resp messages.GetResp) { done(resp, nil) }},
-			func(err error) { done(messages.GetResp{}, err) })
+		// the local cursor's refusals (not the owner any more, not started
+		// yet) are answers, not lost calls: nothing was consumed
+		n.askCursor(q.Topic, "", getMsg{max: maxN, deadline: deadline, client: client,
+			reply: func(resp messages.GetResp) { done(resp, nil) }},
+			func(err error) { done(messages.GetResp{Err: errToWire(err)}, nil) })
 		return
 	}
-	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: q.Wait.Milliseconds()}
+	req := &messages.GetReq{Topic: q.Topic, Max: maxN, WaitMs: wait.Milliseconds()}
+	if client != nil {
+		r.fwdTo, r.fwdID = owner, n.getIDs.Add(1)
+		req.From, req.ID = n.cfg.NodeID, r.fwdID
+	}
 	// the owner may hold the GET for its long poll, plus fencedWait while
 	// the segment is between leaders, plus one read from a replica: give
 	// it longer than that, so its answer (EMPTY) arrives rather than our
 	// own timeout
-	n.goCall(owner, messages.KindGet, req, q.Wait+fencedWait+5*time.Second, func() any { return &messages.GetResp{} },
+	n.goCall(owner, messages.KindGet, req, wait+fencedWait+5*time.Second, func() any { return &messages.GetResp{} },
 		func(resp any, err error) {
 			var g messages.GetResp
 			if p, ok := resp.(*messages.GetResp); ok {
@@ -790,20 +886,31 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 	if !ok {
 		return
 	}
-	err := m.err
-	if err == nil {
-		err = m.resp.Err.AsError()
+	r.fwdID = 0
+	if m.err != nil {
+		if isCode(m.err, messages.CodeNotSent) {
+			// the owner was not reached (down, or a raft election under
+			// way and our view still names the old one): nothing was
+			// consumed, so ask again, whoever owns the cursor by then
+			a.retry(ctx, r, "unavailable: "+m.err.Error())
+			return
+		}
+		// sent, and then the call failed: the owner may have handed an
+		// entry out for it. Asking again could consume a second one.
+		a.replyErr(ctx, r, "unavailable: "+m.err.Error()+" (outcome unknown)")
+		return
 	}
-	if err != nil {
-		if isCode(err, messages.CodeNotLeader) || isCode(err, messages.CodeUnavailable) && m.err == nil {
+	if err := m.resp.Err.AsError(); err != nil {
+		switch {
+		case isCode(err, messages.CodeNotLeader), isCode(err, messages.CodeUnavailable):
+			// the owner's own refusal (not the owner, not ready, data it
+			// cannot reach yet): nothing was handed out
 			a.retry(ctx, r, "unavailable: "+err.Error())
-			return
-		}
-		if isCode(err, messages.CodeUnknownTopic) {
+		case isCode(err, messages.CodeUnknownTopic):
 			a.replyErr(ctx, r, wire.UnknownTopic(r.req.Topic).Msg)
-			return
+		default:
+			a.replyErr(ctx, r, "unavailable: "+err.Error())
 		}
-		a.replyErr(ctx, r, "unavailable: "+err.Error())
 		return
 	}
 	if len(m.resp.Entries) == 0 {
@@ -866,6 +973,7 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 		if q.Wait > 0 && r.attempt == 0 && !r.waitSet {
 			r.waitSet = true
 			r.deadline = n.now().Add(q.Wait + n.cfg.RequestTimeout)
+			a.holdOpen(r.deadline)
 		}
 	}
 	if first := t.FirstOffset(); offset < first {
@@ -920,9 +1028,12 @@ func (a *connActor) onReadResult(ctx actor.Context, m readResultMsg) {
 	if !ok {
 		return
 	}
-	if !m.sealed && notServingYet(m.err) {
+	if !m.sealed && (notServingYet(m.err) || isCode(m.err, messages.CodeNotSent) || isCode(m.err, messages.CodeTimeout)) {
 		// the active segment's leader is not serving (just opened,
-		// restarting, or about to be fenced): try again until the deadline
+		// restarting, or about to be fenced), or cannot be reached (down,
+		// until the segment fails over): try again until the deadline. A
+		// read moves nothing, so a call that may have reached it is
+		// repeated as safely as one that did not.
 		a.retry(ctx, r, "unavailable: "+m.err.Error())
 		return
 	}

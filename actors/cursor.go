@@ -15,6 +15,10 @@ import (
 // retries there.
 var errNotCursorOwner = &messages.Err{Code: messages.CodeNotLeader, Msg: "not the cursor owner (raft leader)"}
 
+// errClientGone answers a GET whose client went away before it was served:
+// nobody reads the answer, and no entry was taken for it.
+var errClientGone = messages.Err{Code: messages.CodeCanceled, Msg: "the client went away before the GET was served"}
+
 type (
 	getMsg struct {
 		max int
@@ -28,8 +32,14 @@ type (
 		segWait time.Time
 		reply   func(messages.GetResp)
 		seq     uint64 // numbers the GETs in the order the actor got them
+		// client ends when whoever asked is gone (its connection closed,
+		// or the forwarding node withdrew the GET): from then on the GET
+		// is never served, and is answered errClientGone. nil: never.
+		client context.Context
 	}
-	cursorMetaMsg struct{ topic *raftfsm.Topic }
+	// cursorClientGone: the client of a queued GET went away.
+	cursorClientGone struct{ from *cursorActor }
+	cursorMetaMsg    struct{ topic *raftfsm.Topic }
 	// The replies to a cursor's own requests name the instance that sent
 	// them: a cursor stopped on a leadership change (or restarted) and
 	// the one started after it have the same PID, and a reply to the old
@@ -114,10 +124,27 @@ func newCursorActor(n *Node, topic, group string, t *raftfsm.Topic) *cursorActor
 func (c *cursorActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case getMsg:
+		if m.client != nil {
+			if m.client.Err() != nil {
+				m.reply(messages.GetResp{Err: errClientGone})
+				return
+			}
+			// a GET that waits is answered as soon as its client goes
+			self, reply := ctx.Self(), m.reply
+			stop := context.AfterFunc(m.client, func() { c.n.system.Root.Send(self, cursorClientGone{from: c}) })
+			m.reply = func(r messages.GetResp) {
+				stop()
+				reply(r)
+			}
+		}
 		c.getSeq++
 		m.seq = c.getSeq
 		c.queue = append(c.queue, m)
 		c.serve(ctx)
+	case cursorClientGone:
+		if m.from == c {
+			c.dropGone()
+		}
 	case cursorMetaMsg:
 		c.onMeta(ctx, m.topic)
 	case cursorFetched:
@@ -182,6 +209,12 @@ func (c *cursorActor) serve(ctx actor.Context) {
 		if len(c.buf) > 0 {
 			g := c.queue[0]
 			c.queue = c.queue[1:]
+			if gone(g) {
+				// checked here, as the entry is taken: a GET whose client
+				// left before this moment never moves the cursor
+				g.reply(messages.GetResp{Err: errClientGone})
+				continue
+			}
 			k := min(max(g.max, 1), len(c.buf))
 			out := c.buf[:k:k]
 			c.buf = c.buf[k:]
@@ -196,6 +229,25 @@ func (c *cursorActor) serve(ctx actor.Context) {
 			return
 		}
 	}
+}
+
+// gone reports whether g's client went away.
+func gone(g getMsg) bool { return g.client != nil && g.client.Err() != nil }
+
+// dropGone answers the queued GETs whose client went away. A read parked
+// for them at the segment leader stays there; what it brings back waits in
+// the prefetch buffer for the next GET (the cursor has not moved).
+func (c *cursorActor) dropGone() {
+	keep := c.queue[:0]
+	for _, g := range c.queue {
+		if gone(g) {
+			g.reply(messages.GetResp{Err: errClientGone})
+			continue
+		}
+		keep = append(keep, g)
+	}
+	clear(c.queue[len(keep):])
+	c.queue = keep
 }
 
 // needFetch says whether the queued GETs need a read sent now: none is in

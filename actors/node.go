@@ -72,6 +72,13 @@ type Node struct {
 	stopOnce          sync.Once
 	connSeq           atomic.Uint64
 	metrics           *nodeMetrics
+	// getIDs numbers the GETs this node forwards to the cursor owner
+	// (GetReq.ID); remoteGets are the GETs other nodes forwarded here,
+	// which they may withdraw. A restarted node numbers from 1 again: a
+	// GET of its earlier life still open at the owner under the same id
+	// is withdrawn by the new one (remoteGets.open), its client being gone.
+	getIDs     atomic.Uint64
+	remoteGets remoteGets
 
 	// recovering holds the segments whose recovery runs on this node.
 	recovering sync.Map // wal.SegmentKey -> bool

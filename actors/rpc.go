@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -173,6 +174,24 @@ func (h rpcHandler) Dispatch(kind uint8, body []byte, reply func(uint8, []byte, 
 		}
 		n.routePut(&req, func(r messages.PutResp) { respond(&r) })
 		return true
+	case messages.KindGet:
+		// Only noted here, in arrival order, and served by Handle: a
+		// CancelGetReq read after it on this connection then always finds
+		// it, even before Handle has run.
+		var req messages.GetReq
+		if err := messages.Decode(k, body, &req); err == nil && req.ID != 0 {
+			n.remoteGets.open(remoteGetKey{from: req.From, id: req.ID})
+		}
+		return false
+	case messages.KindCancelGet:
+		var req messages.CancelGetReq
+		if err := messages.Decode(k, body, &req); err != nil {
+			reply(0, nil, err)
+			return true
+		}
+		n.remoteGets.cancel(remoteGetKey{from: req.From, id: req.ID})
+		respond(&messages.CancelGetResp{})
+		return true
 	}
 	return false
 }
@@ -268,7 +287,19 @@ func (n *Node) routePut(req *messages.PutReq, reply func(messages.PutResp)) {
 }
 
 // handleGet serves a cursor read forwarded to this node, the cursor owner.
+// The GET's client is gone, and the cursor must not serve it, once ctx
+// ends (the connection from the forwarding node broke) or that node
+// withdraws it (CancelGetReq: its client went away).
 func (n *Node) handleGet(ctx context.Context, req *messages.GetReq) *messages.GetResp {
+	client := ctx
+	if req.ID != 0 {
+		key := remoteGetKey{from: req.From, id: req.ID}
+		g := n.remoteGets.lookup(key)
+		defer n.remoteGets.close(key, g)
+		stop := context.AfterFunc(ctx, g.cancel)
+		defer stop()
+		client = g.ctx
+	}
 	if !n.host.IsLeader() {
 		return &messages.GetResp{Err: *errNotCursorOwner}
 	}
@@ -277,7 +308,8 @@ func (n *Node) handleGet(ctx context.Context, req *messages.GetReq) *messages.Ge
 		deadline = n.now().Add(time.Duration(req.WaitMs) * time.Millisecond)
 	}
 	ch := make(chan messages.GetResp, 1)
-	n.askCursor(req.Topic, req.Group, getMsg{max: req.Max, deadline: deadline, reply: func(r messages.GetResp) { ch <- r }},
+	n.askCursor(req.Topic, req.Group, getMsg{max: req.Max, deadline: deadline, client: client,
+		reply: func(r messages.GetResp) { ch <- r }},
 		func(err error) { ch <- messages.GetResp{Err: errToWire(err)} })
 	select {
 	case r := <-ch:
@@ -285,6 +317,72 @@ func (n *Node) handleGet(ctx context.Context, req *messages.GetReq) *messages.Ge
 	case <-ctx.Done():
 		return &messages.GetResp{Err: messages.Err{Code: messages.CodeTimeout, Msg: "read timed out"}}
 	}
+}
+
+// remoteGets are the GETs forwarded to this node that their entry node may
+// withdraw (GetReq.ID, CancelGetReq). An entry is opened when the GET is
+// read off its connection (Dispatch, in arrival order), so a withdrawal
+// read after it finds it, and closed when the GET is answered; a
+// withdrawal that finds nothing came after the answer and does nothing.
+type remoteGets struct {
+	mu sync.Mutex
+	m  map[remoteGetKey]*remoteGet
+}
+
+type remoteGetKey struct{ from, id uint64 }
+
+type remoteGet struct {
+	ctx    context.Context // ends when the GET is withdrawn
+	cancel context.CancelFunc
+}
+
+// open notes a GET as it arrives.
+func (r *remoteGets) open(k remoteGetKey) *remoteGet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[remoteGetKey]*remoteGet{}
+	}
+	g := &remoteGet{}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if old := r.m[k]; old != nil {
+		// the same id from a node's earlier life (it restarted, and
+		// this node has not yet seen their connection break): that GET's
+		// client is gone
+		old.cancel()
+	}
+	r.m[k] = g
+	return g
+}
+
+// lookup is the GET opened for k (opening it if Dispatch did not).
+func (r *remoteGets) lookup(k remoteGetKey) *remoteGet {
+	r.mu.Lock()
+	g := r.m[k]
+	r.mu.Unlock()
+	if g == nil {
+		g = r.open(k)
+	}
+	return g
+}
+
+// cancel withdraws the GET k if it is still open.
+func (r *remoteGets) cancel(k remoteGetKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.m[k]; g != nil {
+		g.cancel()
+	}
+}
+
+// close forgets GET k once answered.
+func (r *remoteGets) close(k remoteGetKey, g *remoteGet) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[k] == g {
+		delete(r.m, k)
+	}
+	g.cancel()
 }
 
 // inherited reports whether this node led (topic, seg) before it lost its

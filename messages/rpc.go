@@ -24,6 +24,7 @@ const (
 	KindStatus    Kind = 11 // StatusReq -> StatusResp (a node's view, for tooling and tests)
 	KindFlush     Kind = 12 // FlushReq -> FlushResp (commit every cursor position now: before a graceful stop)
 	KindRollover  Kind = 13 // RolloverReq -> RolloverResp (seal the active segment early, gracefully)
+	KindCancelGet Kind = 14 // CancelGetReq -> CancelGetResp (the client of a forwarded GET went away)
 	KindError     Kind = 0xFF
 )
 
@@ -46,6 +47,7 @@ const (
 	CodeDiskFull     Code = 11
 	CodeDeleted      Code = 12 // the data was removed by retention
 	CodeNotSent      Code = 13 // the request never reached the peer: safe to retry
+	CodeCanceled     Code = 14 // the requester went away first (a GET whose client left): not served
 )
 
 // Err is the error part of every response.
@@ -139,12 +141,31 @@ type GetReq struct {
 	Group  string `msgpack:"g,omitempty"`
 	Max    int    `msgpack:"max"`
 	WaitMs int64  `msgpack:"w,omitempty"`
+	// From and ID name the GET so that the node that forwarded it can
+	// cancel it (CancelGetReq) when its client goes away. ID 0: not
+	// cancellable (a node of an earlier version).
+	From uint64 `msgpack:"from,omitempty"`
+	ID   uint64 `msgpack:"id,omitempty"`
 }
 
 type GetResp struct {
 	Err     Err      `msgpack:"err"`
 	First   uint64   `msgpack:"f"`
 	Entries [][]byte `msgpack:"e"`
+}
+
+// CancelGetReq withdraws the GET that node From forwarded as ID: its
+// client went away, so the cursor owner must not hand it an entry. The
+// owner answers it at once (CodeCanceled) if it still waits; a GET already
+// answered is not affected. Sent on the same connection as the GET (after
+// it), so the owner always knows the GET it names, unless that GET is over.
+type CancelGetReq struct {
+	From uint64 `msgpack:"from"`
+	ID   uint64 `msgpack:"id"`
+}
+
+type CancelGetResp struct {
+	Err Err `msgpack:"err"`
 }
 
 type ReadReq struct {

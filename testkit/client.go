@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/walrus-go/walrus/testkit/simnet"
@@ -20,6 +21,7 @@ type Client struct {
 	host    string
 	addr    string
 	timeout time.Duration
+	mu      sync.Mutex // guards conn's changes, for HangUp from another goroutine
 	conn    net.Conn
 	fr      *wire.FrameReader
 	w       *bufio.Writer
@@ -44,9 +46,22 @@ func (c *Client) Addr() string { return c.addr }
 
 // Close drops the connection.
 func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.conn != nil {
 		_ = c.conn.Close()
 		c.conn = nil
+	}
+}
+
+// HangUp closes the connection under a request in flight (the client goes
+// away while it waits): Do then fails with ErrNoReply. Safe to call from
+// another goroutine than Do's.
+func (c *Client) HangUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		_ = c.conn.Close()
 	}
 }
 
@@ -66,7 +81,9 @@ func (c *Client) Do(req []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNotSent, err)
 		}
+		c.mu.Lock()
 		c.conn = conn
+		c.mu.Unlock()
 		c.fr = wire.NewFrameReader(conn, 64<<20)
 		c.w = bufio.NewWriter(conn)
 	}

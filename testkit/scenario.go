@@ -78,6 +78,7 @@ func init() {
 		"replicate-sends":          {(*scenario).cmdReplicateSends},
 		"get":                      {(*scenario).cmdGet},
 		"await":                    {(*scenario).cmdAwait},
+		"hang-up":                  {(*scenario).cmdHangUp},
 		"read":                     {(*scenario).cmdRead},
 		"state":                    {(*scenario).cmdState},
 		"crash":                    {(*scenario).cmdCrash},
@@ -1075,7 +1076,7 @@ func (sc *scenario) cmdGet(d *datadriven.TestData) string {
 			op.apply(cl.Do(op.Request()))
 			sc.r.h.end(op)
 		}()
-		sc.async[name] = &asyncOp{op: op, done: done}
+		sc.async[name] = &asyncOp{op: op, done: done, cl: cl}
 		return name + ": sent"
 	}
 	var out []string
@@ -1092,6 +1093,7 @@ func (sc *scenario) cmdGet(d *datadriven.TestData) string {
 type asyncOp struct {
 	op   *Op
 	done chan struct{}
+	cl   *Client
 }
 
 // cmdAwait waits for the answer of a request sent with async=<name> and
@@ -1114,6 +1116,34 @@ func (sc *scenario) cmdAwait(d *datadriven.TestData) string {
 	<-a.done
 	delete(sc.async, name)
 	return name + ": " + getText(a.op)
+}
+
+// cmdHangUp closes the connection of a GET sent with async=<name> while
+// it waits (its client goes away: FIN), and waits until the client has
+// given up on it. Its reply, if one comes, is never read.
+//
+// Example:
+//
+//	hang-up poll
+//	----
+//	poll: hung up
+func (sc *scenario) cmdHangUp(d *datadriven.TestData) string {
+	if len(d.CmdArgs) != 1 {
+		d.Fatalf(sc.t, "hang-up <name>")
+	}
+	name := d.CmdArgs[0].Key
+	a := sc.async[name]
+	if a == nil {
+		d.Fatalf(sc.t, "hang-up %s: nothing sent with async=%s", name, name)
+	}
+	a.cl.HangUp()
+	<-a.done
+	delete(sc.async, name)
+	if a.op.Status != StUnknown {
+		// answered before the hang-up
+		return name + ": answered first: " + getText(a.op)
+	}
+	return name + ": hung up"
 }
 
 // getText is a GET's outcome: the entry, EMPTY, or the failure class.
