@@ -78,6 +78,13 @@ func BatchReplySize(first uint64, count, payloadBytes int) int {
 // as a lone entry is always sent (MaxEntrySize keeps it within the limit).
 func BatchFit(first uint64, entries [][]byte, maxFrame int) int {
 	payload := 0
+	for _, e := range entries {
+		payload += len(e)
+	}
+	if BatchReplySize(first, len(entries), payload)-FrameHeaderLen <= maxFrame {
+		return len(entries) // the usual case: one size, not one per entry
+	}
+	payload = 0
 	for i, e := range entries {
 		payload += len(e)
 		if i > 0 && BatchReplySize(first, i+1, payload)-FrameHeaderLen > maxFrame {
