@@ -925,6 +925,49 @@ func TestClientIdleTimeoutSparesALongPoll(t *testing.T) {
 	cl.must("GETW idle 1000", "EMPTY")
 	cl.must("PUT idle x", "OK")
 	cl.must("GETW idle 1000", "OK x")
+
+	// answered, the long poll holds the connection no longer: it idles
+	// out after ClientIdleTimeout (it stayed open for the poll's wait plus
+	// RequestTimeout plus the idle timeout, 11.3 s here, when the hold
+	// outlived the answer)
+	quiet := c.client(1)
+	quiet.must("PUT idle y", "OK")
+	quiet.must("GETW idle 1000", "OK y")
+	closed := make(chan error, 1)
+	go func() { _, err := quiet.c.Read(make([]byte, 1)); closed <- err }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Fatal("the node sent bytes nobody asked for")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection idle after its long poll was answered was still open 5 s later (idle timeout 300 ms)")
+	}
+}
+
+// A GET forwarded to the cursor owner whose caller stops waiting for it
+// (GetReq.BudgetMs, less getBudgetMargin) is answered without an entry
+// then, although its long poll has longer to run: an entry handed to it
+// would reach nobody. The entry written after goes to the next GET.
+func TestForwardedGetPastItsBudgetTakesNoEntry(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	cl := c.client(1)
+	cl.must("REGISTER budget", "OK")
+	done := make(chan *messages.GetResp, 1)
+	go func() {
+		done <- c.nodes[1].handleGet(context.Background(), &messages.GetReq{Topic: "budget", Max: 1, WaitMs: 3000,
+			BudgetMs: (getBudgetMargin + 200*time.Millisecond).Milliseconds()})
+	}()
+	select {
+	case r := <-done:
+		if r.Err.Code != messages.CodeCanceled || len(r.Entries) != 0 {
+			t.Fatalf("GET past its budget: %+v, want CodeCanceled and no entry", r)
+		}
+	case <-time.After(2500 * time.Millisecond):
+		t.Fatal("a GET whose caller's budget was spent still waited (for its 3 s long poll)")
+	}
+	cl.must("PUT budget x", "OK")
+	cl.must("GET budget", "OK x")
 }
 
 // TestClusterReadYourWrites: an acknowledged PUT is readable at once by READ

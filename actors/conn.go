@@ -107,6 +107,9 @@ type request struct {
 	start    time.Time // when the frame was read
 	synced   bool      // a metadata read barrier ran for this request
 	waitSet  bool      // GROUPREAD's wait was added to the deadline
+	// holding: the request holds the connection open (holdOpen) until it
+	// is answered
+	holding bool
 	// pollUntil: when a GETW's long poll ends, fixed at its first attempt
 	// (a retry through an election waits only for what is left of it)
 	pollUntil time.Time
@@ -137,8 +140,10 @@ type connActor struct {
 	client     context.Context
 	clientGone context.CancelFunc
 	// readUntil (unix ns): the idle timeout does not close the connection
-	// before then, while a long poll is in flight (holdOpen)
+	// before then, while a long poll is in flight (holdOpen); holding
+	// counts those polls (the actor's own)
 	readUntil atomic.Int64
+	holding   int
 }
 
 func newConnActor(n *Node, c net.Conn) *connActor {
@@ -230,10 +235,15 @@ func (a *connActor) setReadDeadline() {
 	}
 }
 
-// holdOpen keeps the connection from idling out while a request that may
-// be answered as late as answerBy (a long poll) is in flight: a client
-// waiting for an answer is not idle. Its idle time counts from then.
-func (a *connActor) holdOpen(answerBy time.Time) {
+// holdOpen keeps the connection from idling out while r, which may be
+// answered as late as answerBy (a long poll), is in flight: a client
+// waiting for an answer is not idle. Its idle time counts from then, or
+// from the answer once the last such request has one (release).
+func (a *connActor) holdOpen(r *request, answerBy time.Time) {
+	if !r.holding {
+		r.holding = true
+		a.holding++
+	}
 	u := answerBy.Add(a.n.cfg.ClientIdleTimeout).UnixNano()
 	if u <= a.readUntil.Load() {
 		return
@@ -296,14 +306,20 @@ func (a *connActor) closeAfterFlush(ctx actor.Context) {
 func (a *connActor) hangUp() {
 	a.clientGone()
 	for _, r := range a.byseq {
-		if r.fwdID == 0 {
-			continue
-		}
-		req := &messages.CancelGetReq{From: a.n.cfg.NodeID, ID: r.fwdID}
-		a.n.goCall(r.fwdTo, messages.KindCancelGet, req, 2*time.Second,
-			func() any { return &messages.CancelGetResp{} }, func(any, error) {})
-		r.fwdID = 0
+		a.withdraw(r)
 	}
+}
+
+// withdraw tells the cursor owner to serve r's forwarded GET no entry, if
+// one is out there.
+func (a *connActor) withdraw(r *request) {
+	if r.fwdID == 0 {
+		return
+	}
+	req := &messages.CancelGetReq{From: a.n.cfg.NodeID, ID: r.fwdID}
+	a.n.goCall(r.fwdTo, messages.KindCancelGet, req, 2*time.Second,
+		func() any { return &messages.CancelGetResp{} }, func(any, error) {})
+	r.fwdID = 0
 }
 
 func (a *connActor) onFrame(ctx actor.Context, body []byte) {
@@ -371,6 +387,7 @@ func (a *connActor) complete(ctx actor.Context, seq uint64, frame []byte) {
 		delete(a.ready, a.next)
 		if r := a.byseq[a.next]; r != nil {
 			a.n.metrics.observe(metricCmd(r), replyResult(f), a.n.now().Sub(r.start))
+			a.release(r)
 		}
 		delete(a.byseq, a.next)
 		if len(a.queue) > 0 && a.queue[0].seq == a.next {
@@ -385,6 +402,20 @@ func (a *connActor) complete(ctx actor.Context, seq uint64, frame []byte) {
 		return
 	}
 	a.startReady(ctx)
+}
+
+// release ends r's hold on the connection (holdOpen): once no long poll
+// is in flight, the client's idle time counts from now again.
+func (a *connActor) release(r *request) {
+	if !r.holding {
+		return
+	}
+	r.holding = false
+	a.holding--
+	if a.holding == 0 {
+		a.readUntil.Store(0)
+		a.setReadDeadline()
+	}
 }
 
 func (a *connActor) reply(ctx actor.Context, r *request, frame []byte) {
@@ -805,7 +836,7 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	if q.Wait > 0 && r.pollUntil.IsZero() {
 		r.pollUntil = n.now().Add(q.Wait)
 		r.deadline = r.pollUntil.Add(n.cfg.RequestTimeout)
-		a.holdOpen(r.deadline)
+		a.holdOpen(r, r.deadline)
 	}
 	// a retry (the owner was unreachable or not ready) polls for what is
 	// left of the client's wait, and not at all once it is over
@@ -855,7 +886,9 @@ func (a *connActor) dispatchGet(ctx actor.Context, r *request) {
 	// the segment is between leaders, plus one read from a replica: give
 	// it longer than that, so its answer (EMPTY) arrives rather than our
 	// own timeout
-	n.goCall(owner, messages.KindGet, req, wait+fencedWait+5*time.Second, func() any { return &messages.GetResp{} },
+	budget := wait + fencedWait + 5*time.Second
+	req.BudgetMs = budget.Milliseconds()
+	n.goCall(owner, messages.KindGet, req, budget, func() any { return &messages.GetResp{} },
 		func(resp any, err error) {
 			var g messages.GetResp
 			if p, ok := resp.(*messages.GetResp); ok {
@@ -885,6 +918,11 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 	r, ok := a.byseq[m.seq]
 	if !ok {
 		return
+	}
+	if m.err != nil {
+		// the call failed (not sent, timed out, connection lost): if the
+		// owner still holds the GET, it must not hand it an entry now
+		a.withdraw(r)
 	}
 	r.fwdID = 0
 	if m.err != nil {
@@ -973,7 +1011,7 @@ func (a *connActor) dispatchRead(ctx actor.Context, r *request) {
 		if q.Wait > 0 && r.attempt == 0 && !r.waitSet {
 			r.waitSet = true
 			r.deadline = n.now().Add(q.Wait + n.cfg.RequestTimeout)
-			a.holdOpen(r.deadline)
+			a.holdOpen(r, r.deadline)
 		}
 	}
 	if first := t.FirstOffset(); offset < first {

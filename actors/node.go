@@ -73,10 +73,10 @@ type Node struct {
 	connSeq           atomic.Uint64
 	metrics           *nodeMetrics
 	// getIDs numbers the GETs this node forwards to the cursor owner
-	// (GetReq.ID); remoteGets are the GETs other nodes forwarded here,
-	// which they may withdraw. A restarted node numbers from 1 again: a
-	// GET of its earlier life still open at the owner under the same id
-	// is withdrawn by the new one (remoteGets.open), its client being gone.
+	// (GetReq.ID), from the start time in nanoseconds, so that a restarted
+	// node never reuses an id of its earlier life that may still be open
+	// at the owner; remoteGets are the GETs other nodes forwarded here,
+	// which they may withdraw.
 	getIDs     atomic.Uint64
 	remoteGets remoteGets
 
@@ -98,6 +98,8 @@ func Start(cfg Config) (n *Node, err error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newNodeMetrics()
 	n.hotProps = newHotProps()
+	// forwarded GETs' ids start at the start time (see getIDs)
+	n.getIDs.Store(uint64(n.now().UnixNano()))
 	started := n // the returns below set n to nil
 	defer func() {
 		if err != nil {

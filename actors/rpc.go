@@ -300,6 +300,15 @@ func (n *Node) handleGet(ctx context.Context, req *messages.GetReq) *messages.Ge
 		defer stop()
 		client = g.ctx
 	}
+	if req.BudgetMs > 0 {
+		// past the caller's budget its answer would be dropped: give the
+		// GET no entry from then on (less a margin for the way back)
+		var stop context.CancelFunc
+		client, stop = context.WithCancel(client)
+		defer stop()
+		t := n.cfg.Clock.AfterFunc(time.Duration(req.BudgetMs)*time.Millisecond-getBudgetMargin, stop)
+		defer t.Stop()
+	}
 	if !n.host.IsLeader() {
 		return &messages.GetResp{Err: *errNotCursorOwner}
 	}
@@ -318,6 +327,11 @@ func (n *Node) handleGet(ctx context.Context, req *messages.GetReq) *messages.Ge
 		return &messages.GetResp{Err: messages.Err{Code: messages.CodeTimeout, Msg: "read timed out"}}
 	}
 }
+
+// getBudgetMargin: a forwarded GET is given no entry this long before its
+// caller stops waiting (GetReq.BudgetMs), so that an entry handed out
+// still reaches it.
+const getBudgetMargin = time.Second
 
 // remoteGets are the GETs forwarded to this node that their entry node may
 // withdraw (GetReq.ID, CancelGetReq). An entry is opened when the GET is

@@ -146,6 +146,11 @@ type GetReq struct {
 	// cancellable (a node of an earlier version).
 	From uint64 `msgpack:"from,omitempty"`
 	ID   uint64 `msgpack:"id,omitempty"`
+	// BudgetMs is how long the forwarding node waits for the answer: past
+	// it (less a margin) the owner hands the GET no entry, which the
+	// forwarding node would no longer take to its client. 0: no budget
+	// (a node of an earlier version).
+	BudgetMs int64 `msgpack:"b,omitempty"`
 }
 
 type GetResp struct {
@@ -155,10 +160,12 @@ type GetResp struct {
 }
 
 // CancelGetReq withdraws the GET that node From forwarded as ID: its
-// client went away, so the cursor owner must not hand it an entry. The
-// owner answers it at once (CodeCanceled) if it still waits; a GET already
-// answered is not affected. Sent on the same connection as the GET (after
-// it), so the owner always knows the GET it names, unless that GET is over.
+// client went away (or the forwarding node stopped waiting), so the cursor
+// owner must not hand it an entry. The owner answers it at once
+// (CodeCanceled) if it still waits; a GET already answered is not
+// affected. It may travel on another connection than the GET's (the
+// transport redials): if the GET's connection broke, the owner withdrew
+// the GET already, as it does every GET of a connection that ends.
 type CancelGetReq struct {
 	From uint64 `msgpack:"from"`
 	ID   uint64 `msgpack:"id"`

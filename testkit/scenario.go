@@ -528,7 +528,9 @@ func (sc *scenario) cmdTransferRaftLeadership(d *datadriven.TestData) string {
 }
 
 // cmdRaftLeader says which node leads raft, waiting up to within (virtual
-// time, default 0: now) for one to.
+// time, default 0: now) for one to; unnamed says only that one does (when
+// which of two equally placed followers wins is up to timing), and
+// as=name remembers it.
 //
 // Example:
 //
@@ -544,6 +546,10 @@ func (sc *scenario) cmdRaftLeader(d *datadriven.TestData) string {
 	WaitFor(within, func() bool { leader = sc.c.Leader(); return leader != 0 })
 	if leader == 0 {
 		return fmt.Sprintf("no raft leader within %v", within)
+	}
+	sc.remember(d, leader)
+	if sc.arg(d, "unnamed", "") != "" {
+		return "a node leads raft"
 	}
 	return fmt.Sprintf("n%d leads raft", leader)
 }
