@@ -25,6 +25,12 @@ const (
 	// is then accepted here, and its entry read back (MaxEntrySize).
 	MinMaxFrame = ReferenceMaxFrame + BatchReplyOverhead - len("PUT  ")
 
+	// MaxMaxFrame is the largest client frame limit a node may run with:
+	// half the node-to-node frame limit (DefaultMaxPeerFrame), so that a
+	// request forwarded to a segment's leader, and a READ's entries fetched
+	// from a replica, fit one peer frame with room for their headers.
+	MaxMaxFrame = DefaultMaxPeerFrame / 2
+
 	// ReferenceMaxFrame is the reference implementation's request cap.
 	ReferenceMaxFrame = 64 << 10
 

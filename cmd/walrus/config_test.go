@@ -33,7 +33,8 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{[]string{"--client-idle-timeout", "0s"}, "--client-idle-timeout"},
 		{[]string{"--client-idle-timeout", "-1m"}, "--client-idle-timeout"},
 		{[]string{"--max-frame", "1000"}, "--max-frame"},
-		{[]string{"--max-frame", "65560"}, "--max-frame"}, // a reference PUT's entry would not be readable
+		{[]string{"--max-frame", "65560"}, "--max-frame"},    // a reference PUT's entry would not be readable
+		{[]string{"--max-frame", "33554433"}, "--max-frame"}, // a forwarded request must fit a peer frame
 		{[]string{"--fsync", "sometimes"}, "--fsync"},
 		{[]string{"--wal-prealloc", "-1"}, "--wal-prealloc"},
 		{[]string{"--wal-prealloc", "67108865"}, "--wal-prealloc"},

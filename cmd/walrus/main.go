@@ -125,7 +125,7 @@ flags of a node:
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&f.rf, "replication-factor", 3, "default replication factor of new topics (capped by live nodes)")
 	fs.StringVar(&f.syncMode, "fsync", "always", "when writes reach disk before acknowledgement: always | interval:<duration> | never")
-	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request and reply in bytes (at least 65561); entries may be 30 bytes shorter")
+	fs.IntVar(&f.maxFrame, "max-frame", 1<<20, "largest client request and reply in bytes (65561 to 33554432); entries may be 30 bytes shorter")
 	fs.Int64Var(&f.walDropBehind, "wal-drop-behind", 0, "bytes behind each segment's synced end kept in the page cache; older bytes are evicted (0: keep all)")
 	fs.Int64Var(&f.walPrealloc, "wal-prealloc", wal.DefaultPrealloc, "bytes of zeros a segment file grows by ahead of its records (0: append)")
 	fs.BoolVar(&f.plainSyscalls, "plain-syscalls", false, "issue socket reads and writes and WAL writes and syncs as ordinary system calls instead of raw ones (docs/configuration.md)")
@@ -179,6 +179,10 @@ func (f *nodeFlags) config() (actors.Config, io.Closer, error) {
 	if f.maxFrame < wire.MinMaxFrame {
 		return actors.Config{}, closer, fmt.Errorf("--max-frame %d is below %d: the reference's 65536-byte requests must fit, and their entries' READ replies too",
 			f.maxFrame, wire.MinMaxFrame)
+	}
+	if f.maxFrame > wire.MaxMaxFrame {
+		return actors.Config{}, closer, fmt.Errorf("--max-frame %d is above %d: a forwarded request must fit one node-to-node frame",
+			f.maxFrame, wire.MaxMaxFrame)
 	}
 	logger, c, err := buildLogger(f.logFile, f.logFormat, f.logLevel)
 	if err != nil {
