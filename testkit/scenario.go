@@ -1102,6 +1102,20 @@ type asyncOp struct {
 	cl   *Client
 }
 
+// asyncArg is the request a command's one argument names (sent with
+// async=<name>).
+func (sc *scenario) asyncArg(d *datadriven.TestData) (string, *asyncOp) {
+	if len(d.CmdArgs) != 1 {
+		d.Fatalf(sc.t, "%s <name>", d.Cmd)
+	}
+	name := d.CmdArgs[0].Key
+	a := sc.async[name]
+	if a == nil {
+		d.Fatalf(sc.t, "%s %s: nothing sent with async=%s", d.Cmd, name, name)
+	}
+	return name, a
+}
+
 // cmdAwait waits for the answer of a request sent with async=<name> and
 // prints it.
 //
@@ -1111,14 +1125,7 @@ type asyncOp struct {
 //	----
 //	poll: t-4
 func (sc *scenario) cmdAwait(d *datadriven.TestData) string {
-	if len(d.CmdArgs) != 1 {
-		d.Fatalf(sc.t, "await <name>")
-	}
-	name := d.CmdArgs[0].Key
-	a := sc.async[name]
-	if a == nil {
-		d.Fatalf(sc.t, "await %s: nothing sent with async=%s", name, name)
-	}
+	name, a := sc.asyncArg(d)
 	<-a.done
 	delete(sc.async, name)
 	return name + ": " + getText(a.op)
@@ -1134,14 +1141,7 @@ func (sc *scenario) cmdAwait(d *datadriven.TestData) string {
 //	----
 //	poll: hung up
 func (sc *scenario) cmdHangUp(d *datadriven.TestData) string {
-	if len(d.CmdArgs) != 1 {
-		d.Fatalf(sc.t, "hang-up <name>")
-	}
-	name := d.CmdArgs[0].Key
-	a := sc.async[name]
-	if a == nil {
-		d.Fatalf(sc.t, "hang-up %s: nothing sent with async=%s", name, name)
-	}
+	name, a := sc.asyncArg(d)
 	a.cl.HangUp()
 	<-a.done
 	delete(sc.async, name)
