@@ -625,6 +625,82 @@ func TestClusterWipedNodeIsRefilled(t *testing.T) {
 	}
 }
 
+// A follower of the open segment whose disk is wiped (or restored from an
+// older backup) rejoins holding fewer entries than it acknowledged: the
+// leader sends them again, so that it counts toward the quorum once more.
+// It used to resend from what the follower had acknowledged, meet the same
+// gap forever (a busy loop), and writes stopped as soon as the other
+// follower stopped too, although two of three nodes ran.
+func TestClusterWipedFollowerOfOpenSegmentCatchesUp(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.HTTPAddr = "127.0.0.1:0" })
+	a := c.client(1)
+	a.must("REGISTER open", "OK")
+	for i := 0; i < 5; i++ {
+		a.must(fmt.Sprintf("PUT open a%d", i), "OK")
+	}
+	act := c.nodes[1].State().Topics["open"].Active()
+	leader := uint64(act.Leader)
+	var followers []uint64
+	for _, r := range act.Replicas {
+		if uint64(r) != leader {
+			followers = append(followers, uint64(r))
+		}
+	}
+	wiped, other := followers[0], followers[1]
+	c.nodes[wiped].Crash()
+	delete(c.nodes, wiped)
+	cfg := c.cfgs[wiped]
+	if err := os.RemoveAll(cfg.NodeDir()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Join = []string{c.nodes[leader].RaftAddr()}
+	c.start(cfg)
+	c.waitFor("the wiped follower caught up with raft", 20*time.Second, func() bool { return c.nodes[wiped].caughtUp.Load() })
+	ld := c.client(leader)
+	ld.must("PUT open b0", "OK")
+	c.waitFor("the leader's replication lag back to 0", 20*time.Second, func() bool {
+		lag, ok := scrape(t, c.nodes[leader])[`walrus_replication_lag_entries{topic="open"}`]
+		return ok && lag == 0
+	})
+	// the wiped follower is now what the quorum needs
+	c.stop(other)
+	ld.must("PUT open b1", "OK")
+	if got := ld.readAll("open"); len(got) != 7 || got[0] != "a0" || got[6] != "b1" {
+		t.Fatalf("entries: %v", got)
+	}
+}
+
+// A write taken by the segment leader itself, whose followers never
+// answer (both dead, while raft, on five nodes, keeps its quorum and the
+// leader its lease), is answered within the request timeout, "(outcome
+// unknown)", as a forwarded one is by its call's timeout. It used to wait
+// for a quorum that never came, with no answer at all.
+func TestClusterLocalWriteWithoutQuorumIsAnswered(t *testing.T) {
+	c := newTestCluster(t, 5, func(cfg *Config) { cfg.RequestTimeout = 2 * time.Second })
+	a := c.client(1)
+	a.must("REGISTER noq rf=3", "OK")
+	a.must("PUT noq x", "OK")
+	act := c.nodes[1].State().Topics["noq"].Active()
+	leader := uint64(act.Leader)
+	ld := c.client(leader)
+	for _, r := range act.Replicas {
+		if id := uint64(r); id != leader {
+			c.nodes[id].Crash()
+			delete(c.nodes, id)
+		}
+	}
+	answer := make(chan string, 1)
+	go func() { answer <- ld.do("PUT noq y") }()
+	select {
+	case r := <-answer:
+		if !strings.HasPrefix(r, "ERR ") || !strings.Contains(r, "outcome unknown") {
+			t.Fatalf("PUT with no follower left: %q, want ERR ... (outcome unknown)", r)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("PUT through the segment leader with no follower left: no answer 15 s later (request timeout 2 s)")
+	}
+}
+
 // A node that finds a corrupt sealed segment file refuses its disk; with
 // WALSetAsideCorrupt it starts, sets the file aside and copies the segment
 // back from the other replicas.

@@ -633,18 +633,27 @@ func (a *connActor) sendWrites(ctx actor.Context, topic string) {
 		return
 	}
 	self, batch := ctx.Self(), wq.batch
+	timeout := max(wq.inflight[0].deadline.Sub(n.now()), time.Second)
 	if uint64(act.Leader) == n.cfg.NodeID {
 		pid, ok := n.writeTarget(topic, t)
 		if !ok {
 			a.retryWrites(ctx, topic, wire.NotLeader(topic, act.ID).Msg)
 			return
 		}
+		// The segment actor answers once a quorum holds the writes; if no
+		// quorum comes (a follower down, another not catching up), the
+		// client is told by the request's deadline, as a forwarded write's
+		// is by its call timeout. A late answer is for an old batch and
+		// dropped (onPutResult).
+		timer := n.cfg.Clock.AfterFunc(timeout, func() {
+			n.system.Root.Send(self, putResultMsg{topic: topic, batch: batch, err: errLocalWriteTimeout})
+		})
 		ctx.Send(pid, putMsg{entries: entries, reply: func(resp messages.PutResp) {
+			timer.Stop()
 			n.system.Root.Send(self, putResultMsg{topic: topic, batch: batch, resp: resp})
 		}})
 		return
 	}
-	timeout := max(wq.inflight[0].deadline.Sub(n.now()), time.Second)
 	n.goCall(uint64(act.Leader), messages.KindPut, &messages.PutReq{Topic: topic, Entries: entries}, timeout,
 		func() any { return &messages.PutResp{} }, func(resp any, err error) {
 			m := putResultMsg{topic: topic, batch: batch, err: err}
@@ -654,6 +663,11 @@ func (a *connActor) sendWrites(ctx actor.Context, topic string) {
 			n.system.Root.Send(self, m)
 		})
 }
+
+// errLocalWriteTimeout: the local segment leader did not answer a write
+// within its request's deadline (no quorum acknowledged it yet); it may
+// still be stored.
+var errLocalWriteTimeout = &messages.Err{Code: messages.CodeTimeout, Msg: "no quorum held the write within the request timeout"}
 
 // unknownWriteTopic answers the queued writes "unknown topic" after one
 // metadata barrier (the topic may have been registered through another

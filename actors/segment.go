@@ -775,7 +775,10 @@ func (s *segmentActor) onReplicated(m replicatedMsg) {
 		s.ld.Rewind(m.follower, 0)
 		s.backOff(m.follower, m.sentAt)
 	case m.resp.Err.Code == messages.CodeGap:
-		s.ld.Rewind(m.follower, m.resp.Err.Have)
+		if s.ld.RewindGap(m.follower, m.resp.Err.Have) {
+			s.n.log.Warn("a follower holds fewer entries of this segment than it acknowledged (its disk restored from a backup, or wiped?): sending them again",
+				"topic", s.topic, "segment", s.id, "follower", m.follower, "holds", m.resp.Err.Have)
+		}
 	case m.resp.Err.Code == messages.CodeStaleEpoch:
 		// a recovery fenced the follower: we are deposed
 		s.stopLeading(messages.Err{Code: messages.CodeUnavailable, Msg: "segment fenced for recovery: outcome unknown"})

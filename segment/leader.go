@@ -211,9 +211,10 @@ func (l *Leader) Sent(follower NodeID, to uint64) {
 	}
 }
 
-// Rewind is called when follower reports that it holds have entries and
-// could not take a batch (a gap, after a lost message or its restart), or
-// when a send failed: the next send restarts at what it holds.
+// Rewind is called when a send to follower failed, or it refused a batch
+// for another reason than a gap, reporting have entries: the next send
+// restarts at what it holds, and no lower than what it acknowledged
+// durably (a failure says nothing about those).
 func (l *Leader) Rewind(follower NodeID, have uint64) {
 	if _, ok := l.sent[follower]; !ok {
 		return
@@ -222,6 +223,30 @@ func (l *Leader) Rewind(follower NodeID, have uint64) {
 		have = l.next
 	}
 	l.sent[follower] = max(have, l.durable[follower])
+}
+
+// RewindGap is called when follower answered that a batch starts beyond
+// the have entries it holds (a gap: a lost message, its restart): the
+// next send restarts there. If it acknowledged more than have before, it
+// lost entries it had synced: its disk was restored from a backup or
+// wiped and it rejoined. Its durable count comes down to have, so that
+// the leader sends it everything again (sending from what it acknowledged
+// would meet the same gap forever) and Lag counts what it lacks; the
+// high-water mark stays, as what a quorum held was acknowledged. lost
+// reports that case.
+func (l *Leader) RewindGap(follower NodeID, have uint64) (lost bool) {
+	if _, ok := l.sent[follower]; !ok {
+		return false
+	}
+	if have > l.next {
+		have = l.next
+	}
+	l.sent[follower] = have
+	if have < l.durable[follower] {
+		l.durable[follower] = have
+		return true
+	}
+	return false
 }
 
 // Close stops the leader taking writes and returns the ids of every request

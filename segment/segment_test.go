@@ -129,6 +129,45 @@ func TestLeaderSendRewind(t *testing.T) {
 	}
 }
 
+// A follower that answers a gap below what it acknowledged lost entries it
+// had synced (its disk restored from a backup, or wiped): the leader sends
+// it everything from what it holds, counts what it lacks in Lag, and keeps
+// the high-water mark. Sending from what it acknowledged would meet the
+// same gap forever.
+func TestLeaderRewindGapBelowDurable(t *testing.T) {
+	l := NewLeader(LeaderConfig{Self: 1, Replicas: []NodeID{1, 2, 3}, Limit: 100})
+	l.Assign(10)
+	l.Durable(1, 10)
+	l.Durable(2, 10)
+	l.Sent(2, 10)
+	if l.HWM() != 10 || l.Lag() != 10 { // node 3 holds nothing yet
+		t.Fatalf("hwm %d lag %d", l.HWM(), l.Lag())
+	}
+	l.Durable(3, 10)
+	if lost := l.RewindGap(2, 3); !lost {
+		t.Fatal("a gap at 3 after 10 acknowledged is not reported as lost entries")
+	}
+	if f, to := l.ToSend(2, 100); f != 3 || to != 10 {
+		t.Fatalf("next send to the follower that lost entries: [%d, %d), want [3, 10)", f, to)
+	}
+	if l.HWM() != 10 || l.Lag() != 7 {
+		t.Fatalf("after the loss: hwm %d (want 10, kept) lag %d (want 7)", l.HWM(), l.Lag())
+	}
+	l.Durable(2, 10)
+	if l.Lag() != 0 {
+		t.Fatalf("lag %d once it holds everything again", l.Lag())
+	}
+	// a gap at or above what it acknowledged is an ordinary one
+	l.Assign(5)
+	l.Sent(2, 15)
+	if lost := l.RewindGap(2, 12); lost {
+		t.Fatal("a gap above what it acknowledged reported as lost entries")
+	}
+	if f, _ := l.ToSend(2, 100); f != 12 {
+		t.Fatalf("rewind to %d, want 12", f)
+	}
+}
+
 func TestSendNowHoldsPartialBatchesBehindOneInFlight(t *testing.T) {
 	for _, c := range []struct {
 		inflight int
