@@ -142,6 +142,7 @@ type repeatLimiter struct {
 type repeatRun struct {
 	logged time.Time // when the last one was let through
 	held   int       // held back since
+	heldAt time.Time // when the last one was held back
 }
 
 // maxRepeatKeys bounds the limiter's memory: past it, it starts over
@@ -153,7 +154,10 @@ func newRepeatLimiter(window time.Duration) *repeatLimiter {
 }
 
 // admit reports whether the complaint key may be logged at now, and how
-// many like it were held back since the last one logged.
+// many like it were held back since the last one logged, unless those
+// ended a window or more ago: the complaint stopped (the peer came back)
+// and this is a new run of it, whose first line should not carry the
+// last run's count.
 func (l *repeatLimiter) admit(key string, now time.Time) (ok bool, held int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -167,9 +171,12 @@ func (l *repeatLimiter) admit(key string, now time.Time) (ok bool, held int) {
 	}
 	if now.Sub(r.logged) < l.window {
 		r.held++
+		r.heldAt = now
 		return false, 0
 	}
-	held = r.held
+	if now.Sub(r.heldAt) < l.window {
+		held = r.held
+	}
 	r.logged, r.held = now, 0
 	return true, held
 }

@@ -83,11 +83,27 @@ func TestRaftLoggerHoldsBackRepeats(t *testing.T) {
 		t.Fatalf("first of each complaint, and every Info line, logged; got:\n%s", strings.Join(got, "\n"))
 	}
 
-	now = now.Add(raftRepeatWindow)
+	// the peer stays down: raft goes on complaining, held back, until a
+	// window after the last line logged
+	now = now.Add(raftRepeatWindow - 2*time.Second) // 58.75 s after the first
+	complain("n2")
+	if got := lines(); len(got) != 0 {
+		t.Fatalf("within the window: %s", strings.Join(got, "\n"))
+	}
+	now = now.Add(2 * time.Second)
 	complain("n2")
 	complain("n2")
 	got = lines()
-	if len(got) != 1 || !strings.Contains(got[0], "peer=n2") || !strings.Contains(got[0], "held_back=4") {
-		t.Fatalf("a window later, one line counting the four held back; got:\n%s", strings.Join(got, "\n"))
+	if len(got) != 1 || !strings.Contains(got[0], "peer=n2") || !strings.Contains(got[0], "held_back=5") {
+		t.Fatalf("a window later, one line counting the five held back; got:\n%s", strings.Join(got, "\n"))
+	}
+
+	// n2 comes back (quiet for hours), then goes down again: the new
+	// outage's first line does not carry the last one's count
+	now = now.Add(3 * time.Hour)
+	complain("n2")
+	got = lines()
+	if len(got) != 1 || strings.Contains(got[0], "held_back") {
+		t.Fatalf("a new outage's first line; got:\n%s", strings.Join(got, "\n"))
 	}
 }

@@ -210,13 +210,16 @@ func (n *Node) stop(graceful bool) {
 			ctx, cancel := ctxTimeout(n, 2*time.Second)
 			if leader, _ := n.host.Leader(); leader != 0 {
 				var resp messages.FlushResp
-				err := n.call(ctx, leader, messages.KindFlush, &messages.FlushReq{}, &resp)
-				if err == nil {
-					err = resp.Err.AsError()
-				}
-				if err != nil {
-					// the cursors' at-least-once window covers what was
-					// not committed: say so, and go on stopping
+				if err := n.call(ctx, leader, messages.KindFlush, &messages.FlushReq{}, &resp); err != nil {
+					// the leader is gone or stopping too (a whole cluster
+					// stopped at once): a leader that stops gracefully
+					// flushes its cursors itself, and one that died leaves
+					// the at-least-once window, which no retry here changes
+					n.log.Info("graceful stop: the raft leader could not be asked to flush cursor positions (stopping or gone)", "leader", leader, "err", err)
+				} else if err := resp.Err.AsError(); err != nil {
+					// the leader answered and could not commit them: the
+					// cursors' at-least-once window covers what was not
+					// committed; say so, and go on stopping
 					n.log.Warn("graceful stop: flushing cursor positions through the raft leader failed", "leader", leader, "err", err)
 				}
 			}

@@ -476,6 +476,13 @@ func (h *raftHost) handleJoin(ctx context.Context, req *messages.JoinReq) messag
 func (h *raftHost) RemoveNode(ctx context.Context, id uint64) error {
 	for {
 		err := h.removeNodeOnce(ctx, id)
+		if err == nil {
+			// the operator's record: the removed node itself, cut off
+			// from raft, may never learn it (it logs raft's "not part of
+			// a stable configuration" and should be stopped)
+			h.n.log.Info("node removed from the cluster; its segments are re-replicated", "removed", id)
+			return nil
+		}
 		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, errNotLeaderRetry) &&
 			!isCode(err, messages.CodeNotSent) && !isCode(err, messages.CodeNotLeader) {
 			return err

@@ -243,13 +243,12 @@ func afterStopping(log string) (string, bool) {
 	return log[at:], true
 }
 
-// faultsLogged lists the lines of log that report a fault: errors, and
-// raft's warnings.
+// faultsLogged lists the lines of log that report a fault: errors and
+// warnings, the node's own and raft's.
 func faultsLogged(log string) []string {
 	var out []string
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "level=ERROR") ||
-			(strings.Contains(line, "level=WARN") && strings.Contains(line, "lib=raft")) {
+		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
 			out = append(out, line)
 		}
 	}
