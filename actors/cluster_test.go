@@ -804,7 +804,8 @@ func TestClusterRetentionDropsOldSegmentsEverywhere(t *testing.T) {
 	b.must("READ ret 6 1", batch(6, "x06"))
 	// the shared cursor pointed into deleted data: it skips forward
 	b.must("GET ret", "OK x06")
-	if st := b.do("STATE ret"); !strings.Contains(st, `"first_offset":6`) || !strings.Contains(st, `"sealed_segments":{"3":3,"4":3}`) {
+	if st := b.do("STATE ret"); !strings.Contains(st, `"first_offset":6`) || !strings.Contains(st, `"sealed_segments":{"3":3,"4":3}`) ||
+		!strings.Contains(st, `"retention":{"max_age_ms":0,"max_bytes":0,"max_segments":2}`) {
 		t.Fatalf("STATE after retention: %s", st)
 	}
 }

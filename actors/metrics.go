@@ -19,6 +19,16 @@ type StateJSON struct {
 	HighWaterMark *uint64 `json:"high_water_mark"`
 	// Groups are the consumer groups' committed positions.
 	Groups map[string]uint64 `json:"groups"`
+	// Retention is the topic's policy as RETENTION set it (0: no limit).
+	Retention RetentionJSON `json:"retention"`
+}
+
+// RetentionJSON is a topic's retention policy in STATE: RETENTION's
+// options, 0 for no limit.
+type RetentionJSON struct {
+	MaxAgeMs    int64 `json:"max_age_ms"`
+	MaxBytes    int64 `json:"max_bytes"`
+	MaxSegments int   `json:"max_segments"`
 }
 
 // stateReply is STATE's reply: raw JSON, no "OK " prefix.
@@ -31,7 +41,9 @@ func (n *Node) stateReply(topic string, hwm *uint64) []byte {
 	if groups == nil {
 		groups = map[string]uint64{}
 	}
-	b, err := json.Marshal(StateJSON{CompatStateJSON: raftfsm.CompatState(t), HighWaterMark: hwm, Groups: groups})
+	r := t.Retention
+	b, err := json.Marshal(StateJSON{CompatStateJSON: raftfsm.CompatState(t), HighWaterMark: hwm, Groups: groups,
+		Retention: RetentionJSON{MaxAgeMs: r.MaxAgeMs, MaxBytes: r.MaxBytes, MaxSegments: r.MaxSegments}})
 	if err != nil {
 		return wire.AppendReplyError(nil, err.Error())
 	}

@@ -317,12 +317,12 @@ func cmdRead(cc *cmdContext, args []string, out io.Writer) error {
 	if cc == nil {
 		return nil
 	}
-	// A READ stops at a segment's end; go on from there until max entries
-	// or the end of the log, so that a reader of the CLI sees the log, not
-	// its segments.
+	// A READ stops at a segment's end, and takes at most wire.MaxReadMax;
+	// go on from there until max entries or the end of the log, so that a
+	// reader of the CLI sees the log, not its segments or READ's limit.
 	printed := 0
 	for {
-		first, entries, err := cc.c.Read(cc.ctx, args[0], offset, maxN-printed)
+		first, entries, err := cc.c.Read(cc.ctx, args[0], offset, min(maxN-printed, wire.MaxReadMax))
 		if err != nil || len(entries) == 0 {
 			if printed > 0 && err == nil {
 				return nil

@@ -212,6 +212,7 @@ func TestCLIReadAcrossSegments(t *testing.T) {
 		{[]string{"read", "small", "3", "2"}, "3\te3\n4\te4\n"},
 		{[]string{"read", "small", "1"}, "1\te1\n"},
 		{[]string{"read", "small", "5", "10"}, "EMPTY\n"},
+		{[]string{"read", "small", "2", "50000"}, "2\te2\n3\te3\n4\te4\n"}, // past READ's 10000: asked in parts
 	} {
 		if r := cli(t, bin, "", append([]string{a}, c.args...)...); r.stdout != c.want || r.stderr != "" || r.code != 0 {
 			t.Errorf("walrus-cli %q: %+v, want stdout %q", c.args, r, c.want)
