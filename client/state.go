@@ -32,11 +32,22 @@ type State struct {
 	// FirstOffset is the lowest offset still retained.
 	FirstOffset uint64 `json:"first_offset"`
 	// HighWaterMark is the offset below which entries are held by a quorum
-	// and readable; nil when the node could not ask the segment's leader.
+	// and readable; nil when the node could not ask the segment's leader,
+	// or it had not opened the segment yet.
 	HighWaterMark *uint64 `json:"high_water_mark"`
 	// Groups are the consumer groups' committed positions.
 	Groups map[string]uint64 `json:"groups"`
+	// Retention is the topic's policy as RETENTION set it (0: no limit).
+	Retention Retention `json:"retention"`
 
 	// Raw is the whole reply, as received (more keys may appear).
 	Raw json.RawMessage `json:"-"`
+}
+
+// Retention is a topic's retention policy in STATE: RETENTION's options,
+// 0 for no limit.
+type Retention struct {
+	MaxAgeMs    int64 `json:"max_age_ms"`
+	MaxBytes    int64 `json:"max_bytes"`
+	MaxSegments int   `json:"max_segments"`
 }
