@@ -937,9 +937,6 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 		// the call failed (not sent, timed out, connection lost): if the
 		// owner still holds the GET, it must not hand it an entry now
 		a.withdraw(r)
-	}
-	r.fwdID = 0
-	if m.err != nil {
 		if isCode(m.err, messages.CodeNotSent) {
 			// the owner was not reached (down, or a raft election under
 			// way and our view still names the old one): nothing was
@@ -952,6 +949,7 @@ func (a *connActor) onGetResult(ctx actor.Context, m getResultMsg) {
 		a.replyErr(ctx, r, "unavailable: "+m.err.Error()+" (outcome unknown)")
 		return
 	}
+	r.fwdID = 0 // answered: nothing left to withdraw
 	if err := m.resp.Err.AsError(); err != nil {
 		switch {
 		case isCode(err, messages.CodeNotLeader), isCode(err, messages.CodeUnavailable):

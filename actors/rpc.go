@@ -273,6 +273,17 @@ func (n *Node) handlePut(ctx context.Context, req *messages.PutReq) *messages.Pu
 // the leader). Used by Dispatch (on the connection's reader, in order) and
 // by handlePut.
 func (n *Node) routePut(req *messages.PutReq, reply func(messages.PutResp)) {
+	// The node that took the request checked its entries against its own
+	// limit (connActor.onFrame); one with a larger --max-frame must not
+	// make this node store what its clients could not read back.
+	limit := n.maxEntry()
+	for i, e := range req.Entries {
+		if len(e) > limit {
+			reply(messages.PutResp{Err: messages.Err{Code: messages.CodeInvalid,
+				Msg: wire.MPutEntryTooLarge(i+1, len(req.Entries), len(e), limit).Msg}})
+			return
+		}
+	}
 	t := n.host.State().Topics[req.Topic]
 	if t == nil {
 		reply(messages.PutResp{Err: messages.Err{Code: messages.CodeUnknownTopic, Msg: wire.UnknownTopic(req.Topic).Msg}})

@@ -457,17 +457,6 @@ func (s *segmentActor) onPut(m putMsg) {
 		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeInvalid, Msg: "a write needs at least one entry"}})
 		return
 	}
-	// The node that took the request checked its entries against its own
-	// limit; a forwarded write from a node with a larger --max-frame must
-	// not store what clients of this one could not read back.
-	limit := s.n.maxEntry()
-	for i, e := range m.entries {
-		if len(e) > limit {
-			m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeInvalid,
-				Msg: wire.MPutEntryTooLarge(i+1, len(m.entries), len(e), limit).Msg}})
-			return
-		}
-	}
 	if s.role != roleLeader || s.ld == nil {
 		m.reply(messages.PutResp{Err: messages.Err{Code: messages.CodeNotLeader, Leader: s.leaderHint(),
 			Msg: wire.NotLeader(s.topic, s.id).Msg}})
