@@ -1277,17 +1277,25 @@ func TestClusterEmptyPeerWriteIsRefused(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	c.client(1).must("REGISTER empty rf=3", "OK")
 	c.client(1).must("PUT empty x", "OK")
-	leader := uint64(c.nodes[1].State().Topics["empty"].Active().Leader)
-	from := leader%3 + 1
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var resp messages.PutResp
-	if err := c.nodes[from].call(ctx, leader, messages.KindPut, &messages.PutReq{Topic: "empty"}, &resp); err != nil {
-		t.Fatalf("call: %v", err)
-	}
+	resp, _ := c.putFromPeer("empty", nil)
 	if resp.Err.Code != messages.CodeInvalid {
 		t.Fatalf("empty write answered %+v, want CodeInvalid", resp)
 	}
+}
+
+// putFromPeer sends a PutReq of entries for topic to the node leading its
+// active segment from another node, as a forwarded write travels, and
+// returns the answer and the sending node.
+func (c *testCluster) putFromPeer(topic string, entries [][]byte) (resp messages.PutResp, from uint64) {
+	c.t.Helper()
+	leader := uint64(c.nodes[1].State().Topics[topic].Active().Leader)
+	from = leader%3 + 1
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.nodes[from].call(ctx, leader, messages.KindPut, &messages.PutReq{Topic: topic, Entries: entries}, &resp); err != nil {
+		c.t.Fatalf("call: %v", err)
+	}
+	return resp, from
 }
 
 // answered counts the client requests of command cmd that node n has

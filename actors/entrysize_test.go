@@ -1,11 +1,9 @@
 package actors
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/walrus-go/walrus/messages"
 	"github.com/walrus-go/walrus/wire"
@@ -82,21 +80,13 @@ func TestClusterEntriesAtTheSizeLimitAreReadable(t *testing.T) {
 
 // TestClusterForwardedOversizedWriteIsRefused: a write forwarded by a peer
 // (whose own limit may be larger) with an entry over the segment leader's
-// limit is refused there, and nothing is written.
+// limit is refused by the leader's node, and nothing is written.
 func TestClusterForwardedOversizedWriteIsRefused(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	c.client(1).must("REGISTER fwd", "OK")
 	c.client(1).must("PUT fwd x", "OK")
-	leader := uint64(c.nodes[1].State().Topics["fwd"].Active().Leader)
-	from := leader%3 + 1
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	max := wire.MaxEntrySize(wire.DefaultMaxFrame)
-	var resp messages.PutResp
-	req := &messages.PutReq{Topic: "fwd", Entries: [][]byte{[]byte("ok"), make([]byte, max+1)}}
-	if err := c.nodes[from].call(ctx, leader, messages.KindPut, req, &resp); err != nil {
-		t.Fatalf("call: %v", err)
-	}
+	resp, from := c.putFromPeer("fwd", [][]byte{[]byte("ok"), make([]byte, max+1)})
 	want := fmt.Sprintf("entry too large: entry 2 of 2 has %d bytes (at most %d)", max+1, max)
 	if resp.Err.Code != messages.CodeInvalid || resp.Err.Msg != want {
 		t.Fatalf("oversized forwarded write answered %+v, want CodeInvalid %q", resp, want)
