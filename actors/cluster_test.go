@@ -1030,6 +1030,10 @@ func TestForwardedGetPastItsBudgetTakesNoEntry(t *testing.T) {
 	c := newTestCluster(t, 1, nil)
 	cl := c.client(1)
 	cl.must("REGISTER budget", "OK")
+	// REGISTER's OK comes when raft applied it; the topic's actors start a
+	// moment later. A GET through the connection waits them out (it retries
+	// "not ready"), handleGet below would not.
+	cl.must("GET budget", "EMPTY")
 	done := make(chan *messages.GetResp, 1)
 	go func() {
 		done <- c.nodes[1].handleGet(context.Background(), &messages.GetReq{Topic: "budget", Max: 1, WaitMs: 3000,
