@@ -233,6 +233,7 @@ func (c *Client) conn() (*clientConn, error) {
 		out:     newOutbox(0, []byte{RPCByte}),
 		pending: make(map[uint64]*call),
 	}
+	cc.out.checkPeer = true
 	cc.dialCtx, cc.dialCancel = context.WithTimeout(context.Background(), c.cfg.dialTimeout)
 	c.cur = cc
 	c.wg.Add(1)
@@ -429,16 +430,13 @@ func (cc *clientConn) fail(cause error) {
 	conn := cc.conn
 	cc.mu.Unlock()
 
-	err := cause
+	err, notSent := cause, cause
 	if cause != ErrClosed {
 		err = fmt.Errorf("%w: %s: %w", ErrPeerUnavailable, c.addr, cause)
-		if conn == nil {
-			// never connected: nothing was written
-			err = fmt.Errorf("%w: %w: %s: %w", ErrPeerUnavailable, ErrNotSent, c.addr, cause)
-		}
+		notSent = fmt.Errorf("%w: %w: %s: %w", ErrPeerUnavailable, ErrNotSent, c.addr, cause)
 		if len(pending) > 0 || cc.established.Load() {
 			lvl := slog.LevelInfo
-			if cause == io.EOF || errors.Is(cause, net.ErrClosed) {
+			if cause == io.EOF || errors.Is(cause, net.ErrClosed) || cause == errPeerGone {
 				lvl = slog.LevelDebug
 			}
 			c.logger.Log(context.Background(), lvl, "rpc client: connection failed", "err", cause, "failed_calls", len(pending))
@@ -446,8 +444,14 @@ func (cc *clientConn) fail(cause error) {
 	}
 	cc.dialCancel()
 	cc.out.close(err)
+	// closed before reading what was sent: no write starts after this,
+	// and one under way stored its calls as sent before it began
 	if conn != nil {
 		_ = conn.Close()
+	}
+	sent := cc.out.sent.Load()
+	if conn == nil {
+		sent = 0 // never connected: nothing was written
 	}
 	ids := make([]uint64, 0, len(pending))
 	for id := range pending {
@@ -455,6 +459,12 @@ func (cc *clientConn) fail(cause error) {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
+		if id > sent && cause != ErrClosed {
+			// its frame never went out (queued behind the failure, or
+			// the peer was gone before the write): safe to retry
+			pending[id].deliver(0, nil, notSent)
+			continue
+		}
 		pending[id].deliver(0, nil, err)
 	}
 }

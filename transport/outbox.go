@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walrus-go/walrus/wire"
@@ -23,6 +25,18 @@ type outbox struct {
 	limit int       // put blocks while len(buf) >= limit (0: never)
 
 	wake chan struct{} // capacity 1: buf went from empty to non-empty, or close
+
+	// lastID is the id of the last frame queued; frames are queued in id
+	// order (a client's calls take their id and queue their frame under
+	// one lock). sent is the highest id whose frame may have reached the
+	// peer: stored before the write that carries it, so a call above it
+	// was certainly not sent.
+	lastID uint64
+	sent   atomic.Uint64
+
+	// checkPeer: before writing after a quiet spell, look whether the
+	// peer has closed the connection (a client's; see peerGone).
+	checkPeer bool
 }
 
 // maxChunk bounds one Write, so the write deadline measures progress.
@@ -50,6 +64,7 @@ func (o *outbox) put(kind uint8, id uint64, body []byte) error {
 	}
 	wasEmpty := len(o.buf) == 0
 	o.buf = wire.AppendPeerFrame(o.buf, kind, id, body)
+	o.lastID = max(o.lastID, id)
 	o.unlock(wasEmpty)
 	return nil
 }
@@ -72,6 +87,7 @@ func (o *outbox) putAppend(kind uint8, id uint64, app func([]byte) []byte, maxBo
 		return fmt.Errorf("%w: %d-byte body, limit %d", ErrTooLarge, n, maxBody)
 	}
 	wire.SetPeerFrameLen(o.buf[start:], n)
+	o.lastID = max(o.lastID, id)
 	o.unlock(wasEmpty)
 	return nil
 }
@@ -123,23 +139,34 @@ func (o *outbox) close(err error) {
 // run is the writer loop. It returns nil once the outbox is closed, or the
 // first write error (after closing the outbox with it).
 func (o *outbox) run(conn net.Conn, writeTimeout time.Duration) error {
+	var lastWrite time.Time
 	for range o.wake {
 		o.mu.Lock()
 		if o.err != nil {
 			o.mu.Unlock()
 			return nil
 		}
-		out := o.buf
+		out, last := o.buf, o.lastID
 		o.buf, o.spare = o.spare[:0], nil
 		o.space.Broadcast()
 		o.mu.Unlock()
 		if len(out) == 0 {
 			continue
 		}
+		now := time.Now()
+		if o.checkPeer && now.Sub(lastWrite) > quietSpell && peerGone(conn) {
+			// the peer closed the connection while it was quiet (it
+			// crashed or stopped) and the reader has not noticed yet:
+			// what is written now would never be read, so it is not sent
+			o.close(errPeerGone)
+			return errPeerGone
+		}
+		lastWrite = now
+		o.sent.Store(max(o.sent.Load(), last))
 		for p := out; len(p) > 0; {
 			n := min(len(p), maxChunk)
 			if writeTimeout > 0 {
-				_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+				_ = conn.SetWriteDeadline(now.Add(writeTimeout))
 			}
 			if _, err := conn.Write(p[:n]); err != nil {
 				o.close(err)
@@ -155,6 +182,14 @@ func (o *outbox) run(conn net.Conn, writeTimeout time.Duration) error {
 	}
 	return nil
 }
+
+// quietSpell: a client's writer that wrote nothing for this long checks
+// that the peer is still there before it writes (one system call, which
+// a busy connection does not pay).
+const quietSpell = time.Millisecond
+
+// errPeerGone fails a connection whose peer closed it before a write.
+var errPeerGone = errors.New("the peer closed the connection")
 
 // readBufSize is the read buffer of an RPC connection: frames up to this
 // size are decoded in place, and one read syscall can fetch many.

@@ -1,0 +1,192 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/walrus-go/walrus/wire"
+)
+
+// gatedConn holds its reader back after the first read until gate is
+// closed: the client's reader goroutine does not see the peer's close,
+// as when it has not been scheduled yet.
+type gatedConn struct {
+	*net.TCPConn
+	reads int
+	gate  chan struct{}
+}
+
+func (g *gatedConn) Read(p []byte) (int, error) {
+	if g.reads++; g.reads > 1 {
+		<-g.gate
+	}
+	return g.TCPConn.Read(p)
+}
+
+// TestCallToAPeerThatClosedIsNotSent: a peer that closed the connection
+// while it was quiet (its process exited) cannot read what is written to
+// it afterwards. A call made then, before the client's reader has seen
+// the close, fails with ErrNotSent (safe to retry elsewhere), not as a
+// call that was sent and whose outcome is unknown.
+func TestCallToAPeerThatClosedIsNotSent(t *testing.T) {
+	checkNoLeaks(t, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		// answer one call, then close the connection and stop listening
+		defer ln.Close()
+		conn, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		if _, err := br.ReadByte(); err != nil { // RPCByte
+			served <- err
+			return
+		}
+		f, err := wire.NewPeerReader(br, 0).ReadPeerFrame()
+		if err != nil {
+			served <- err
+			return
+		}
+		_, err = conn.Write(wire.AppendPeerFrame(nil, f.Kind, f.ID, f.Body))
+		served <- err
+	}()
+	gate := make(chan struct{})
+	var client *gatedConn
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		if client != nil {
+			return nil, errors.New("dialed again (the test wants the first connection)")
+		}
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		client = &gatedConn{TCPConn: c.(*net.TCPConn), gate: gate}
+		return client, nil
+	}
+	c := NewClient(ln.Addr().String(), dial, testLogger(t))
+	defer c.Close()
+	defer close(gate)
+	if _, body, err := c.Call(context.Background(), 1, []byte("first")); err != nil || string(body) != "first" {
+		t.Fatalf("first call: %q, %v", body, err)
+	}
+	if err := recv(t, "the peer to answer and close", served); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the peer's close to reach the client's socket", func() bool { return peerGone(client.TCPConn) })
+	time.Sleep(2 * quietSpell) // the connection is quiet
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _, err = c.Call(ctx, 1, []byte("second"))
+	if !errors.Is(err, ErrPeerUnavailable) || !errors.Is(err, ErrNotSent) {
+		t.Fatalf("call after the peer closed: %v, want ErrPeerUnavailable and ErrNotSent", err)
+	}
+}
+
+// writeGatedConn blocks its second and later writes until gate is closed.
+type writeGatedConn struct {
+	net.Conn
+	writes int
+	gate   chan struct{}
+}
+
+func (w *writeGatedConn) Write(p []byte) (int, error) {
+	if w.writes++; w.writes > 1 {
+		<-w.gate
+	}
+	return w.Conn.Write(p)
+}
+
+// TestCallsQueuedBehindAFailureAreNotSent: when a connection fails, the
+// calls whose frames were still queued (behind a write under way) were
+// never written: they fail with ErrNotSent. The call whose write was
+// under way may have reached the peer and fails without it.
+func TestCallsQueuedBehindAFailureAreNotSent(t *testing.T) {
+	checkNoLeaks(t, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closePeer := make(chan struct{})
+	served := make(chan error, 1)
+	go func() {
+		defer ln.Close()
+		conn, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		if _, err := br.ReadByte(); err != nil {
+			served <- err
+			return
+		}
+		f, err := wire.NewPeerReader(br, 0).ReadPeerFrame()
+		if err == nil {
+			_, err = conn.Write(wire.AppendPeerFrame(nil, f.Kind, f.ID, f.Body))
+		}
+		served <- err
+		<-closePeer
+	}()
+	gate := make(chan struct{})
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &writeGatedConn{Conn: c, gate: gate}, nil
+	}
+	c := NewClient(ln.Addr().String(), dial, testLogger(t))
+	defer c.Close()
+	if _, _, err := c.Call(context.Background(), 1, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, "the peer to answer", served); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan error, 2)
+	call := func(body string) {
+		_, _, err := c.Call(context.Background(), 1, []byte(body))
+		results <- err
+	}
+	pending := func() int {
+		c.mu.Lock()
+		cc := c.cur
+		c.mu.Unlock()
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return len(cc.pending)
+	}
+	go call("writing") // its write blocks in the gate
+	waitFor(t, "the first call to be pending", func() bool { return pending() == 1 })
+	go call("queued") // queued behind it
+	waitFor(t, "the second call to be pending", func() bool { return pending() == 2 })
+	close(closePeer) // the reader sees the close and fails the connection
+	var writing, queued error
+	for range 2 {
+		err := recv(t, "a call to fail", results)
+		if errors.Is(err, ErrNotSent) {
+			queued = err
+		} else {
+			writing = err
+		}
+	}
+	close(gate)
+	if queued == nil || !errors.Is(queued, ErrPeerUnavailable) {
+		t.Fatalf("no call failed with ErrNotSent; the queued one should have (the other: %v)", writing)
+	}
+	if writing == nil || !errors.Is(writing, ErrPeerUnavailable) {
+		t.Fatalf("the call being written: %v, want ErrPeerUnavailable without ErrNotSent (it may have been sent)", writing)
+	}
+}
