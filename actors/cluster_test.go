@@ -1362,3 +1362,37 @@ func TestClusterAbandonedLongPollsTakeNoEntry(t *testing.T) {
 	}
 	live.must("GET dw", "EMPTY")
 }
+
+// TestClusterGracefulStopHandsOverSegments: a node stopped gracefully
+// seals the open segment it leads at what it acknowledged, and the next
+// segment opens on another node, so writers go on without waiting for a
+// failover. The old segment keeps epoch 1: a failover fences it first,
+// which raises its epoch.
+func TestClusterGracefulStopHandsOverSegments(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.client(1).must("REGISTER h", "OK")
+	first := *c.nodes[1].State().Topics["h"].Active()
+	leader := uint64(first.Leader)
+	other := leader%3 + 1
+	cl := c.client(other)
+	for i := 0; i < 3; i++ {
+		cl.must(fmt.Sprintf("PUT h e%d", i), "OK")
+	}
+	c.stop(leader)
+	c.waitFor("the stopped node's segment to be sealed", 10*time.Second, func() bool {
+		return c.nodes[other].State().Topics["h"].Active().ID != first.ID
+	})
+	tp := c.nodes[other].State().Topics["h"]
+	old := tp.Segments[len(tp.Segments)-2]
+	if old.ID != first.ID || old.Epoch != 1 || old.Count != 3 {
+		t.Fatalf("segment %d after a graceful stop of its leader: epoch %d, %d entries; want epoch 1 (sealed by its leader, not fenced by a failover), 3 entries",
+			old.ID, old.Epoch, old.Count)
+	}
+	if next := tp.Active(); uint64(next.Leader) == leader {
+		t.Fatalf("the next segment is led by the stopped node %d", leader)
+	}
+	cl.must("PUT h e3", "OK")
+	if got := cl.readAll("h"); !slices.Equal(got, []string{"e0", "e1", "e2", "e3"}) {
+		t.Fatalf("entries: %v", got)
+	}
+}

@@ -185,9 +185,10 @@ func fsyncFlag(cfg Config) string {
 	return cfg.Sync.String()
 }
 
-// Stop shuts the node down: client port first, then actors (cursor
-// positions are flushed through raft while it still runs), then raft, the
-// internal port and the WAL.
+// Stop shuts the node down: client port first, then the open segments it
+// leads are sealed so that their writers go on at once on another node
+// (handOverSegments), then actors (cursor positions are flushed through
+// raft while it still runs), then raft, the internal port and the WAL.
 func (n *Node) Stop() { n.stop(true) }
 
 // Crash stops the node the way a power cut or kill -9 would, as far as a
@@ -202,6 +203,9 @@ func (n *Node) stop(graceful bool) {
 		n.stopping.Store(true)
 		if n.clientLn != nil {
 			n.clientLn.Close()
+		}
+		if graceful && n.host != nil {
+			n.handOverSegments()
 		}
 		if graceful && n.host != nil {
 			// have the raft leader commit every cursor position while this

@@ -541,3 +541,35 @@ func TestGracefulStopHandsOverRaftLeadership(t *testing.T) {
 	a.mustDo("GET g", "OK g2")
 	a.mustDo("GET g", "OK g3")
 }
+
+// A segment leader stopped with SIGTERM seals the open segment it leads
+// before it exits (its log says so) at what it acknowledged, and the
+// next segment opens on another node, which takes the next write.
+func TestGracefulStopHandsOverSegments(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	c.dial(1).mustDo("REGISTER hs", "OK")
+	seg, leader := c.openLeader("hs", 1)
+	via := c.others(leader)[0]
+	a := c.dial(via)
+	for _, p := range []string{"h1", "h2"} {
+		a.mustDo("PUT hs "+p, "OK")
+	}
+	c.stop(leader)
+	b, err := os.ReadFile(c.node(leader).logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "graceful stop: handed over the segments this node led") {
+		t.Fatalf("node %d's log does not say it handed its segments over:\n%s", leader, lastLines(string(b), 20))
+	}
+	if n, _ := c.waitSealed("hs", seg, via, readyTimeout); n != 2 {
+		t.Fatalf("segment %d sealed with %d entries, want 2", seg, n)
+	}
+	if _, next := c.openLeader("hs", via); next == leader {
+		t.Fatalf("the next segment is led by the stopped node %d", leader)
+	}
+	a.mustDo("PUT hs h3", "OK")
+	if got := c.waitReadAll(via, "hs"); !slices.Equal(got, []string{"h1", "h2", "h3"}) {
+		t.Fatalf("entries: %v", got)
+	}
+}
