@@ -38,29 +38,7 @@ func TestCallToAPeerThatClosedIsNotSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() {
-		// answer one call, then close the connection and stop listening
-		defer ln.Close()
-		conn, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer conn.Close()
-		br := bufio.NewReader(conn)
-		if _, err := br.ReadByte(); err != nil { // RPCByte
-			served <- err
-			return
-		}
-		f, err := wire.NewPeerReader(br, 0).ReadPeerFrame()
-		if err != nil {
-			served <- err
-			return
-		}
-		_, err = conn.Write(wire.AppendPeerFrame(nil, f.Kind, f.ID, f.Body))
-		served <- err
-	}()
+	served := serveOneCall(ln, nil)
 	gate := make(chan struct{})
 	var client *gatedConn
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
@@ -118,27 +96,7 @@ func TestCallsQueuedBehindAFailureAreNotSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	closePeer := make(chan struct{})
-	served := make(chan error, 1)
-	go func() {
-		defer ln.Close()
-		conn, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer conn.Close()
-		br := bufio.NewReader(conn)
-		if _, err := br.ReadByte(); err != nil {
-			served <- err
-			return
-		}
-		f, err := wire.NewPeerReader(br, 0).ReadPeerFrame()
-		if err == nil {
-			_, err = conn.Write(wire.AppendPeerFrame(nil, f.Kind, f.ID, f.Body))
-		}
-		served <- err
-		<-closePeer
-	}()
+	served := serveOneCall(ln, closePeer)
 	gate := make(chan struct{})
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
@@ -189,4 +147,34 @@ func TestCallsQueuedBehindAFailureAreNotSent(t *testing.T) {
 	if writing == nil || !errors.Is(writing, ErrPeerUnavailable) {
 		t.Fatalf("the call being written: %v, want ErrPeerUnavailable without ErrNotSent (it may have been sent)", writing)
 	}
+}
+
+// serveOneCall accepts one connection on ln and answers its first call
+// (the body echoed), reporting on the channel it returns; then it waits
+// for release (nil: not at all) and closes the connection and ln.
+func serveOneCall(ln net.Listener, release <-chan struct{}) <-chan error {
+	served := make(chan error, 1)
+	go func() {
+		defer ln.Close()
+		conn, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		if _, err := br.ReadByte(); err != nil { // RPCByte
+			served <- err
+			return
+		}
+		f, err := wire.NewPeerReader(br, 0).ReadPeerFrame()
+		if err == nil {
+			_, err = conn.Write(wire.AppendPeerFrame(nil, f.Kind, f.ID, f.Body))
+		}
+		served <- err
+		if release != nil {
+			<-release
+		}
+	}()
+	return served
 }
