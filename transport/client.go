@@ -233,7 +233,6 @@ func (c *Client) conn() (*clientConn, error) {
 		out:     newOutbox(0, []byte{RPCByte}),
 		pending: make(map[uint64]*call),
 	}
-	cc.out.checkPeer = true
 	cc.dialCtx, cc.dialCancel = context.WithTimeout(context.Background(), c.cfg.dialTimeout)
 	c.cur = cc
 	c.wg.Add(1)
@@ -436,7 +435,7 @@ func (cc *clientConn) fail(cause error) {
 		notSent = fmt.Errorf("%w: %w: %s: %w", ErrPeerUnavailable, ErrNotSent, c.addr, cause)
 		if len(pending) > 0 || cc.established.Load() {
 			lvl := slog.LevelInfo
-			if cause == io.EOF || errors.Is(cause, net.ErrClosed) || cause == errPeerGone {
+			if cause == io.EOF || errors.Is(cause, net.ErrClosed) {
 				lvl = slog.LevelDebug
 			}
 			c.logger.Log(context.Background(), lvl, "rpc client: connection failed", "err", cause, "failed_calls", len(pending))
@@ -460,8 +459,8 @@ func (cc *clientConn) fail(cause error) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		if id > sent && cause != ErrClosed {
-			// its frame never went out (queued behind the failure, or
-			// the peer was gone before the write): safe to retry
+			// its frame never went out (queued behind the failure):
+			// safe to retry
 			pending[id].deliver(0, nil, notSent)
 			continue
 		}

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -33,10 +32,6 @@ type outbox struct {
 	// was certainly not sent.
 	lastID uint64
 	sent   atomic.Uint64
-
-	// checkPeer: before writing after a quiet spell, look whether the
-	// peer has closed the connection (a client's; see peerGone).
-	checkPeer bool
 }
 
 // maxChunk bounds one Write, so the write deadline measures progress.
@@ -139,7 +134,6 @@ func (o *outbox) close(err error) {
 // run is the writer loop. It returns nil once the outbox is closed, or the
 // first write error (after closing the outbox with it).
 func (o *outbox) run(conn net.Conn, writeTimeout time.Duration) error {
-	var lastWrite time.Time
 	for range o.wake {
 		o.mu.Lock()
 		if o.err != nil {
@@ -154,15 +148,7 @@ func (o *outbox) run(conn net.Conn, writeTimeout time.Duration) error {
 			continue
 		}
 		now := time.Now()
-		if o.checkPeer && now.Sub(lastWrite) > quietSpell && peerGone(conn) {
-			// the peer closed the connection while it was quiet (it
-			// crashed or stopped) and the reader has not noticed yet:
-			// what is written now would never be read, so it is not sent
-			o.close(errPeerGone)
-			return errPeerGone
-		}
-		lastWrite = now
-		o.sent.Store(max(o.sent.Load(), last))
+		o.sent.Store(last)
 		for p := out; len(p) > 0; {
 			n := min(len(p), maxChunk)
 			if writeTimeout > 0 {
@@ -182,14 +168,6 @@ func (o *outbox) run(conn net.Conn, writeTimeout time.Duration) error {
 	}
 	return nil
 }
-
-// quietSpell: a client's writer that wrote nothing for this long checks
-// that the peer is still there before it writes (one system call, which
-// a busy connection does not pay).
-const quietSpell = time.Millisecond
-
-// errPeerGone fails a connection whose peer closed it before a write.
-var errPeerGone = errors.New("the peer closed the connection")
 
 // readBufSize is the read buffer of an RPC connection: frames up to this
 // size are decoded in place, and one read syscall can fetch many.

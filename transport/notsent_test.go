@@ -6,70 +6,9 @@ import (
 	"errors"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/walrus-go/walrus/wire"
 )
-
-// gatedConn holds its reader back after the first read until gate is
-// closed: the client's reader goroutine does not see the peer's close,
-// as when it has not been scheduled yet.
-type gatedConn struct {
-	*net.TCPConn
-	reads int
-	gate  chan struct{}
-}
-
-func (g *gatedConn) Read(p []byte) (int, error) {
-	if g.reads++; g.reads > 1 {
-		<-g.gate
-	}
-	return g.TCPConn.Read(p)
-}
-
-// TestCallToAPeerThatClosedIsNotSent: a peer that closed the connection
-// while it was quiet (its process exited) cannot read what is written to
-// it afterwards. A call made then, before the client's reader has seen
-// the close, fails with ErrNotSent (safe to retry elsewhere), not as a
-// call that was sent and whose outcome is unknown.
-func TestCallToAPeerThatClosedIsNotSent(t *testing.T) {
-	checkNoLeaks(t, false)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := serveOneCall(ln, nil)
-	gate := make(chan struct{})
-	var client *gatedConn
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		if client != nil {
-			return nil, errors.New("dialed again (the test wants the first connection)")
-		}
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		client = &gatedConn{TCPConn: c.(*net.TCPConn), gate: gate}
-		return client, nil
-	}
-	c := NewClient(ln.Addr().String(), dial, testLogger(t))
-	defer c.Close()
-	defer close(gate)
-	if _, body, err := c.Call(context.Background(), 1, []byte("first")); err != nil || string(body) != "first" {
-		t.Fatalf("first call: %q, %v", body, err)
-	}
-	if err := recv(t, "the peer to answer and close", served); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the peer's close to reach the client's socket", func() bool { return peerGone(client.TCPConn) })
-	time.Sleep(2 * quietSpell) // the connection is quiet
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, _, err = c.Call(ctx, 1, []byte("second"))
-	if !errors.Is(err, ErrPeerUnavailable) || !errors.Is(err, ErrNotSent) {
-		t.Fatalf("call after the peer closed: %v, want ErrPeerUnavailable and ErrNotSent", err)
-	}
-}
 
 // writeGatedConn blocks its second and later writes until gate is closed.
 type writeGatedConn struct {
