@@ -147,12 +147,11 @@ func (o *outbox) run(conn net.Conn, writeTimeout time.Duration) error {
 		if len(out) == 0 {
 			continue
 		}
-		now := time.Now()
 		o.sent.Store(last)
 		for p := out; len(p) > 0; {
 			n := min(len(p), maxChunk)
 			if writeTimeout > 0 {
-				_ = conn.SetWriteDeadline(now.Add(writeTimeout))
+				_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			}
 			if _, err := conn.Write(p[:n]); err != nil {
 				o.close(err)
