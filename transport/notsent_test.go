@@ -5,20 +5,21 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"github.com/walrus-go/walrus/wire"
 )
 
-// writeGatedConn blocks its second and later writes until gate is closed.
+// writeGatedConn blocks its writes, once armed, until gate is closed.
 type writeGatedConn struct {
 	net.Conn
-	writes int
-	gate   chan struct{}
+	armed *atomic.Bool
+	gate  chan struct{}
 }
 
 func (w *writeGatedConn) Write(p []byte) (int, error) {
-	if w.writes++; w.writes > 1 {
+	if w.armed.Load() {
 		<-w.gate
 	}
 	return w.Conn.Write(p)
@@ -37,12 +38,13 @@ func TestCallsQueuedBehindAFailureAreNotSent(t *testing.T) {
 	closePeer := make(chan struct{})
 	served := serveOneCall(ln, closePeer)
 	gate := make(chan struct{})
+	var armed atomic.Bool
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
-		return &writeGatedConn{Conn: c, gate: gate}, nil
+		return &writeGatedConn{Conn: c, armed: &armed, gate: gate}, nil
 	}
 	c := NewClient(ln.Addr().String(), dial, testLogger(t))
 	defer c.Close()
@@ -52,6 +54,7 @@ func TestCallsQueuedBehindAFailureAreNotSent(t *testing.T) {
 	if err := recv(t, "the peer to answer", served); err != nil {
 		t.Fatal(err)
 	}
+	armed.Store(true) // the connection's handshake and first call are written
 	results := make(chan error, 2)
 	call := func(body string) {
 		_, _, err := c.Call(context.Background(), 1, []byte(body))
