@@ -60,6 +60,7 @@ func (n *Node) handOverSegments() {
 		}
 	}
 	for {
+		applied := n.host.applied.wait() // taken before the look, as waitApplied does
 		st = n.host.State()
 		open := 0
 		for _, r := range led {
@@ -81,7 +82,7 @@ func (n *Node) handOverSegments() {
 			n.log.Info("graceful stop: segments this node leads were not sealed in time; the others fail them over once it is gone",
 				"open", open, "of", len(led), "waited", handOverWait)
 			return
-		case <-n.after(5 * time.Millisecond):
+		case <-applied:
 		}
 	}
 }
