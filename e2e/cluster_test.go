@@ -524,12 +524,8 @@ func TestGracefulStopHandsOverRaftLeadership(t *testing.T) {
 	a.mustDo("GET g", "OK g1")
 
 	c.stop(leader)
-	b, err := os.ReadFile(c.node(leader).logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), "raft leadership handed over") {
-		t.Fatalf("node %d's log does not say it handed raft leadership over:\n%s", leader, lastLines(string(b), 20))
+	if log := c.nodeLog(leader); !strings.Contains(log, "raft leadership handed over") {
+		t.Fatalf("node %d's log does not say it handed raft leadership over:\n%s", leader, lastLines(log, 20))
 	}
 	c.waitFor("a running node to lead raft", readyTimeout, func() error {
 		if l := c.raftLeader(via); l == 0 || l == leader {
@@ -555,12 +551,8 @@ func TestGracefulStopHandsOverSegments(t *testing.T) {
 		a.mustDo("PUT hs "+p, "OK")
 	}
 	c.stop(leader)
-	b, err := os.ReadFile(c.node(leader).logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), "graceful stop: handed over the segments this node led") {
-		t.Fatalf("node %d's log does not say it handed its segments over:\n%s", leader, lastLines(string(b), 20))
+	if log := c.nodeLog(leader); !strings.Contains(log, "graceful stop: handed over the segments this node led") {
+		t.Fatalf("node %d's log does not say it handed its segments over:\n%s", leader, lastLines(log, 20))
 	}
 	if n, _ := c.waitSealed("hs", seg, via, readyTimeout); n != 2 {
 		t.Fatalf("segment %d sealed with %d entries, want 2", seg, n)

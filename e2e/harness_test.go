@@ -591,6 +591,16 @@ func (c *cluster) cleanup() {
 
 // checkLogs fails the test if a node's log shows a Go panic, a fatal
 // runtime error or (E2E_RACE=1) a data race, even one the node survived.
+// nodeLog is node id's log file as it stands.
+func (c *cluster) nodeLog(id int) string {
+	c.t.Helper()
+	b, err := os.ReadFile(c.node(id).logPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return string(b)
+}
+
 func (c *cluster) checkLogs() {
 	for _, nd := range c.nodes {
 		b, err := os.ReadFile(nd.logPath)

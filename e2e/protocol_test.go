@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -315,11 +314,7 @@ func TestSingleNodeRegistersRightAway(t *testing.T) {
 	// a cluster of one has no one to hand raft leadership to: its stop
 	// does not try (and warn that no follower took it)
 	c.stop(1)
-	b, err := os.ReadFile(c.node(1).logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if log := string(b); strings.Contains(log, "not handed over") || !strings.Contains(log, `msg="node stopped"`) {
+	if log := c.nodeLog(1); strings.Contains(log, "not handed over") || !strings.Contains(log, `msg="node stopped"`) {
 		t.Fatalf("single node's stop:\n%s", lastLines(log, 10))
 	}
 }
