@@ -20,15 +20,7 @@ type StateJSON struct {
 	// Groups are the consumer groups' committed positions.
 	Groups map[string]uint64 `json:"groups"`
 	// Retention is the topic's policy as RETENTION set it (0: no limit).
-	Retention RetentionJSON `json:"retention"`
-}
-
-// RetentionJSON is a topic's retention policy in STATE: RETENTION's
-// options, 0 for no limit.
-type RetentionJSON struct {
-	MaxAgeMs    int64 `json:"max_age_ms"`
-	MaxBytes    int64 `json:"max_bytes"`
-	MaxSegments int   `json:"max_segments"`
+	Retention raftfsm.Retention `json:"retention"`
 }
 
 // stateReply is STATE's reply: raw JSON, no "OK " prefix.
@@ -41,9 +33,8 @@ func (n *Node) stateReply(topic string, hwm *uint64) []byte {
 	if groups == nil {
 		groups = map[string]uint64{}
 	}
-	r := t.Retention
 	b, err := json.Marshal(StateJSON{CompatStateJSON: raftfsm.CompatState(t), HighWaterMark: hwm, Groups: groups,
-		Retention: RetentionJSON{MaxAgeMs: r.MaxAgeMs, MaxBytes: r.MaxBytes, MaxSegments: r.MaxSegments}})
+		Retention: t.Retention})
 	if err != nil {
 		return wire.AppendReplyError(nil, err.Error())
 	}

@@ -94,10 +94,11 @@ func (s *Segment) clone() *Segment {
 
 // Retention limits how much of a topic is kept. Zero means unlimited. The
 // FSM only stores the policy; whoever enforces it proposes DeleteSegments.
+// STATE shows it as it is (its json names).
 type Retention struct {
-	MaxAgeMs    int64 `msgpack:"max_age_ms"`
-	MaxBytes    int64 `msgpack:"max_bytes"`
-	MaxSegments int   `msgpack:"max_segments"`
+	MaxAgeMs    int64 `msgpack:"max_age_ms" json:"max_age_ms"`
+	MaxBytes    int64 `msgpack:"max_bytes" json:"max_bytes"`
+	MaxSegments int   `msgpack:"max_segments" json:"max_segments"`
 }
 
 func (r Retention) valid() bool { return r.MaxAgeMs >= 0 && r.MaxBytes >= 0 && r.MaxSegments >= 0 }
